@@ -1,0 +1,51 @@
+# edgelink — build, test and lint targets. `make test` is the one CI runs.
+GO            ?= go
+GOLANGCI_LINT := v2.15.0
+BIN           := $(CURDIR)/bin
+TEST_TIMEOUT  ?= 25m
+FUZZTIME      ?= 15s
+
+.PHONY: build setup test test-unit test-integration fuzz lint tidy-check kafka clean
+
+build:
+	$(GO) build -o $(BIN)/edgelink ./cmd/edgelink
+
+## setup: install what the tests need (Go modules, kcat, Kafka jars)
+setup:
+	scripts/setup
+
+## test: everything CI runs: unit tests (kfake) and real-Kafka integration tests, with -race
+test: setup
+	EDGELINK_KAFKA=required $(GO) test -race -shuffle=on -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(MAKE) fuzz
+	scripts/kafka reap
+
+## test-unit: fast tests only; real-Kafka tests skip with a message
+test-unit:
+	$(GO) test -race -shuffle=on ./...
+
+## test-integration: only the real-Kafka tests
+test-integration: setup
+	EDGELINK_KAFKA=required $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) -run 'RealKafka' ./...
+
+## fuzz: a short fuzz run of the config loader (longer: make fuzz FUZZTIME=10m)
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/config
+
+$(BIN)/golangci-lint:
+	GOBIN=$(BIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT)
+
+## lint: golangci-lint at a pinned version, installed into bin/
+lint: $(BIN)/golangci-lint
+	@$(BIN)/golangci-lint version | grep -q "version $(GOLANGCI_LINT:v%=%)" || GOBIN=$(BIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT)
+	$(BIN)/golangci-lint run ./...
+
+tidy-check:
+	$(GO) mod tidy -diff
+
+## kafka: fetch and verify the Apache Kafka jars
+kafka:
+	scripts/kafka fetch
+
+clean:
+	rm -rf $(BIN)

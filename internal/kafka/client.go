@@ -1,0 +1,182 @@
+// Package kafka turns a cluster's configuration into franz-go clients and
+// answers questions about a cluster (what brokers and topics it has).
+package kafka
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+	"github.com/twmb/franz-go/plugin/kslog"
+
+	"github.com/edgelink/edgelink/internal/config"
+)
+
+// ErrUnsupported marks a configured feature this build cannot use yet.
+var ErrUnsupported = errors.New("not supported")
+
+// ClientOptions returns the franz-go options that connect to cluster c:
+// seed brokers, client id, TLS and SASL. Logs of the client go to logger
+// at warning level and above.
+func ClientOptions(c *config.Cluster, logger *slog.Logger) ([]kgo.Opt, error) {
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(c.Bootstrap...),
+		kgo.ClientID(c.ClientID),
+		kgo.DialTimeout(10 * time.Second),
+	}
+	if logger != nil {
+		opts = append(opts, kgo.WithLogger(kslog.New(logger.With("cluster", c.Name))))
+	}
+	if c.TLS != nil && c.TLS.Enabled {
+		cfg, err := tlsConfig(c.TLS)
+		if err != nil {
+			return nil, fmt.Errorf("cluster %s: %w", c.Name, err)
+		}
+		if c.TLS.InsecureSkipVerify && logger != nil {
+			logger.Warn("TLS certificate verification is DISABLED: the connection can be intercepted",
+				"cluster", c.Name, "setting", "tls.insecure_skip_verify")
+		}
+		opts = append(opts, kgo.DialTLSConfig(cfg))
+	}
+	if c.SASL != nil {
+		m, err := saslMechanism(c.SASL)
+		if err != nil {
+			return nil, fmt.Errorf("cluster %s: %w", c.Name, err)
+		}
+		opts = append(opts, kgo.SASL(m))
+	}
+	return opts, nil
+}
+
+// NewClient returns a client for cluster c with the extra options appended.
+func NewClient(c *config.Cluster, logger *slog.Logger, extra ...kgo.Opt) (*kgo.Client, error) {
+	opts, err := ClientOptions(c, logger)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(append(opts, extra...)...)
+	if err != nil {
+		return nil, fmt.Errorf("create client for cluster %s: %w", c.Name, err)
+	}
+	return cl, nil
+}
+
+func tlsConfig(t *config.TLS) (*tls.Config, error) {
+	cfg := &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		ServerName:         t.ServerName,
+		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // only when the operator asks for it explicitly; logged loudly
+	}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls.ca_file %s: no PEM certificate found", t.CAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("load tls.cert_file and tls.key_file: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}
+
+func saslMechanism(s *config.SASL) (sasl.Mechanism, error) {
+	pass := s.Password
+	if s.PasswordFile != "" {
+		b, err := os.ReadFile(s.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("read sasl.password_file: %w", err)
+		}
+		pass = strings.TrimRight(string(b), "\r\n")
+	}
+	switch s.Mechanism {
+	case config.MechanismPlain:
+		return plain.Auth{User: s.Username, Pass: pass}.AsMechanism(), nil
+	case config.MechanismSCRAMSHA256:
+		return scram.Auth{User: s.Username, Pass: pass}.AsSha256Mechanism(), nil
+	case config.MechanismSCRAMSHA512:
+		return scram.Auth{User: s.Username, Pass: pass}.AsSha512Mechanism(), nil
+	default:
+		return nil, fmt.Errorf("sasl mechanism %s: %w in this version (use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)", s.Mechanism, ErrUnsupported)
+	}
+}
+
+// ClusterInfo is what a cluster reports about itself.
+type ClusterInfo struct {
+	// ClusterID is the Kafka cluster id (nil for some Kafka-protocol servers).
+	ClusterID string
+	// Controller is the node id of the active controller, or -1.
+	Controller int32
+	// Brokers lists the live brokers, by node id.
+	Brokers []BrokerInfo
+	// Topics maps every visible non-internal topic to its partition count.
+	Topics map[string]int
+}
+
+// BrokerInfo is one live broker.
+type BrokerInfo struct {
+	NodeID int32
+	Addr   string
+	Rack   string
+}
+
+// TopicNames returns the topic names, sorted.
+func (i *ClusterInfo) TopicNames() []string {
+	names := make([]string, 0, len(i.Topics))
+	for t := range i.Topics {
+		names = append(names, t)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Probe asks the cluster for its metadata with a direct (uncached) request.
+func Probe(ctx context.Context, cl *kgo.Client) (*ClusterInfo, error) {
+	req := kmsg.NewPtrMetadataRequest() // nil Topics: all topics
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return nil, fmt.Errorf("request metadata: %w", err)
+	}
+	info := &ClusterInfo{Controller: resp.ControllerID, Topics: make(map[string]int)}
+	if resp.ClusterID != nil {
+		info.ClusterID = *resp.ClusterID
+	}
+	for _, b := range resp.Brokers {
+		bi := BrokerInfo{NodeID: b.NodeID, Addr: fmt.Sprintf("%s:%d", b.Host, b.Port)}
+		if b.Rack != nil {
+			bi.Rack = *b.Rack
+		}
+		info.Brokers = append(info.Brokers, bi)
+	}
+	sort.Slice(info.Brokers, func(a, b int) bool { return info.Brokers[a].NodeID < info.Brokers[b].NodeID })
+	for _, t := range resp.Topics {
+		if t.Topic == nil || t.IsInternal {
+			continue
+		}
+		if err := kerrOf(t.ErrorCode); err != nil {
+			return nil, fmt.Errorf("describe topic %s: %w", *t.Topic, err)
+		}
+		info.Topics[*t.Topic] = len(t.Partitions)
+	}
+	return info, nil
+}
