@@ -1,0 +1,183 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/edgelink/edgelink/internal/testbed"
+)
+
+// binary is the edgelink executable built once for the end-to-end tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "edgelink-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "edgelink")
+	out, err := exec.Command("go", "build", "-o", binary, "../../cmd/edgelink").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build edgelink: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// edgelink runs the binary with args and extra environment variables.
+func edgelink(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	// The process environment, less the variables the tests control.
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "CLOUD_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := result{stdout: stdout.String(), stderr: stderr.String()}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	default:
+		t.Fatalf("run edgelink %v: %v", args, err)
+	}
+	return r
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	require.NoError(t, os.WriteFile(p, []byte(content), 0o600))
+	return p
+}
+
+func TestVersion(t *testing.T) {
+	r := edgelink(t, nil, "version")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "edgelink ")
+	require.Contains(t, r.stdout, "franz-go")
+}
+
+func TestCheckExitCodes(t *testing.T) {
+	example, err := filepath.Abs("../../examples/edgelink.yaml")
+	require.NoError(t, err)
+	bad := writeFile(t, "bad.yaml", "clusters:\n  edge:\n    bootstrp: [\"127.0.0.1:9092\"]\n")
+	for _, tc := range []struct {
+		name   string
+		env    []string
+		args   []string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{"shipped example", []string{"CLOUD_USER=u", "CLOUD_PASSWORD=p"}, []string{"check", "-c", example}, 0, "valid (2 clusters, 2 links)", ""},
+		{"empty variables", []string{"CLOUD_USER=", "CLOUD_PASSWORD="}, []string{"check", "-c", example}, 2, "", "sasl.username"},
+		{"unset variable", nil, []string{"check", "-c", example}, 2, "", "environment variable CLOUD_USER is not set"},
+		{"unknown key", nil, []string{"check", "-c", bad}, 2, "", `bad.yaml:3:5: clusters.edge.bootstrp: unknown field (did you mean "bootstrap"?)`},
+		{"missing file", nil, []string{"check", "-c", "/nonexistent/edgelink.yaml"}, 1, "", "read config /nonexistent/edgelink.yaml"},
+		{"no -c", nil, []string{"check"}, 2, "", "pass -c FILE"},
+		{"stray argument", nil, []string{"check", "edgelink.yaml"}, 2, "", "did you mean -c edgelink.yaml?"},
+		{"unknown flag", nil, []string{"check", "--bogus"}, 2, "", "unknown flag: --bogus"},
+		{"unknown command", nil, []string{"bogus"}, 2, "", `unknown command "bogus"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := edgelink(t, tc.env, tc.args...)
+			require.Equal(t, tc.code, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+			require.Contains(t, r.stdout, tc.stdout)
+			require.Contains(t, r.stderr, tc.stderr)
+		})
+	}
+}
+
+// linkConfig is a two-cluster configuration with one link edge -> cloud.
+func linkConfig(edge, cloud []string) string {
+	return fmt.Sprintf(`site: plant-1
+clusters:
+  edge:
+    bootstrap: [%q]
+  cloud:
+    bootstrap: [%q]
+links:
+  - name: up
+    from: edge
+    to: cloud
+    topics:
+      include: ["sensors\\..*", "alerts"]
+      exclude: ["sensors\\.debug"]
+    rename: "{site}.{topic}"
+`, strings.Join(edge, ","), strings.Join(cloud, ","))
+}
+
+func TestRunSurveysFakeClusters(t *testing.T) {
+	edge := testbed.StartFake(t, kfake.SeedTopics(3, "sensors.temp", "sensors.debug", "alerts", "other"))
+	cloud := testbed.StartFake(t, kfake.SeedTopics(3, "plant-1.alerts"))
+	cfg := writeFile(t, "edgelink.yaml", linkConfig(edge.ListenAddrs(), cloud.ListenAddrs()))
+	r := edgelink(t, nil, "run", "-c", cfg)
+	require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+	require.Contains(t, r.stdout, "link up: edge -> cloud selects 2 topics")
+	require.Contains(t, r.stdout, "alerts (3 partitions) -> plant-1.alerts: exists at destination with 3 partitions")
+	require.Contains(t, r.stdout, "sensors.temp (3 partitions) -> plant-1.sensors.temp: missing at destination")
+	require.NotContains(t, r.stdout, "sensors.debug (")
+	require.Contains(t, r.stdout, "no records were replicated")
+}
+
+func TestRunUnreachableCluster(t *testing.T) {
+	edge := testbed.StartFake(t)
+	cfg := writeFile(t, "edgelink.yaml", linkConfig(edge.ListenAddrs(), []string{"127.0.0.1:1"}))
+	r := edgelink(t, nil, "run", "-c", cfg, "--connect-timeout", "2s")
+	require.Equal(t, 1, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+	require.Contains(t, r.stdout, "cluster cloud (127.0.0.1:1): UNREACHABLE")
+	require.Contains(t, r.stderr, "cluster cloud:")
+}
+
+func TestRealKafkaRunSurvey(t *testing.T) {
+	cs := testbed.StartKafkaClusters(t, testbed.Options{Name: "edge"}, testbed.Options{Name: "cloud"})
+	edge, cloud := cs[0], cs[1]
+	ctx := t.Context()
+	for _, c := range []struct {
+		cluster *testbed.Cluster
+		topics  []string
+	}{{edge, []string{"sensors.temp", "sensors.debug", "alerts"}}, {cloud, []string{"plant-1.alerts"}}} {
+		cl, err := c.cluster.Client()
+		require.NoError(t, err)
+		resp, err := kadm.NewClient(cl).CreateTopics(ctx, 6, 1, nil, c.topics...)
+		require.NoError(t, err)
+		require.NoError(t, resp.Error())
+		cl.Close()
+	}
+	cfg := writeFile(t, "edgelink.yaml", linkConfig(edge.Bootstrap(), cloud.Bootstrap()))
+	r := edgelink(t, nil, "run", "-c", cfg)
+	require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+	require.Contains(t, r.stdout, "link up: edge -> cloud selects 2 topics")
+	require.Contains(t, r.stdout, "alerts (6 partitions) -> plant-1.alerts: exists at destination with 6 partitions")
+	require.Contains(t, r.stdout, "sensors.temp (6 partitions) -> plant-1.sensors.temp: missing at destination")
+	require.Regexp(t, `cluster edge \(127\.0\.0\.1:\d+\): id \S+, 1 broker, controller 1, 3 topics`, r.stdout)
+}
