@@ -287,7 +287,7 @@ func (c *Cluster) WaitReady(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("wait for %s to become ready: %w (last: %v; logs in %s)", c.Name, ctx.Err(), last, c.Dir)
+			return fmt.Errorf("wait for %s to become ready: %w (last: %w; logs in %s)", c.Name, ctx.Err(), last, c.Dir)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
@@ -398,8 +398,10 @@ func (b *Broker) properties() string {
 
 // format runs Kafka's StorageTool for the broker, creating SCRAM users.
 func (b *Broker) format(ctx context.Context) error {
-	args := []string{"kafka.tools.StorageTool", "format", "--ignore-formatted",
-		"-t", b.cluster.ID, "-c", filepath.Join(b.Dir, "server.properties")}
+	args := []string{
+		"kafka.tools.StorageTool", "format", "--ignore-formatted",
+		"-t", b.cluster.ID, "-c", filepath.Join(b.Dir, "server.properties"),
+	}
 	if s := b.cluster.opts.Security; s != nil {
 		for _, u := range sortedKeys(s.Users) {
 			for _, m := range []string{"SCRAM-SHA-256", "SCRAM-SHA-512"} {
@@ -449,7 +451,7 @@ func (b *Broker) Start() error {
 		return fmt.Errorf("open broker stdout: %w", err)
 	}
 	args := append(b.jvmArgs(b.cluster.opts.Heap, b.cluster.opts.FullJIT), "kafka.Kafka", filepath.Join(b.Dir, "server.properties"))
-	cmd := exec.Command(b.cluster.rt.Java, args...)
+	cmd := exec.Command(b.cluster.rt.Java, args...) //nolint:noctx // the JVM outlives this call; Stop and Kill end it
 	cmd.Dir = b.Dir
 	cmd.Stdout, cmd.Stderr = out, out
 	// The JVM gets its own process group (so a terminal's Ctrl-C reaches only
@@ -510,8 +512,12 @@ func (b *Broker) exited() error {
 	logs, _ := os.ReadFile(filepath.Join(b.Dir, "server.log"))
 	stdout, _ := os.ReadFile(filepath.Join(b.Dir, "stdout.log"))
 	all := string(stdout) + string(logs)
-	err := fmt.Errorf("broker %d of %s exited during start (%v); logs in %s:\n%s",
-		b.NodeID, b.cluster.Name, p.err, b.Dir, tail(string(stdout), 15))
+	cause := p.err
+	if cause == nil {
+		cause = errors.New("exit status 0")
+	}
+	err := fmt.Errorf("broker %d of %s exited during start (%w); logs in %s:\n%s",
+		b.NodeID, b.cluster.Name, cause, b.Dir, tail(string(stdout), 15))
 	if strings.Contains(all, "Address already in use") {
 		return fmt.Errorf("%w: %w", errPortInUse, err)
 	}
@@ -607,7 +613,7 @@ func freePorts(n int) ([]int, error) {
 		}
 	}()
 	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := new(net.ListenConfig).Listen(context.Background(), "tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, fmt.Errorf("reserve port: %w", err)
 		}

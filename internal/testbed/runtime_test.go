@@ -26,8 +26,10 @@ func TestManifestDetectsTampering(t *testing.T) {
 }
 
 func TestBrokerPropertiesSecurity(t *testing.T) {
-	c := &Cluster{opts: Options{Security: &Security{Users: map[string]string{"u": "p"}, MutualTLS: true}},
-		TLS: &TLSFiles{CAFile: "/ca.pem", ServerKeystoreFile: "/ks.pem"}}
+	c := &Cluster{
+		opts: Options{Security: &Security{Users: map[string]string{"u": "p"}, MutualTLS: true}},
+		TLS:  &TLSFiles{CAFile: "/ca.pem", ServerKeystoreFile: "/ks.pem"},
+	}
 	b := &Broker{NodeID: 1, Addr: "127.0.0.1:1", SASLAddr: "127.0.0.1:2", controllerAddr: "127.0.0.1:3", cluster: c}
 	c.Brokers = []*Broker{b}
 	props := b.properties()
