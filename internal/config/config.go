@@ -1,0 +1,279 @@
+// Package config loads, expands, defaults and validates edgelink's YAML configuration.
+//
+// The file is read into a YAML node tree and walked field by field, so that
+// every problem is reported with its file, line and column, the path of the
+// field (such as "links[0].topics.include[1]") and a hint. All problems are
+// collected in one pass and returned together as Errors.
+//
+// A ${VAR} in a value is replaced by the environment variable VAR after the
+// YAML is parsed, so that substituted text (a password containing ": " or
+// " #", say) cannot change the structure of the file. "$${" stands for a
+// literal "${". Keys are never expanded. A variable that is not set is an
+// error; one that is set but empty gives an empty value.
+//
+// An empty value (nothing, ~ or "") is the same as leaving the field out:
+// optional fields take their defaults, required ones are reported.
+//
+// Secrets (SASL passwords and OAuth client secrets) never appear in error
+// messages; Config.Redacted hides them for printing.
+package config
+
+import (
+	"fmt"
+	"maps"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// Defaults applied when a field is absent.
+const (
+	// DefaultClientID is the Kafka client ID used when a cluster sets none.
+	DefaultClientID = "edgelink"
+	// DefaultRename maps every source topic to a destination topic of the
+	// same name.
+	DefaultRename = "{topic}"
+	// DefaultHTTPListen is the address of the metrics, health and status
+	// server when http.listen is absent.
+	DefaultHTTPListen = "127.0.0.1:9644"
+)
+
+// redacted replaces secrets in the output of Config.Redacted.
+const redacted = "[redacted]"
+
+// Config is a loaded, expanded, defaulted and validated configuration.
+type Config struct {
+	// File is the path the configuration was read from, as given to Load
+	// or Parse.
+	File string
+	// Site identifies this edge location; empty when not set.
+	Site string
+	// Clusters holds every cluster by name.
+	Clusters map[string]*Cluster
+	// ClusterOrder lists the cluster names in file order.
+	ClusterOrder []string
+	// Links lists the links in file order; it may be empty.
+	Links []*Link
+	// HTTP configures the metrics, health and status server.
+	HTTP HTTP
+}
+
+// Cluster is a named Kafka-protocol cluster and how to connect to it.
+type Cluster struct {
+	// Name is the cluster's key under "clusters".
+	Name string
+	// Bootstrap lists the seed brokers as host:port; never empty.
+	Bootstrap []string
+	// ClientID is the Kafka client ID; DefaultClientID when absent.
+	ClientID string
+	// TLS is nil when the cluster has no tls block.
+	TLS *TLS
+	// SASL is nil when the cluster has no sasl block.
+	SASL *SASL
+}
+
+// TLS configures TLS for connections to a cluster.
+type TLS struct {
+	// Enabled turns TLS on. It defaults to true when the tls block is
+	// present, so that "tls: {ca_file: ...}" means what it says.
+	Enabled bool
+	// CAFile is a PEM file of CA certificates; empty means the system pool.
+	CAFile string
+	// CertFile and KeyFile are the client certificate and its key (PEM),
+	// for mutual TLS; both or neither are set.
+	CertFile, KeyFile string
+	// ServerName overrides the host name used to verify the server.
+	ServerName string
+	// InsecureSkipVerify disables verification of the server certificate.
+	InsecureSkipVerify bool
+}
+
+// SASL mechanisms, as stored in SASL.Mechanism.
+const (
+	MechanismPlain       = "PLAIN"
+	MechanismSCRAMSHA256 = "SCRAM-SHA-256"
+	MechanismSCRAMSHA512 = "SCRAM-SHA-512"
+	MechanismOAuthBearer = "OAUTHBEARER"
+)
+
+// Mechanisms lists the supported SASL mechanisms.
+var Mechanisms = []string{MechanismPlain, MechanismSCRAMSHA256, MechanismSCRAMSHA512, MechanismOAuthBearer}
+
+// SASL configures SASL authentication to a cluster.
+type SASL struct {
+	// Mechanism is one of Mechanisms, upper-case.
+	Mechanism string
+	// Username and either Password or PasswordFile are set for PLAIN and
+	// SCRAM; they are empty for OAUTHBEARER.
+	Username, Password, PasswordFile string
+	// TokenURL and ClientID are set for OAUTHBEARER (OAuth 2 client
+	// credentials); at most one of ClientSecret and ClientSecretFile is set.
+	// Scope is optional. All are empty for PLAIN and SCRAM.
+	TokenURL, ClientID, ClientSecret, ClientSecretFile, Scope string
+}
+
+// StartPosition is where a link starts reading a partition it has never
+// replicated before.
+type StartPosition string
+
+// Start positions.
+const (
+	// StartEarliest starts from the oldest record still retained.
+	StartEarliest StartPosition = "earliest"
+	// StartLatest starts from the end, replicating only new records.
+	StartLatest StartPosition = "latest"
+)
+
+// Delivery is a link's delivery guarantee.
+type Delivery string
+
+// Delivery guarantees.
+const (
+	// DeliveryExactlyOnce writes each record exactly once, using
+	// transactions at the destination.
+	DeliveryExactlyOnce Delivery = "exactly-once"
+	// DeliveryAtLeastOnce may write a record more than once after a failure.
+	DeliveryAtLeastOnce Delivery = "at-least-once"
+)
+
+// Link is a one-way replication flow from one cluster to another.
+type Link struct {
+	// Name is unique among links.
+	Name string
+	// From and To name the source and destination clusters; they differ.
+	From, To string
+	// Topics selects the source topics to replicate.
+	Topics Topics
+	// Rename maps a source topic to its destination topic, with the
+	// placeholders {topic} and {site}; DefaultRename when absent.
+	Rename string
+	// Start is StartEarliest when absent.
+	Start StartPosition
+	// Delivery is DeliveryExactlyOnce when absent.
+	Delivery Delivery
+}
+
+// Topics selects topics by regular expression. Each pattern must match the
+// whole topic name.
+type Topics struct {
+	// Include and Exclude are the patterns as written; Include is never empty.
+	Include, Exclude []string
+	// IncludeRE and ExcludeRE are the compiled patterns, anchored as
+	// ^(?:pattern)$.
+	IncludeRE, ExcludeRE []*regexp.Regexp
+}
+
+// Match reports whether topic is matched by some include pattern and by no
+// exclude pattern.
+func (t Topics) Match(topic string) bool {
+	included := false
+	for _, re := range t.IncludeRE {
+		if re.MatchString(topic) {
+			included = true
+			break
+		}
+	}
+	if !included {
+		return false
+	}
+	for _, re := range t.ExcludeRE {
+		if re.MatchString(topic) {
+			return false
+		}
+	}
+	return true
+}
+
+// DestinationTopic returns the name that topic gets at the link's
+// destination, by filling in the link's Rename template.
+func (l *Link) DestinationTopic(site, topic string) string {
+	rename := l.Rename
+	if rename == "" {
+		rename = DefaultRename
+	}
+	return strings.NewReplacer("{topic}", topic, "{site}", site).Replace(rename)
+}
+
+// HTTP configures the metrics, health and status server.
+type HTTP struct {
+	// Listen is a host:port address; port 0 picks any free port.
+	// DefaultHTTPListen when absent.
+	Listen string
+}
+
+// Load reads the configuration file at path and parses it with Parse.
+// An error reading the file is returned wrapped; problems in its contents
+// are returned as Errors.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config %s: %w", path, err)
+	}
+	return Parse(path, data)
+}
+
+// Parse parses, expands, defaults and validates a configuration, replacing
+// ${VAR} references from the process environment. filename is used in error
+// messages and stored as Config.File. Every problem found is returned at
+// once, as Errors.
+func Parse(filename string, data []byte) (*Config, error) {
+	return ParseWithEnv(filename, data, os.LookupEnv)
+}
+
+// ParseWithEnv is Parse with ${VAR} references looked up by lookup instead of
+// os.LookupEnv.
+func ParseWithEnv(filename string, data []byte, lookup LookupFunc) (*Config, error) {
+	if lookup == nil {
+		lookup = func(string) (string, bool) { return "", false }
+	}
+	d := &decoder{file: filename, data: data, lookup: lookup}
+	cfg := d.decode()
+	if len(d.errs) > 0 {
+		sortErrors(d.errs)
+		return nil, d.errs
+	}
+	return cfg, nil
+}
+
+// Redacted returns a deep copy of c with secrets (SASL passwords and client
+// secrets) replaced by "[redacted]", suitable for printing.
+func (c *Config) Redacted() *Config {
+	if c == nil {
+		return nil
+	}
+	out := *c
+	out.ClusterOrder = slices.Clone(c.ClusterOrder)
+	out.Clusters = maps.Clone(c.Clusters)
+	for name, cl := range c.Clusters {
+		cp := *cl
+		cp.Bootstrap = slices.Clone(cl.Bootstrap)
+		if cl.TLS != nil {
+			t := *cl.TLS
+			cp.TLS = &t
+		}
+		if cl.SASL != nil {
+			s := *cl.SASL
+			if s.Password != "" {
+				s.Password = redacted
+			}
+			if s.ClientSecret != "" {
+				s.ClientSecret = redacted
+			}
+			cp.SASL = &s
+		}
+		out.Clusters[name] = &cp
+	}
+	out.Links = slices.Clone(c.Links)
+	for i, l := range c.Links {
+		cp := *l
+		cp.Topics = Topics{
+			Include:   slices.Clone(l.Topics.Include),
+			Exclude:   slices.Clone(l.Topics.Exclude),
+			IncludeRE: slices.Clone(l.Topics.IncludeRE),
+			ExcludeRE: slices.Clone(l.Topics.ExcludeRE),
+		}
+		out.Links[i] = &cp
+	}
+	return &out
+}
