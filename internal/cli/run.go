@@ -5,26 +5,34 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/spf13/cobra"
 
 	"github.com/edgelink/edgelink/internal/config"
 	"github.com/edgelink/edgelink/internal/kafka"
+	"github.com/edgelink/edgelink/internal/link"
 )
 
 func newRunCmd(g *globals) *cobra.Command {
 	var (
 		file    string
 		timeout time.Duration
+		dryRun  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "run -c FILE",
 		Short: "Run every link of a configuration",
-		Long: "Run every link of a configuration.\n\n" +
-			"This version validates the configuration, connects to every cluster and\n" +
-			"reports what each link would replicate; it does not copy records yet.",
+		Long: "Run every link of a configuration until stopped.\n\n" +
+			"SIGTERM or Ctrl-C finishes (or aborts) the open transactions and exits 0;\n" +
+			"a second signal exits at once. With --dry-run, connect to every cluster,\n" +
+			"report what each link would replicate, and exit without copying anything.",
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := requireConfig(file); err != nil {
@@ -38,10 +46,14 @@ func newRunCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return survey(cmd.Context(), g, logger, cfg, timeout)
+			if dryRun {
+				return survey(cmd.Context(), g, logger, cfg, timeout)
+			}
+			return runLinks(cmd.Context(), logger, cfg)
 		},
 	}
 	addConfigFlag(cmd, &file)
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "report what each link would replicate, copy nothing, and exit")
 	cmd.Flags().DurationVar(&timeout, "connect-timeout", 15*time.Second, "how long to try each cluster")
 	return cmd
 }
@@ -89,7 +101,7 @@ func survey(ctx context.Context, g *globals, logger *slog.Logger, cfg *config.Co
 			fmt.Fprintf(g.stdout, "  %s (%d partitions) -> %s: %s\n", t, src.Topics[t], dt, state)
 		}
 	}
-	fmt.Fprintln(g.stdout, "note: this version surveys only; no records were replicated")
+	fmt.Fprintln(g.stdout, "dry run: no records were replicated")
 	return errors.Join(failed...)
 }
 
@@ -106,4 +118,47 @@ func probeCluster(ctx context.Context, logger *slog.Logger, c *config.Cluster, t
 		return nil, fmt.Errorf("connect within %s: %w", timeout, err)
 	}
 	return info, nil
+}
+
+// runLinks runs every link until the first SIGINT or SIGTERM, which drains:
+// each link finishes or aborts its open transaction. A second signal exits
+// at once with status 1.
+func runLinks(ctx context.Context, logger *slog.Logger, cfg *config.Config) error {
+	if len(cfg.Links) == 0 {
+		return usageError{fmt.Errorf("%s defines no links: nothing to run", cfg.File)}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	stopped := make(chan struct{})
+	defer close(stopped)
+	go func() {
+		select {
+		case sig := <-sigs:
+			logger.Info("stopping: finishing open transactions (signal again to exit at once)", "signal", sig.String())
+			cancel()
+		case <-stopped:
+			return
+		}
+		select {
+		case <-sigs:
+			logger.Warn("second signal: exiting at once")
+			os.Exit(ExitFailure)
+		case <-stopped:
+		}
+	}()
+
+	g, gctx := errgroup.WithContext(ctx)
+	for _, lc := range cfg.Links {
+		l := link.New(cfg, lc, link.Options{}, logger)
+		g.Go(func() error { return l.Run(gctx) })
+	}
+	logger.Info("edgelink running", "links", len(cfg.Links), "config", cfg.File)
+	err := g.Wait()
+	if err == nil {
+		logger.Info("edgelink stopped")
+	}
+	return err
 }

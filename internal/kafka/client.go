@@ -37,7 +37,9 @@ func ClientOptions(c *config.Cluster, logger *slog.Logger) ([]kgo.Opt, error) {
 		kgo.DialTimeout(10 * time.Second),
 	}
 	if logger != nil {
-		opts = append(opts, kgo.WithLogger(kslog.New(logger.With("cluster", c.Name))))
+		// The client's own logs are chatty at info level: keep warnings.
+		quiet := slog.New(minLevel{logger.Handler(), slog.LevelWarn})
+		opts = append(opts, kgo.WithLogger(kslog.New(quiet.With("cluster", c.Name))))
 	}
 	if c.TLS != nil && c.TLS.Enabled {
 		cfg, err := tlsConfig(c.TLS)
@@ -179,4 +181,22 @@ func Probe(ctx context.Context, cl *kgo.Client) (*ClusterInfo, error) {
 		info.Topics[*t.Topic] = len(t.Partitions)
 	}
 	return info, nil
+}
+
+// minLevel is a slog.Handler that drops records below a level.
+type minLevel struct {
+	slog.Handler
+	level slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.level && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(as []slog.Attr) slog.Handler {
+	return minLevel{h.Handler.WithAttrs(as), h.level}
+}
+
+func (h minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{h.Handler.WithGroup(name), h.level}
 }

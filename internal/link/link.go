@@ -1,0 +1,664 @@
+// Package link is edgelink's replication engine. A Link copies the records of
+// the source topics it selects to mirror topics at the destination, in
+// source order per partition, with key, value, headers and timestamp intact.
+//
+// With exactly-once delivery every batch of records is written in one
+// destination transaction together with the link's checkpoint (the next
+// source offset of each partition it touched). A link that restarts, crashes
+// or loses its connection resumes from the checkpoint the destination holds,
+// so nothing is lost or written twice. A second instance of the same link
+// fences the first through the shared transactional id.
+package link
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/edgelink/edgelink/internal/config"
+	"github.com/edgelink/edgelink/internal/kafka"
+	"github.com/edgelink/edgelink/internal/provenance"
+)
+
+// Options tune a link; the zero value of a field takes its default.
+type Options struct {
+	// CheckpointTopic is the compacted checkpoint topic at the destination,
+	// default DefaultCheckpointTopic.
+	CheckpointTopic string
+	// CommitInterval is how long a transaction collects records before it
+	// commits, default 100ms.
+	CommitInterval time.Duration
+	// MaxTransactionBytes commits a transaction early once it holds this
+	// many payload bytes, default 16 MiB.
+	MaxTransactionBytes int
+	// DiscoveryInterval is how often source topics are listed to find new
+	// topics and partitions, default 10s.
+	DiscoveryInterval time.Duration
+	// TransactionTimeout is the destination transaction timeout, default 60s.
+	TransactionTimeout time.Duration
+	// MinBackoff and MaxBackoff bound the capped exponential backoff
+	// between sessions after an error, defaults 500ms and 30s.
+	MinBackoff, MaxBackoff time.Duration
+}
+
+func (o *Options) defaults() {
+	if o.CheckpointTopic == "" {
+		o.CheckpointTopic = DefaultCheckpointTopic
+	}
+	if o.CommitInterval <= 0 {
+		o.CommitInterval = 100 * time.Millisecond
+	}
+	if o.MaxTransactionBytes <= 0 {
+		o.MaxTransactionBytes = 16 << 20
+	}
+	if o.DiscoveryInterval <= 0 {
+		o.DiscoveryInterval = 10 * time.Second
+	}
+	if o.TransactionTimeout <= 0 {
+		o.TransactionTimeout = 60 * time.Second
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = 500 * time.Millisecond
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 30 * time.Second
+	}
+}
+
+// ErrFenced reports that another instance of the same link took over.
+var ErrFenced = errors.New("fenced by another instance of this link")
+
+// State is a link's life-cycle state.
+type State string
+
+// Link states.
+const (
+	StateStarting     State = "starting"
+	StateRunning      State = "running"
+	StateDisconnected State = "disconnected"
+	StateFailed       State = "failed"
+	StateStopped      State = "stopped"
+)
+
+// Link replicates one configured link. Run it with Run; read its progress
+// with Status from any goroutine.
+type Link struct {
+	cfg      *config.Link
+	site     string
+	src, dst *config.Cluster
+	opts     Options
+	logger   *slog.Logger
+
+	// Session state, owned by the goroutine running Run.
+	srcAdm, dstAdm *kadm.Client
+	srcID, dstID   string
+	// grown is set when a mirror topic gained partitions in a discovery pass.
+	grown bool
+
+	mu     sync.Mutex
+	status Status
+}
+
+// Status is a snapshot of a link's progress.
+type Status struct {
+	Name      string
+	State     State
+	LastError string
+	// Records and Bytes count records and payload bytes committed at the
+	// destination since start.
+	Records, Bytes int64
+	// Transactions counts committed destination transactions.
+	Transactions int64
+	// LostRecords counts source records deleted by retention before they
+	// were replicated.
+	LostRecords int64
+	// SkippedLoops counts records not replicated because they came from the
+	// destination cluster in the first place.
+	SkippedLoops int64
+	// Partitions is the number of source partitions being replicated.
+	Partitions int
+}
+
+// New returns a link for lc of cfg; it does nothing until Run.
+func New(cfg *config.Config, lc *config.Link, opts Options, logger *slog.Logger) *Link {
+	opts.defaults()
+	return &Link{
+		cfg:    lc,
+		site:   cfg.Site,
+		src:    cfg.Clusters[lc.From],
+		dst:    cfg.Clusters[lc.To],
+		opts:   opts,
+		logger: logger.With("component", "link", "link", lc.Name),
+		status: Status{Name: lc.Name, State: StateStarting},
+	}
+}
+
+// Name returns the link's name.
+func (l *Link) Name() string { return l.cfg.Name }
+
+// Status returns a snapshot of the link's progress.
+func (l *Link) Status() Status {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.status
+}
+
+func (l *Link) update(f func(*Status)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f(&l.status)
+}
+
+func (l *Link) setState(s State, err error) {
+	l.mu.Lock()
+	prev := l.status.State
+	l.status.State = s
+	if err != nil {
+		l.status.LastError = err.Error()
+	}
+	l.mu.Unlock()
+	if prev != s {
+		l.logger.Info("link state changed", "from", prev, "to", s)
+	}
+}
+
+// transactionalID is shared by every instance of the link, so that a new
+// instance fences the old one.
+func (l *Link) transactionalID() string { return "edgelink-" + l.cfg.Name + "-0" }
+
+// destination returns the mirror topic of a source topic.
+func (l *Link) destination(topic string) string { return l.cfg.DestinationTopic(l.site, topic) }
+
+// topicError reports a problem with one topic that does not stop the link.
+func (l *Link) topicError(topic string, err error) {
+	l.logger.Error("topic not replicated", "topic", topic, "err", err)
+	l.update(func(s *Status) { s.LastError = err.Error() })
+}
+
+// Run replicates until ctx is cancelled, then finishes or aborts the open
+// transaction and returns nil. It retries errors with capped exponential
+// backoff and returns an error only when the link cannot continue (for
+// example when another instance fenced it).
+func (l *Link) Run(ctx context.Context) error {
+	backoff := l.opts.MinBackoff
+	for {
+		began := time.Now()
+		err := l.session(ctx)
+		if ctx.Err() != nil {
+			l.setState(StateStopped, nil)
+			return nil
+		}
+		if errors.Is(err, ErrFenced) {
+			l.setState(StateFailed, err)
+			return fmt.Errorf("link %s: %w", l.cfg.Name, err)
+		}
+		if time.Since(began) > time.Minute {
+			backoff = l.opts.MinBackoff
+		}
+		wait := backoff/2 + rand.N(backoff/2+1) // jitter
+		l.setState(StateDisconnected, err)
+		l.logger.Warn("link interrupted; retrying", "err", err, "in", wait.Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+			l.setState(StateStopped, nil)
+			return nil
+		case <-time.After(wait):
+		}
+		backoff = min(2*backoff, l.opts.MaxBackoff)
+	}
+}
+
+// session is one connected run of the link: it builds clients, fences older
+// instances, resumes from the checkpoints and copies until an error or ctx
+// ends it.
+func (l *Link) session(ctx context.Context) error {
+	srcOpts, err := kafka.ClientOptions(l.src, l.logger)
+	if err != nil {
+		return err
+	}
+	dstOpts, err := kafka.ClientOptions(l.dst, l.logger)
+	if err != nil {
+		return err
+	}
+	srcCl, err := kgo.NewClient(srcOpts...)
+	if err != nil {
+		return fmt.Errorf("create source client: %w", err)
+	}
+	defer srcCl.Close()
+	dstCl, err := kgo.NewClient(dstOpts...)
+	if err != nil {
+		return fmt.Errorf("create destination client: %w", err)
+	}
+	defer dstCl.Close()
+	l.srcAdm, l.dstAdm = kadm.NewClient(srcCl), kadm.NewClient(dstCl)
+
+	if l.srcID, err = clusterID(ctx, l.srcAdm); err != nil {
+		return fmt.Errorf("connect to source cluster %s: %w", l.src.Name, err)
+	}
+	if l.dstID, err = clusterID(ctx, l.dstAdm); err != nil {
+		return fmt.Errorf("connect to destination cluster %s: %w", l.dst.Name, err)
+	}
+	if err := ensureCheckpointTopic(ctx, l.dstAdm, l.opts.CheckpointTopic); err != nil {
+		return err
+	}
+
+	producer, err := kgo.NewClient(append(dstOpts,
+		kgo.TransactionalID(l.transactionalID()),
+		kgo.TransactionTimeout(l.opts.TransactionTimeout),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(0),
+		kgo.MaxBufferedBytes(64<<20),
+		// No RecordDeliveryTimeout: franz-go measures it from the record's
+		// timestamp, which for a mirrored record is its source timestamp.
+		// A transaction is bounded by the flush deadline in commit instead.
+	)...)
+	if err != nil {
+		return fmt.Errorf("create destination producer: %w", err)
+	}
+	defer producer.Close()
+	// Initialising the producer id fences any earlier instance and settles
+	// its open transaction before the checkpoints are read.
+	if _, _, err := producer.ProducerID(ctx); err != nil {
+		return fmt.Errorf("initialise transactional producer %s: %w", l.transactionalID(), classify(err))
+	}
+	cps, err := loadCheckpoints(ctx, dstOpts, l.dstAdm, l.opts.CheckpointTopic, l.cfg.Name)
+	if err != nil {
+		return err
+	}
+
+	consumer, err := kgo.NewClient(append(srcOpts,
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxBytes(32<<20),
+		kgo.FetchMaxWait(500*time.Millisecond),
+	)...)
+	if err != nil {
+		return fmt.Errorf("create source consumer: %w", err)
+	}
+	defer consumer.Close()
+
+	c := &copier{
+		l: l, producer: producer, consumer: consumer,
+		committed: make(map[tp]int64), dirty: make(map[tp]int64),
+		assigned: make(map[tp]struct{}), lastLostCheck: make(map[tp]time.Time),
+	}
+	for t, cp := range cps {
+		c.committed[t] = cp.Next
+	}
+	if err := c.discover(ctx, true); err != nil {
+		return err
+	}
+	l.setState(StateRunning, nil)
+	return c.run(ctx)
+}
+
+func clusterID(ctx context.Context, adm *kadm.Client) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	md, err := adm.BrokerMetadata(ctx)
+	if err != nil {
+		return "", err
+	}
+	return md.Cluster, nil
+}
+
+// classify maps a producer error to ErrFenced when another instance took over.
+func classify(err error) error {
+	if errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) {
+		return fmt.Errorf("%w: %w", ErrFenced, err)
+	}
+	return err
+}
+
+// copier is one session's copy loop; it is owned by one goroutine.
+type copier struct {
+	l        *Link
+	producer *kgo.Client
+	consumer *kgo.Client
+
+	// committed holds the next source offset of every assigned partition as
+	// the destination knows it; dirty holds positions reached in the open
+	// transaction (and new assignments) not yet committed.
+	committed map[tp]int64
+	dirty     map[tp]int64
+	// started is the zero time when no transaction is open.
+	started time.Time
+	txBytes int
+	txRecs  int
+
+	errMu sync.Mutex
+	txErr error
+
+	// assigned holds the partitions the consumer was told to read.
+	assigned      map[tp]struct{}
+	nextDiscovery time.Time
+	lastLostCheck map[tp]time.Time
+}
+
+func (c *copier) fail(err error) {
+	c.errMu.Lock()
+	defer c.errMu.Unlock()
+	if c.txErr == nil {
+		c.txErr = err
+	}
+}
+
+func (c *copier) takeErr() error {
+	c.errMu.Lock()
+	defer c.errMu.Unlock()
+	err := c.txErr
+	c.txErr = nil
+	return err
+}
+
+// discover lists source topics, mirrors them and assigns new partitions. At
+// session start (first), a partition without a checkpoint starts at the
+// link's configured start position; partitions that appear later start at
+// their beginning, since everything in them is new.
+func (c *copier) discover(ctx context.Context, first bool) error {
+	l := c.l
+	c.nextDiscovery = time.Now().Add(l.opts.DiscoveryInterval)
+	src, err := l.sourceTopics(ctx)
+	if err != nil {
+		return err
+	}
+	ready, err := l.syncTopics(ctx, src)
+	if err != nil {
+		return err
+	}
+	if l.grown {
+		l.grown = false
+		c.producer.ForceMetadataRefresh()
+	}
+	var fresh []tp
+	assign := make(map[string]map[int32]kgo.Offset)
+	for t, n := range ready {
+		for p := range n {
+			k := tp{t, p}
+			if _, ok := c.dirty[k]; ok {
+				continue
+			}
+			next, ok := c.committed[k]
+			if !ok {
+				fresh = append(fresh, k)
+				continue
+			}
+			if assign[t] == nil {
+				assign[t] = make(map[int32]kgo.Offset)
+			}
+			if _, assigned := c.assigned[k]; !assigned {
+				assign[t][p] = kgo.NewOffset().At(next)
+				c.assigned[k] = struct{}{}
+			}
+		}
+	}
+	if len(fresh) > 0 {
+		starts, err := c.startOffsets(ctx, fresh, first)
+		if err != nil {
+			return err
+		}
+		for _, k := range fresh {
+			off := starts[k]
+			c.committed[k] = -1 // known, not yet checkpointed
+			c.dirty[k] = off
+			if assign[k.Topic] == nil {
+				assign[k.Topic] = make(map[int32]kgo.Offset)
+			}
+			assign[k.Topic][k.Partition] = kgo.NewOffset().At(off)
+			c.assigned[k] = struct{}{}
+			l.logger.Info("replicating partition", "topic", k.Topic, "partition", k.Partition, "from", off)
+		}
+	}
+	if len(assign) > 0 {
+		c.consumer.AddConsumePartitions(assign)
+	}
+	l.update(func(s *Status) { s.Partitions = len(c.committed) })
+	return nil
+}
+
+// startOffsets resolves where partitions without a checkpoint begin.
+func (c *copier) startOffsets(ctx context.Context, parts []tp, first bool) (map[tp]int64, error) {
+	topics := make([]string, 0, len(parts))
+	seen := map[string]bool{}
+	for _, k := range parts {
+		if !seen[k.Topic] {
+			seen[k.Topic] = true
+			topics = append(topics, k.Topic)
+		}
+	}
+	list := c.l.srcAdm.ListStartOffsets
+	if first && c.l.cfg.Start == config.StartLatest {
+		list = c.l.srcAdm.ListEndOffsets
+	}
+	offs, err := list(ctx, topics...)
+	if err != nil {
+		return nil, fmt.Errorf("list source offsets: %w", err)
+	}
+	out := make(map[tp]int64, len(parts))
+	for _, k := range parts {
+		o, ok := offs.Lookup(k.Topic, k.Partition)
+		if !ok || o.Err != nil {
+			return nil, fmt.Errorf("list offsets of %s: %w", k, o.Err)
+		}
+		out[k] = o.Offset
+	}
+	return out, nil
+}
+
+// run polls the source and copies records in transactions until ctx ends or
+// an error does.
+func (c *copier) run(ctx context.Context) error {
+	l := c.l
+	for {
+		deadline := c.nextDiscovery
+		if !c.started.IsZero() {
+			deadline = c.started.Add(l.opts.CommitInterval)
+		} else if len(c.dirty) > 0 {
+			deadline = time.Now() // new assignments to checkpoint
+		}
+		pctx, cancel := context.WithDeadline(ctx, deadline)
+		fs := c.consumer.PollFetches(pctx)
+		cancel()
+		if ctx.Err() != nil {
+			return c.shutdown()
+		}
+		for _, fe := range fs.Errors() {
+			if errors.Is(fe.Err, context.DeadlineExceeded) || errors.Is(fe.Err, context.Canceled) {
+				continue
+			}
+			return fmt.Errorf("fetch %s[%d] from source: %w", fe.Topic, fe.Partition, fe.Err)
+		}
+		var copyErr error
+		fs.EachPartition(func(p kgo.FetchTopicPartition) {
+			if copyErr == nil {
+				copyErr = c.copyPartition(ctx, p)
+			}
+		})
+		if copyErr != nil {
+			return copyErr
+		}
+		due := !c.started.IsZero() && (time.Since(c.started) >= l.opts.CommitInterval || c.txBytes >= l.opts.MaxTransactionBytes)
+		if due || (c.started.IsZero() && len(c.dirty) > 0) {
+			if err := c.commit(ctx); err != nil {
+				return err
+			}
+		}
+		if time.Now().After(c.nextDiscovery) {
+			if err := c.discover(ctx, false); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// copyPartition produces one fetched partition's records into the open
+// transaction, opening one when needed.
+func (c *copier) copyPartition(ctx context.Context, p kgo.FetchTopicPartition) error {
+	l := c.l
+	k := tp{p.Topic, p.Partition}
+	dst := l.destination(p.Topic)
+	for _, r := range p.Records {
+		expected, ok := c.position(k)
+		if ok && r.Offset < expected {
+			continue // already replicated (a re-fetch after a reset)
+		}
+		if ok && r.Offset > expected {
+			c.checkLost(ctx, k, expected, r.Offset)
+		}
+		if r.Attrs.IsControl() {
+			c.advance(k, r.Offset+1)
+			continue
+		}
+		if o, found, _ := provenance.Find(r); found && o.ClusterID == l.dstID {
+			l.update(func(s *Status) { s.SkippedLoops++ })
+			c.advance(k, r.Offset+1)
+			continue
+		}
+		if c.started.IsZero() {
+			if err := c.producer.BeginTransaction(); err != nil {
+				return fmt.Errorf("begin transaction: %w", classify(err))
+			}
+			c.started = time.Now()
+		}
+		headers := make([]kgo.RecordHeader, len(r.Headers), len(r.Headers)+1)
+		copy(headers, r.Headers)
+		headers = append(headers, provenance.Origin{ClusterID: l.srcID, Site: l.site, Partition: r.Partition, Offset: r.Offset}.Header())
+		out := &kgo.Record{
+			Topic:     dst,
+			Partition: r.Partition,
+			Key:       r.Key,
+			Value:     r.Value,
+			Headers:   headers,
+			Timestamp: r.Timestamp,
+		}
+		size := len(r.Key) + len(r.Value)
+		srcOffset := r.Offset
+		c.producer.Produce(ctx, out, func(_ *kgo.Record, err error) {
+			if err != nil {
+				c.fail(fmt.Errorf("produce %s offset %d to %s: %w", k, srcOffset, dst, err))
+			}
+		})
+		c.txBytes += size
+		c.txRecs++
+		c.advance(k, r.Offset+1)
+	}
+	return nil
+}
+
+func (c *copier) position(k tp) (int64, bool) {
+	if v, ok := c.dirty[k]; ok {
+		return v, true
+	}
+	v, ok := c.committed[k]
+	return v, ok && v >= 0
+}
+
+func (c *copier) advance(k tp, next int64) { c.dirty[k] = next }
+
+// checkLost reports source records deleted before they were replicated: a
+// gap in offsets is loss when the source's log now starts after its first
+// missing offset. Other gaps (aborted transactions, compaction) are normal.
+func (c *copier) checkLost(ctx context.Context, k tp, expected, got int64) {
+	if t := c.lastLostCheck[k]; time.Since(t) < time.Second {
+		return
+	}
+	c.lastLostCheck[k] = time.Now()
+	offs, err := c.l.srcAdm.ListStartOffsets(ctx, k.Topic)
+	if err != nil {
+		c.l.logger.Warn("check for records lost to retention", "partition", k.String(), "err", err)
+		return
+	}
+	o, ok := offs.Lookup(k.Topic, k.Partition)
+	if !ok || o.Err != nil || o.Offset <= expected {
+		return
+	}
+	end := min(o.Offset, got)
+	c.l.logger.Error("source records deleted before they were replicated",
+		"topic", k.Topic, "partition", k.Partition, "from", expected, "to", end-1, "count", end-expected)
+	c.l.update(func(s *Status) {
+		s.LostRecords += end - expected
+		s.LastError = fmt.Sprintf("records %d..%d of %s were deleted at the source before replication", expected, end-1, k)
+	})
+}
+
+// commit writes the checkpoints of the open transaction and commits it.
+func (c *copier) commit(ctx context.Context) error {
+	l := c.l
+	if c.started.IsZero() {
+		if err := c.producer.BeginTransaction(); err != nil {
+			return fmt.Errorf("begin transaction: %w", classify(err))
+		}
+		c.started = time.Now()
+	}
+	for k, next := range c.dirty {
+		rec := checkpointRecord(l.opts.CheckpointTopic, l.cfg.Name, k, checkpoint{Next: next, Source: l.srcID})
+		c.producer.Produce(ctx, rec, func(_ *kgo.Record, err error) {
+			if err != nil {
+				c.fail(fmt.Errorf("write checkpoint of %s: %w", k, err))
+			}
+		})
+	}
+	fctx, cancel := context.WithTimeout(ctx, l.opts.TransactionTimeout)
+	flushErr := c.producer.Flush(fctx)
+	cancel()
+	if flushErr != nil {
+		// Drop what could not be sent so that the abort can proceed.
+		actx, acancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_ = c.producer.AbortBufferedRecords(actx)
+		acancel()
+	}
+	txErr := c.takeErr()
+	how := kgo.TryCommit
+	if flushErr != nil || txErr != nil {
+		how = kgo.TryAbort
+	}
+	endErr := c.producer.EndTransaction(ctx, how)
+	switch {
+	case txErr != nil:
+		return classify(txErr)
+	case flushErr != nil:
+		return fmt.Errorf("flush transaction: %w", flushErr)
+	case endErr != nil:
+		return fmt.Errorf("commit transaction: %w", classify(endErr))
+	}
+	for k, next := range c.dirty {
+		c.committed[k] = next
+	}
+	recs, bytes := c.txRecs, c.txBytes
+	l.update(func(s *Status) {
+		s.Records += int64(recs)
+		s.Bytes += int64(bytes)
+		s.Transactions++
+	})
+	clear(c.dirty)
+	c.started, c.txBytes, c.txRecs = time.Time{}, 0, 0
+	return nil
+}
+
+// shutdown finishes the open transaction within a few seconds, or leaves it
+// to be aborted by the next instance (or the transaction timeout).
+func (c *copier) shutdown() error {
+	if c.started.IsZero() && len(c.dirty) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.commit(ctx); err != nil {
+		c.l.logger.Warn("last transaction not committed; it will be replicated again by the next run", "err", err)
+		actx, acancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer acancel()
+		_ = c.producer.AbortBufferedRecords(actx)
+		_ = c.producer.EndTransaction(actx, kgo.TryAbort)
+	}
+	return nil
+}

@@ -1,0 +1,274 @@
+package link_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/edgelink/edgelink/internal/config"
+	"github.com/edgelink/edgelink/internal/link"
+	"github.com/edgelink/edgelink/internal/provenance"
+	"github.com/edgelink/edgelink/internal/testbed"
+)
+
+func testLogger(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func linkConfig(t *testing.T, src, dst []string, extra string) *config.Config {
+	t.Helper()
+	y := fmt.Sprintf(`site: plant-1
+clusters:
+  edge: {bootstrap: [%q]}
+  cloud: {bootstrap: [%q]}
+links:
+  - name: up
+    from: edge
+    to: cloud
+    topics:
+      include: ['sensors\..*', 'alerts']
+%s`, strings.Join(src, ","), strings.Join(dst, ","), extra)
+	cfg, err := config.Parse("test.yaml", []byte(y))
+	require.NoError(t, err)
+	return cfg
+}
+
+var fastOpts = link.Options{CommitInterval: 30 * time.Millisecond, DiscoveryInterval: 300 * time.Millisecond, MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second}
+
+// runLink runs a link in the background; stop cancels it and returns Run's error.
+func runLink(t *testing.T, cfg *config.Config, opts link.Options) (l *link.Link, stop func() error) {
+	t.Helper()
+	l = link.New(cfg, cfg.Links[0], opts, testLogger(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	var (
+		wg  sync.WaitGroup
+		err error
+	)
+	wg.Go(func() { err = l.Run(ctx) })
+	var once sync.Once
+	stop = func() error {
+		once.Do(func() { cancel(); wg.Wait() })
+		return err
+	}
+	t.Cleanup(func() { _ = stop() })
+	return l, stop
+}
+
+type srcRec struct {
+	topic     string
+	partition int32
+	offset    int64
+	key       []byte
+	value     []byte
+	headers   []kgo.RecordHeader
+	ts        int64
+}
+
+// produce writes n records per partition of topic and returns them as committed.
+func produce(t *testing.T, seeds []string, topic string, partitions int32, n int, tag string) []srcRec {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	require.NoError(t, err)
+	defer cl.Close()
+	var out []srcRec
+	var recs []*kgo.Record
+	for p := range partitions {
+		for i := range n {
+			r := &kgo.Record{Topic: topic, Partition: p, Timestamp: time.UnixMilli(1700000000000 + int64(i))}
+			switch i % 5 {
+			case 0:
+				r.Key = nil // null key
+				r.Value = []byte(fmt.Sprintf("%s-%d-%d", tag, p, i))
+			case 1:
+				r.Key = []byte(fmt.Sprintf("k%d", i))
+				r.Value = nil // tombstone
+			case 2:
+				r.Key = []byte{}
+				r.Value = []byte{}
+			default:
+				r.Key = []byte(fmt.Sprintf("k%d", i))
+				r.Value = []byte(strings.Repeat("v", i%300))
+				r.Headers = []kgo.RecordHeader{{Key: "h1", Value: []byte("x")}, {Key: "h2", Value: nil}}
+			}
+			recs = append(recs, r)
+		}
+	}
+	res := cl.ProduceSync(t.Context(), recs...)
+	require.NoError(t, res.FirstErr())
+	for _, r := range res {
+		rec := r.Record
+		out = append(out, srcRec{rec.Topic, rec.Partition, rec.Offset, rec.Key, rec.Value, rec.Headers, rec.Timestamp.UnixMilli()})
+	}
+	return out
+}
+
+// abortedTxn writes records in a transaction that is aborted.
+func abortedTxn(t *testing.T, seeds []string, topic string, partition int32, n int) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.TransactionalID("aborter-"+topic),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	require.NoError(t, err)
+	defer cl.Close()
+	ctx := t.Context()
+	require.NoError(t, cl.BeginTransaction())
+	for i := range n {
+		cl.Produce(ctx, &kgo.Record{Topic: topic, Partition: partition, Value: []byte(fmt.Sprintf("ABORTED-%d", i))}, nil)
+	}
+	require.NoError(t, cl.Flush(ctx))
+	require.NoError(t, cl.EndTransaction(ctx, kgo.TryAbort))
+}
+
+// readAll reads every committed record of topic from seeds until it has want records.
+func readAll(t *testing.T, seeds []string, topic string, want int) []*kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(topic),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	require.NoError(t, err)
+	defer cl.Close()
+	var out []*kgo.Record
+	deadline := time.Now().Add(30 * time.Second)
+	for len(out) < want && time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		fs := cl.PollFetches(ctx)
+		cancel()
+		out = append(out, fs.Records()...)
+	}
+	// Anything beyond want would be a duplicate: give it a moment to show.
+	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	out = append(out, cl.PollFetches(ctx).Records()...)
+	cancel()
+	return out
+}
+
+// requireMirrored checks that dst holds exactly the source records, once, in
+// order per partition, intact, with provenance.
+func requireMirrored(t *testing.T, src []srcRec, dst []*kgo.Record, dstTopic string) {
+	t.Helper()
+	require.Len(t, dst, len(src), "destination %s record count", dstTopic)
+	byPart := map[int32][]*kgo.Record{}
+	for _, r := range dst {
+		require.Equal(t, dstTopic, r.Topic)
+		byPart[r.Partition] = append(byPart[r.Partition], r)
+	}
+	srcByPart := map[int32][]srcRec{}
+	for _, s := range src {
+		srcByPart[s.partition] = append(srcByPart[s.partition], s)
+	}
+	for p, ss := range srcByPart {
+		sort.Slice(ss, func(i, j int) bool { return ss[i].offset < ss[j].offset })
+		ds := byPart[p]
+		require.Len(t, ds, len(ss), "partition %d", p)
+		for i, s := range ss {
+			d := ds[i]
+			o, ok, err := provenance.Find(d)
+			require.NoError(t, err)
+			require.True(t, ok, "provenance header")
+			require.Equal(t, s.offset, o.Offset, "partition %d position %d", p, i)
+			require.Equal(t, p, o.Partition)
+			require.Equal(t, "plant-1", o.Site)
+			require.Equal(t, s.key == nil, d.Key == nil, "key nullness at %d", s.offset)
+			require.Equal(t, s.value == nil, d.Value == nil, "value nullness at %d", s.offset)
+			require.Equal(t, string(s.key), string(d.Key))
+			require.Equal(t, string(s.value), string(d.Value))
+			require.Equal(t, s.ts, d.Timestamp.UnixMilli())
+			require.Equal(t, len(s.headers)+1, len(d.Headers))
+			for j, h := range s.headers {
+				require.Equal(t, h.Key, d.Headers[j].Key)
+				require.Equal(t, string(h.Value), string(d.Headers[j].Value))
+			}
+		}
+	}
+}
+
+func TestMirrorExactlyOnceFake(t *testing.T) {
+	src := testbed.StartFake(t, kfake.SeedTopics(3, "sensors.temp"), kfake.SeedTopics(1, "alerts", "other"))
+	dst := testbed.StartFake(t)
+	seeds, dseeds := src.ListenAddrs(), dst.ListenAddrs()
+	cfg := linkConfig(t, seeds, dseeds, `    rename: "{site}.{topic}"`)
+
+	temp := produce(t, seeds, "sensors.temp", 3, 200, "a")
+	abortedTxn(t, seeds, "sensors.temp", 1, 30)
+	temp = append(temp, produce(t, seeds, "sensors.temp", 3, 50, "b")...)
+	alerts := produce(t, seeds, "alerts", 1, 40, "c")
+
+	l, stop := runLink(t, cfg, fastOpts)
+	requireMirrored(t, temp, readAll(t, dseeds, "plant-1.sensors.temp", len(temp)), "plant-1.sensors.temp")
+	requireMirrored(t, alerts, readAll(t, dseeds, "plant-1.alerts", len(alerts)), "plant-1.alerts")
+	require.NoError(t, stop())
+	st := l.Status()
+	require.Equal(t, link.StateStopped, st.State)
+	require.EqualValues(t, len(temp)+len(alerts), st.Records)
+
+	// Restart: more records, nothing written twice.
+	more := produce(t, seeds, "sensors.temp", 3, 20, "d")
+	temp = append(temp, more...)
+	_, stop = runLink(t, cfg, fastOpts)
+	requireMirrored(t, temp, readAll(t, dseeds, "plant-1.sensors.temp", len(temp)), "plant-1.sensors.temp")
+
+	// A topic created while running, and partitions added while running.
+	adm := kadm.NewClient(mustClient(t, seeds))
+	_, err := adm.CreateTopic(t.Context(), 2, 1, nil, "sensors.new")
+	require.NoError(t, err)
+	fresh := produce(t, seeds, "sensors.new", 2, 25, "e")
+	requireMirrored(t, fresh, readAll(t, dseeds, "plant-1.sensors.new", len(fresh)), "plant-1.sensors.new")
+	_, err = adm.UpdatePartitions(t.Context(), 5, "sensors.temp")
+	require.NoError(t, err)
+	testbed.Eventually(t, 10*time.Second, func() error {
+		td, err := kadm.NewClient(mustClient(t, dseeds)).ListTopics(t.Context(), "plant-1.sensors.temp")
+		if err != nil {
+			return err
+		}
+		if n := len(td["plant-1.sensors.temp"].Partitions); n != 5 {
+			return fmt.Errorf("mirror has %d partitions", n)
+		}
+		return nil
+	})
+	grown := produce(t, seeds, "sensors.temp", 5, 10, "f")
+	temp = append(temp, grown...)
+	requireMirrored(t, temp, readAll(t, dseeds, "plant-1.sensors.temp", len(temp)), "plant-1.sensors.temp")
+	require.NoError(t, stop())
+}
+
+func TestSecondInstanceFencesFirstFake(t *testing.T) {
+	src := testbed.StartFake(t, kfake.SeedTopics(2, "alerts"))
+	dst := testbed.StartFake(t)
+	cfg := linkConfig(t, src.ListenAddrs(), dst.ListenAddrs(), "")
+	first, stopFirst := runLink(t, cfg, fastOpts)
+	recs := produce(t, src.ListenAddrs(), "alerts", 2, 50, "a")
+	requireMirrored(t, recs, readAll(t, dst.ListenAddrs(), "alerts", len(recs)), "alerts")
+
+	_, stopSecond := runLink(t, cfg, fastOpts)
+	more := produce(t, src.ListenAddrs(), "alerts", 2, 50, "b")
+	recs = append(recs, more...)
+	testbed.Eventually(t, 20*time.Second, func() error {
+		if s := first.Status(); s.State != link.StateFailed {
+			return fmt.Errorf("first instance is %s", s.State)
+		}
+		return nil
+	})
+	require.ErrorIs(t, stopFirst(), link.ErrFenced)
+	requireMirrored(t, recs, readAll(t, dst.ListenAddrs(), "alerts", len(recs)), "alerts")
+	require.NoError(t, stopSecond())
+}
+
+func mustClient(t *testing.T, seeds []string) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	require.NoError(t, err)
+	t.Cleanup(cl.Close)
+	return cl
+}

@@ -1,0 +1,240 @@
+package link
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// ExcludedConfigs are source topic configs never copied to a mirror topic:
+// they describe the source cluster's replication, placement or tiered
+// storage, not the data. Names ending in "." exclude a whole prefix.
+var ExcludedConfigs = []string{
+	"min.insync.replicas",
+	"unclean.leader.election.enable",
+	"leader.replication.throttled.replicas",
+	"follower.replication.throttled.replicas",
+	"remote.storage.enable",
+	"remote.log.copy.disable",
+	"remote.log.delete.on.disable",
+	"local.retention.ms",
+	"local.retention.bytes",
+	"preallocate",
+	"message.downconversion.enable",
+	"confluent.",
+}
+
+func excludedConfig(name string) bool {
+	for _, e := range ExcludedConfigs {
+		if name == e || (strings.HasSuffix(e, ".") && strings.HasPrefix(name, e)) {
+			return true
+		}
+	}
+	return false
+}
+
+var legalTopic = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
+
+// validTopicName checks a destination topic name against Kafka's rules.
+func validTopicName(name string) error {
+	switch {
+	case name == "." || name == "..":
+		return fmt.Errorf("topic name %q is not allowed by Kafka", name)
+	case len(name) > 249:
+		return fmt.Errorf("topic name %q is %d characters long, Kafka allows 249", name, len(name))
+	case !legalTopic.MatchString(name):
+		return fmt.Errorf("topic name %q has characters Kafka does not allow (only letters, digits, '.', '_' and '-')", name)
+	}
+	return nil
+}
+
+// sourceTopics lists the source topics the link selects, with their
+// partition counts. Internal topics and names starting with "__" are never
+// selected.
+func (l *Link) sourceTopics(ctx context.Context) (map[string]int32, error) {
+	tds, err := l.srcAdm.ListTopics(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list source topics: %w", err)
+	}
+	out := make(map[string]int32)
+	for _, td := range tds {
+		if td.IsInternal || strings.HasPrefix(td.Topic, "__") || !l.cfg.Topics.Match(td.Topic) {
+			continue
+		}
+		if td.Err != nil {
+			l.logger.Warn("source topic unavailable", "topic", td.Topic, "err", td.Err)
+			continue
+		}
+		out[td.Topic] = int32(len(td.Partitions))
+	}
+	return out, nil
+}
+
+// topicConfigs returns the explicitly set (dynamic topic) configs of the
+// topics, less ExcludedConfigs.
+func topicConfigs(ctx context.Context, adm *kadm.Client, topics ...string) (map[string]map[string]string, error) {
+	rcs, err := adm.DescribeTopicConfigs(ctx, topics...)
+	if err != nil {
+		return nil, fmt.Errorf("describe topic configs: %w", err)
+	}
+	out := make(map[string]map[string]string, len(rcs))
+	for _, rc := range rcs {
+		if rc.Err != nil {
+			if errors.Is(rc.Err, kerr.UnknownTopicOrPartition) {
+				continue
+			}
+			return nil, fmt.Errorf("describe configs of %s: %w", rc.Name, rc.Err)
+		}
+		m := make(map[string]string)
+		for _, c := range rc.Configs {
+			if c.Source != kmsg.ConfigSourceDynamicTopicConfig || c.Value == nil || excludedConfig(c.Key) {
+				continue
+			}
+			m[c.Key] = *c.Value
+		}
+		out[rc.Name] = m
+	}
+	return out, nil
+}
+
+// syncTopics makes every selected source topic's mirror exist at the
+// destination with at least as many partitions and the same configs. It
+// returns the source topics that are ready to replicate with their
+// partition counts; a topic that cannot be mirrored is reported through
+// l.topicError and left out.
+func (l *Link) syncTopics(ctx context.Context, src map[string]int32) (map[string]int32, error) {
+	names := make([]string, 0, len(src))
+	for t := range src {
+		names = append(names, t)
+	}
+	sort.Strings(names)
+	ready := make(map[string]int32, len(src))
+	if len(names) == 0 {
+		return ready, nil
+	}
+	srcCfgs, err := topicConfigs(ctx, l.srcAdm, names...)
+	if err != nil {
+		return nil, fmt.Errorf("source: %w", err)
+	}
+	dstNames := make([]string, 0, len(names))
+	for _, t := range names {
+		dst := l.destination(t)
+		if err := validTopicName(dst); err != nil {
+			l.topicError(t, fmt.Errorf("mirror topic for %s: %w (check the link's rename)", t, err))
+			continue
+		}
+		dstNames = append(dstNames, dst)
+	}
+	dstDetails, err := l.dstAdm.ListTopics(ctx, dstNames...)
+	if err != nil {
+		return nil, fmt.Errorf("describe destination topics: %w", err)
+	}
+	dstCfgs, err := topicConfigs(ctx, l.dstAdm, dstNames...)
+	if err != nil {
+		return nil, fmt.Errorf("destination: %w", err)
+	}
+	for _, t := range names {
+		dst := l.destination(t)
+		if validTopicName(dst) != nil {
+			continue
+		}
+		want := srcCfgs[t]
+		td, exists := dstDetails[dst]
+		if exists && errors.Is(td.Err, kerr.UnknownTopicOrPartition) {
+			exists = false
+		}
+		switch {
+		case !exists:
+			if err := l.createMirror(ctx, dst, src[t], want); err != nil {
+				l.topicError(t, err)
+				continue
+			}
+		case td.Err != nil:
+			l.topicError(t, fmt.Errorf("describe mirror topic %s: %w", dst, td.Err))
+			continue
+		default:
+			have := int32(len(td.Partitions))
+			if err := l.alignMirror(ctx, dst, have, src[t], want, dstCfgs[dst]); err != nil {
+				l.topicError(t, err)
+				continue
+			}
+			if have < src[t] {
+				// The producer learns of the new mirror partitions with
+				// its next metadata refresh: replicate them from the next
+				// pass on.
+				ready[t] = have
+				l.grown = true
+				continue
+			}
+		}
+		ready[t] = src[t]
+	}
+	return ready, nil
+}
+
+func (l *Link) createMirror(ctx context.Context, dst string, partitions int32, cfg map[string]string) error {
+	configs := make(map[string]*string, len(cfg))
+	for k, v := range cfg {
+		configs[k] = kadm.StringPtr(v)
+	}
+	resp, err := l.dstAdm.CreateTopic(ctx, partitions, -1, configs, dst)
+	if err == nil {
+		err = resp.Err
+	}
+	if errors.Is(err, kerr.TopicAlreadyExists) {
+		return nil // created concurrently; the next pass aligns it
+	}
+	if err != nil {
+		return fmt.Errorf("create mirror topic %s: %w", dst, err)
+	}
+	l.logger.Info("created mirror topic", "topic", dst, "partitions", partitions, "configs", len(cfg))
+	return nil
+}
+
+// alignMirror grows the mirror's partitions to the source's and applies
+// source config values that differ.
+func (l *Link) alignMirror(ctx context.Context, dst string, have, want int32, wantCfg, haveCfg map[string]string) error {
+	if have < want {
+		resp, err := l.dstAdm.UpdatePartitions(ctx, int(want), dst)
+		if err == nil {
+			err = resp.Error()
+		}
+		if err != nil {
+			return fmt.Errorf("grow mirror topic %s from %d to %d partitions: %w", dst, have, want, err)
+		}
+		l.logger.Info("grew mirror topic", "topic", dst, "from", have, "to", want)
+	} else if have > want {
+		// Records keep their partition; extra mirror partitions stay empty.
+		l.logger.Debug("mirror topic has more partitions than its source", "topic", dst, "mirror", have, "source", want)
+	}
+	var alter []kadm.AlterConfig
+	for k, v := range wantCfg {
+		if haveCfg[k] != v {
+			alter = append(alter, kadm.AlterConfig{Op: kadm.SetConfig, Name: k, Value: kadm.StringPtr(v)})
+		}
+	}
+	if len(alter) == 0 {
+		return nil
+	}
+	sort.Slice(alter, func(i, j int) bool { return alter[i].Name < alter[j].Name })
+	resps, err := l.dstAdm.AlterTopicConfigs(ctx, alter, dst)
+	if err == nil {
+		for _, r := range resps {
+			if r.Err != nil {
+				err = r.Err
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("update configs of mirror topic %s: %w", dst, err)
+	}
+	l.logger.Info("updated mirror topic configs", "topic", dst, "configs", len(alter))
+	return nil
+}
