@@ -250,9 +250,14 @@ func (l *Link) session(ctx context.Context) error {
 		return err
 	}
 
-	producer, err := kgo.NewClient(append(dstOpts,
-		kgo.TransactionalID(l.transactionalID()),
-		kgo.TransactionTimeout(l.opts.TransactionTimeout),
+	eos := l.cfg.Delivery != config.DeliveryAtLeastOnce
+	prodOpts := dstOpts
+	if eos {
+		prodOpts = append(prodOpts,
+			kgo.TransactionalID(l.transactionalID()),
+			kgo.TransactionTimeout(l.opts.TransactionTimeout))
+	}
+	producer, err := kgo.NewClient(append(prodOpts,
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(0),
@@ -267,7 +272,7 @@ func (l *Link) session(ctx context.Context) error {
 	defer producer.Close()
 	// Initialising the producer id fences any earlier instance and settles
 	// its open transaction before the checkpoints are read.
-	if _, _, err := producer.ProducerID(ctx); err != nil {
+	if _, _, err := producer.ProducerID(ctx); err != nil && eos {
 		return fmt.Errorf("initialise transactional producer %s: %w", l.transactionalID(), classify(err))
 	}
 	cps, err := loadCheckpoints(ctx, dstOpts, l.dstAdm, l.opts.CheckpointTopic, l.cfg.Name)
@@ -288,7 +293,7 @@ func (l *Link) session(ctx context.Context) error {
 	defer consumer.Close()
 
 	c := &copier{
-		l: l, producer: producer, consumer: consumer,
+		l: l, producer: producer, consumer: consumer, eos: eos,
 		committed: make(map[tp]int64), dirty: make(map[tp]int64),
 		assigned: make(map[tp]struct{}), lastLostCheck: make(map[tp]time.Time),
 	}
@@ -325,6 +330,9 @@ type copier struct {
 	l        *Link
 	producer *kgo.Client
 	consumer *kgo.Client
+	// eos selects destination transactions (exactly-once); without them
+	// (at-least-once) checkpoints are written once the records are acked.
+	eos bool
 
 	// committed holds the next source offset of every assigned partition as
 	// the destination knows it; dirty holds positions reached in the open
@@ -524,11 +532,8 @@ func (c *copier) copyPartition(ctx context.Context, p kgo.FetchTopicPartition) e
 			c.advance(k, r.Offset+1)
 			continue
 		}
-		if c.started.IsZero() {
-			if err := c.producer.BeginTransaction(); err != nil {
-				return fmt.Errorf("begin transaction: %w", classify(err))
-			}
-			c.started = time.Now()
+		if err := c.begin(); err != nil {
+			return err
 		}
 		headers := make([]kgo.RecordHeader, len(r.Headers), len(r.Headers)+1)
 		copy(headers, r.Headers)
@@ -591,22 +596,40 @@ func (c *copier) checkLost(ctx context.Context, k tp, expected, got int64) {
 	})
 }
 
-// commit writes the checkpoints of the open transaction and commits it.
-func (c *copier) commit(ctx context.Context) error {
-	l := c.l
-	if c.started.IsZero() {
+// begin opens a transaction (a batch, in at-least-once mode) if none is open.
+func (c *copier) begin() error {
+	if !c.started.IsZero() {
+		return nil
+	}
+	if c.eos {
 		if err := c.producer.BeginTransaction(); err != nil {
 			return fmt.Errorf("begin transaction: %w", classify(err))
 		}
-		c.started = time.Now()
 	}
-	for k, next := range c.dirty {
-		rec := checkpointRecord(l.opts.CheckpointTopic, l.cfg.Name, k, checkpoint{Next: next, Source: l.srcID})
-		c.producer.Produce(ctx, rec, func(_ *kgo.Record, err error) {
-			if err != nil {
-				c.fail(fmt.Errorf("write checkpoint of %s: %w", k, err))
-			}
-		})
+	c.started = time.Now()
+	return nil
+}
+
+// commit writes the checkpoints of the open transaction and commits it. In
+// at-least-once mode it waits for the records' acknowledgements and only then
+// writes the checkpoints: a crash in between replicates them again.
+func (c *copier) commit(ctx context.Context) error {
+	l := c.l
+	if err := c.begin(); err != nil {
+		return err
+	}
+	if !c.eos {
+		if err := c.flush(ctx); err != nil {
+			return err
+		}
+	}
+	c.writeCheckpoints(ctx)
+	if !c.eos {
+		if err := c.flush(ctx); err != nil {
+			return err
+		}
+		c.markCommitted()
+		return nil
 	}
 	fctx, cancel := context.WithTimeout(ctx, l.opts.TransactionTimeout)
 	flushErr := c.producer.Flush(fctx)
@@ -631,6 +654,35 @@ func (c *copier) commit(ctx context.Context) error {
 	case endErr != nil:
 		return fmt.Errorf("commit transaction: %w", classify(endErr))
 	}
+	c.markCommitted()
+	return nil
+}
+
+// flush waits for every produced record to be acknowledged (at-least-once).
+func (c *copier) flush(ctx context.Context) error {
+	fctx, cancel := context.WithTimeout(ctx, c.l.opts.TransactionTimeout)
+	defer cancel()
+	if err := c.producer.Flush(fctx); err != nil {
+		return fmt.Errorf("wait for acknowledgements: %w", err)
+	}
+	return c.takeErr()
+}
+
+func (c *copier) writeCheckpoints(ctx context.Context) {
+	l := c.l
+	for k, next := range c.dirty {
+		rec := checkpointRecord(l.opts.CheckpointTopic, l.cfg.Name, k, checkpoint{Next: next, Source: l.srcID})
+		c.producer.Produce(ctx, rec, func(_ *kgo.Record, err error) {
+			if err != nil {
+				c.fail(fmt.Errorf("write checkpoint of %s: %w", k, err))
+			}
+		})
+	}
+}
+
+// markCommitted records a successful commit of the open transaction.
+func (c *copier) markCommitted() {
+	l := c.l
 	for k, next := range c.dirty {
 		c.committed[k] = next
 	}
@@ -642,7 +694,6 @@ func (c *copier) commit(ctx context.Context) error {
 	})
 	clear(c.dirty)
 	c.started, c.txBytes, c.txRecs = time.Time{}, 0, 0
-	return nil
 }
 
 // shutdown finishes the open transaction within a few seconds, or leaves it
@@ -658,7 +709,9 @@ func (c *copier) shutdown() error {
 		actx, acancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer acancel()
 		_ = c.producer.AbortBufferedRecords(actx)
-		_ = c.producer.EndTransaction(actx, kgo.TryAbort)
+		if c.eos {
+			_ = c.producer.EndTransaction(actx, kgo.TryAbort)
+		}
 	}
 	return nil
 }

@@ -272,3 +272,21 @@ func mustClient(t *testing.T, seeds []string) *kgo.Client {
 	t.Cleanup(cl.Close)
 	return cl
 }
+
+func TestMirrorAtLeastOnceFake(t *testing.T) {
+	src := testbed.StartFake(t, kfake.SeedTopics(2, "alerts"))
+	dst := testbed.StartFake(t)
+	cfg := linkConfig(t, src.ListenAddrs(), dst.ListenAddrs(), "    delivery: at-least-once")
+	require.Equal(t, config.DeliveryAtLeastOnce, cfg.Links[0].Delivery)
+	recs := produce(t, src.ListenAddrs(), "alerts", 2, 100, "a")
+	abortedTxn(t, src.ListenAddrs(), "alerts", 0, 10)
+	_, stop := runLink(t, cfg, fastOpts)
+	requireMirrored(t, recs, readAll(t, dst.ListenAddrs(), "alerts", len(recs)), "alerts")
+	require.NoError(t, stop())
+
+	// A clean stop checkpoints everything: a restart copies only new records.
+	recs = append(recs, produce(t, src.ListenAddrs(), "alerts", 2, 10, "b")...)
+	_, stop = runLink(t, cfg, fastOpts)
+	requireMirrored(t, recs, readAll(t, dst.ListenAddrs(), "alerts", len(recs)), "alerts")
+	require.NoError(t, stop())
+}
