@@ -197,6 +197,7 @@ func (l *Link) Run(ctx context.Context) error {
 			return nil
 		}
 		if errors.Is(err, ErrFenced) {
+			l.logger.Error("link stopped: another instance of this link took over (fenced)", "err", err)
 			l.setState(StateFailed, err)
 			return fmt.Errorf("link %s: %w", l.cfg.Name, err)
 		}

@@ -290,3 +290,44 @@ func TestMirrorAtLeastOnceFake(t *testing.T) {
 	requireMirrored(t, recs, readAll(t, dst.ListenAddrs(), "alerts", len(recs)), "alerts")
 	require.NoError(t, stop())
 }
+
+func TestTranslateEveryOffsetFake(t *testing.T) {
+	src := testbed.StartFake(t, kfake.SeedTopics(1, "alerts"))
+	dst := testbed.StartFake(t)
+	seeds, dseeds := src.ListenAddrs(), dst.ListenAddrs()
+	cfg := linkConfig(t, seeds, dseeds, "")
+	_, stop := runLink(t, cfg, fastOpts)
+	var recs []srcRec
+	for round := range 4 {
+		recs = append(recs, produce(t, seeds, "alerts", 1, 15, fmt.Sprint(round))...)
+		if round == 1 {
+			abortedTxn(t, seeds, "alerts", 0, 7) // aborted records and their marker
+		}
+		requireMirrored(t, recs, readAll(t, dseeds, "alerts", len(recs)), "alerts")
+	}
+	mirrored := readAll(t, dseeds, "alerts", len(recs))
+	require.NoError(t, stop())
+	require.GreaterOrEqual(t, mirrored[len(mirrored)-1].Offset-int64(len(mirrored)-1), int64(3), "destination transaction markers shift offsets")
+
+	opts := []kgo.Opt{kgo.SeedBrokers(dseeds...)}
+	last := recs[len(recs)-1].offset
+	for s := int64(0); s <= last+1; s++ {
+		tr, err := link.Translate(t.Context(), opts, "alerts", 0, s)
+		require.NoError(t, err)
+		var want *kgo.Record
+		for _, d := range mirrored {
+			if o, _, _ := provenance.Find(d); o.Offset >= s {
+				want = d
+				break
+			}
+		}
+		if want == nil {
+			require.True(t, tr.Pending, "source offset %d", s)
+			continue
+		}
+		o, _, _ := provenance.Find(want)
+		require.False(t, tr.Pending, "source offset %d", s)
+		require.Equal(t, want.Offset, tr.Destination, "source offset %d", s)
+		require.Equal(t, o.Offset == s, tr.Exact, "source offset %d", s)
+	}
+}
