@@ -8,10 +8,9 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/spf13/cobra"
 
@@ -150,15 +149,27 @@ func runLinks(ctx context.Context, logger *slog.Logger, cfg *config.Config) erro
 		}
 	}()
 
-	g, gctx := errgroup.WithContext(ctx)
+	// A link that cannot continue stops alone; the others keep running.
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
 	for _, lc := range cfg.Links {
 		l := link.New(cfg, lc, link.Options{}, logger)
-		g.Go(func() error { return l.Run(gctx) })
+		wg.Go(func() {
+			if err := l.Run(ctx); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		})
 	}
 	logger.Info("edgelink running", "links", len(cfg.Links), "config", cfg.File)
-	err := g.Wait()
-	if err == nil {
-		logger.Info("edgelink stopped")
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
-	return err
+	logger.Info("edgelink stopped")
+	return nil
 }

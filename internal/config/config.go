@@ -137,6 +137,24 @@ const (
 	DeliveryAtLeastOnce Delivery = "at-least-once"
 )
 
+// OnError is what a link does with a record the destination refuses (too
+// large, invalid) or cannot take.
+type OnError string
+
+// Error policies.
+const (
+	// OnErrorStop stops the link with a clear error; nothing is skipped.
+	OnErrorStop OnError = "stop"
+	// OnErrorSkip skips the refused record, logs its exact coordinates and
+	// the reason, counts it, and writes a record of it to the link's
+	// skipped-records topic at the destination, in the same transaction.
+	OnErrorSkip OnError = "skip-and-record"
+)
+
+// DefaultCheckpointTopic is the compacted topic at the destination that holds
+// links' checkpoints when a link does not name its own.
+const DefaultCheckpointTopic = "__edgelink.checkpoints"
+
 // Link is a one-way replication flow from one cluster to another.
 type Link struct {
 	// Name is unique among links.
@@ -145,6 +163,12 @@ type Link struct {
 	From, To string
 	// Topics selects the source topics to replicate.
 	Topics Topics
+	// OnError is the policy for records the destination refuses;
+	// OnErrorStop when absent.
+	OnError OnError
+	// CheckpointTopic is the destination topic that holds the link's
+	// checkpoints; DefaultCheckpointTopic when absent.
+	CheckpointTopic string
 	// Rename maps a source topic to its destination topic, with the
 	// placeholders {topic} and {site}; DefaultRename when absent.
 	Rename string

@@ -22,7 +22,7 @@ var (
 	clusterKeys = []string{"bootstrap", "client_id", "tls", "sasl"}
 	tlsKeys     = []string{"enabled", "ca_file", "cert_file", "key_file", "server_name", "insecure_skip_verify"}
 	saslKeys    = []string{"mechanism", "username", "password", "password_file", "token_url", "client_id", "client_secret", "client_secret_file", "scope"}
-	linkKeys    = []string{"name", "from", "to", "topics", "rename", "start", "delivery"}
+	linkKeys    = []string{"name", "from", "to", "topics", "rename", "start", "delivery", "on_error", "checkpoint_topic"}
 	topicsKeys  = []string{"include", "exclude"}
 	httpKeys    = []string{"listen"}
 )
@@ -837,7 +837,7 @@ type linkChecker struct {
 
 // link decodes one item of "links".
 func (d *decoder) link(e entry, lc *linkChecker) *Link {
-	l := &Link{Rename: DefaultRename, Start: StartEarliest, Delivery: DeliveryExactlyOnce}
+	l := &Link{Rename: DefaultRename, Start: StartEarliest, Delivery: DeliveryExactlyOnce, OnError: OnErrorStop, CheckpointTopic: DefaultCheckpointTopic}
 	if isNull(e.val) {
 		d.fail(e.val, e.path, "empty link", "a link needs name, from, to and topics")
 		return nil
@@ -881,8 +881,18 @@ func (d *decoder) link(e entry, lc *linkChecker) *Link {
 	}
 	l.Start = StartPosition(d.enum(f, "start", []string{string(StartEarliest), string(StartLatest)}, string(StartEarliest)))
 	l.Delivery = Delivery(d.enum(f, "delivery", []string{string(DeliveryExactlyOnce), string(DeliveryAtLeastOnce)}, string(DeliveryExactlyOnce)))
+	l.OnError = OnError(d.enum(f, "on_error", []string{string(OnErrorStop), string(OnErrorSkip)}, string(OnErrorStop)))
+	if t, n, ok := d.optional(f, "checkpoint_topic", false, DefaultCheckpointTopic); ok && n != nil {
+		if !topicNameRE.MatchString(t) || t == "." || t == ".." {
+			d.fail(n, f["checkpoint_topic"].path, "invalid topic name "+quote(t), "Kafka topic names use letters, digits, '.', '_' and '-', at most 249 characters")
+		} else {
+			l.CheckpointTopic = t
+		}
+	}
 	return l
 }
+
+var topicNameRE = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
 
 func clusterChoice(clusters []string) string {
 	if len(clusters) == 0 {

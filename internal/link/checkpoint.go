@@ -14,9 +14,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// DefaultCheckpointTopic is the compacted topic on the destination cluster
-// that holds every link's checkpoints.
-const DefaultCheckpointTopic = "__edgelink.checkpoints"
+// SkippedTopic is the destination topic that records every source record a
+// link with on_error: skip-and-record did not replicate, and why.
+const SkippedTopic = "__edgelink.skipped"
 
 // tp names a source topic partition.
 type tp struct {
@@ -145,4 +145,16 @@ func loadCheckpoints(ctx context.Context, opts []kgo.Opt, adm *kadm.Client, topi
 		})
 	}
 	return out, nil
+}
+
+// ensureSkippedTopic creates SkippedTopic when missing.
+func ensureSkippedTopic(ctx context.Context, adm *kadm.Client) error {
+	resp, err := adm.CreateTopic(ctx, 1, -1, nil, SkippedTopic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("create %s: %w", SkippedTopic, err)
+	}
+	return nil
 }

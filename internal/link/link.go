@@ -12,6 +12,7 @@ package link
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,9 +31,6 @@ import (
 
 // Options tune a link; the zero value of a field takes its default.
 type Options struct {
-	// CheckpointTopic is the compacted checkpoint topic at the destination,
-	// default DefaultCheckpointTopic.
-	CheckpointTopic string
 	// CommitInterval is how long a transaction collects records before it
 	// commits, default 100ms.
 	CommitInterval time.Duration
@@ -50,9 +48,6 @@ type Options struct {
 }
 
 func (o *Options) defaults() {
-	if o.CheckpointTopic == "" {
-		o.CheckpointTopic = DefaultCheckpointTopic
-	}
 	if o.CommitInterval <= 0 {
 		o.CommitInterval = 100 * time.Millisecond
 	}
@@ -76,6 +71,24 @@ func (o *Options) defaults() {
 // ErrFenced reports that another instance of the same link took over.
 var ErrFenced = errors.New("fenced by another instance of this link")
 
+// ErrRefused reports a record the destination refused, with on_error: stop.
+var ErrRefused = errors.New("record refused by the destination")
+
+// refusal is a source record the destination refused.
+type refusal struct {
+	at     tp
+	offset int64
+	err    error
+}
+
+// recordError reports whether err concerns one record (its size or
+// content) rather than the link or the cluster.
+func recordError(err error) bool {
+	return errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge) ||
+		errors.Is(err, kerr.InvalidRecord) || errors.Is(err, kerr.CorruptMessage) ||
+		errors.Is(err, kerr.InvalidTimestamp)
+}
+
 // State is a link's life-cycle state.
 type State string
 
@@ -96,6 +109,11 @@ type Link struct {
 	src, dst *config.Cluster
 	opts     Options
 	logger   *slog.Logger
+
+	// skip holds source records refused by the destination that the link
+	// records instead of replicating (on_error: skip-and-record). It
+	// outlives sessions; it is owned by the goroutine running Run.
+	skip map[tp]map[int64]string
 
 	// Session state, owned by the goroutine running Run.
 	srcAdm, dstAdm *kadm.Client
@@ -123,6 +141,9 @@ type Status struct {
 	// SkippedLoops counts records not replicated because they came from the
 	// destination cluster in the first place.
 	SkippedLoops int64
+	// SkippedRecords counts records the destination refused that were
+	// recorded in SkippedTopic instead (on_error: skip-and-record).
+	SkippedRecords int64
 	// Partitions is the number of source partitions being replicated.
 	Partitions int
 }
@@ -138,6 +159,7 @@ func New(cfg *config.Config, lc *config.Link, opts Options, logger *slog.Logger)
 		opts:   opts,
 		logger: logger.With("component", "link", "link", lc.Name),
 		status: Status{Name: lc.Name, State: StateStarting},
+		skip:   make(map[tp]map[int64]string),
 	}
 }
 
@@ -196,6 +218,11 @@ func (l *Link) Run(ctx context.Context) error {
 			l.setState(StateStopped, nil)
 			return nil
 		}
+		if errors.Is(err, ErrRefused) {
+			l.logger.Error("link stopped: the destination refused a record (on_error: stop)", "err", err)
+			l.setState(StateFailed, err)
+			return fmt.Errorf("link %s: %w", l.cfg.Name, err)
+		}
 		if errors.Is(err, ErrFenced) {
 			l.logger.Error("link stopped: another instance of this link took over (fenced)", "err", err)
 			l.setState(StateFailed, err)
@@ -247,8 +274,13 @@ func (l *Link) session(ctx context.Context) error {
 	if l.dstID, err = clusterID(ctx, l.dstAdm); err != nil {
 		return fmt.Errorf("connect to destination cluster %s: %w", l.dst.Name, err)
 	}
-	if err := ensureCheckpointTopic(ctx, l.dstAdm, l.opts.CheckpointTopic); err != nil {
+	if err := ensureCheckpointTopic(ctx, l.dstAdm, l.cfg.CheckpointTopic); err != nil {
 		return err
+	}
+	if l.cfg.OnError == config.OnErrorSkip {
+		if err := ensureSkippedTopic(ctx, l.dstAdm); err != nil {
+			return err
+		}
 	}
 
 	eos := l.cfg.Delivery != config.DeliveryAtLeastOnce
@@ -276,7 +308,7 @@ func (l *Link) session(ctx context.Context) error {
 	if _, _, err := producer.ProducerID(ctx); err != nil && eos {
 		return fmt.Errorf("initialise transactional producer %s: %w", l.transactionalID(), classify(err))
 	}
-	cps, err := loadCheckpoints(ctx, dstOpts, l.dstAdm, l.opts.CheckpointTopic, l.cfg.Name)
+	cps, err := loadCheckpoints(ctx, dstOpts, l.dstAdm, l.cfg.CheckpointTopic, l.cfg.Name)
 	if err != nil {
 		return err
 	}
@@ -345,8 +377,9 @@ type copier struct {
 	txBytes int
 	txRecs  int
 
-	errMu sync.Mutex
-	txErr error
+	errMu   sync.Mutex
+	txErr   error
+	refused []refusal
 
 	// assigned holds the partitions the consumer was told to read.
 	assigned      map[tp]struct{}
@@ -367,7 +400,24 @@ func (c *copier) takeErr() error {
 	defer c.errMu.Unlock()
 	err := c.txErr
 	c.txErr = nil
-	return err
+	refused := c.refused
+	c.refused = nil
+	if len(refused) == 0 {
+		return err
+	}
+	// Records the destination refused decide the outcome.
+	if c.l.cfg.OnError != config.OnErrorSkip {
+		r := refused[0]
+		return fmt.Errorf("%w: %s offset %d: %w (set on_error: skip-and-record to skip such records and record them in %s)",
+			ErrRefused, r.at, r.offset, r.err, SkippedTopic)
+	}
+	for _, r := range refused {
+		if c.l.skip[r.at] == nil {
+			c.l.skip[r.at] = make(map[int64]string)
+		}
+		c.l.skip[r.at][r.offset] = r.err.Error()
+	}
+	return fmt.Errorf("destination refused %d record(s), first %s offset %d: %w; replicating again without them", len(refused), refused[0].at, refused[0].offset, refused[0].err)
 }
 
 // discover lists source topics, mirrors them and assigns new partitions. At
@@ -536,6 +586,11 @@ func (c *copier) copyPartition(ctx context.Context, p kgo.FetchTopicPartition) e
 		if err := c.begin(); err != nil {
 			return err
 		}
+		if reason, ok := l.skip[k][r.Offset]; ok {
+			c.recordSkipped(ctx, k, r, reason)
+			c.advance(k, r.Offset+1)
+			continue
+		}
 		headers := make([]kgo.RecordHeader, len(r.Headers), len(r.Headers)+1)
 		copy(headers, r.Headers)
 		headers = append(headers, provenance.Origin{ClusterID: l.srcID, Site: l.site, Partition: r.Partition, Offset: r.Offset}.Header())
@@ -550,7 +605,13 @@ func (c *copier) copyPartition(ctx context.Context, p kgo.FetchTopicPartition) e
 		size := len(r.Key) + len(r.Value)
 		srcOffset := r.Offset
 		c.producer.Produce(ctx, out, func(_ *kgo.Record, err error) {
-			if err != nil {
+			switch {
+			case err == nil:
+			case recordError(err):
+				c.errMu.Lock()
+				c.refused = append(c.refused, refusal{k, srcOffset, err})
+				c.errMu.Unlock()
+			default:
 				c.fail(fmt.Errorf("produce %s offset %d to %s: %w", k, srcOffset, dst, err))
 			}
 		})
@@ -559,6 +620,40 @@ func (c *copier) copyPartition(ctx context.Context, p kgo.FetchTopicPartition) e
 		c.advance(k, r.Offset+1)
 	}
 	return nil
+}
+
+// recordSkipped writes what is known of a refused record to SkippedTopic, in
+// the open transaction, instead of the record itself.
+func (c *copier) recordSkipped(ctx context.Context, k tp, r *kgo.Record, reason string) {
+	l := c.l
+	l.logger.Error("record refused by the destination: skipped and recorded",
+		"topic", k.Topic, "partition", k.Partition, "offset", r.Offset, "reason", reason, "recorded_in", SkippedTopic)
+	v, _ := json.Marshal(skippedRecord{
+		Link: l.cfg.Name, Topic: k.Topic, Partition: k.Partition, Offset: r.Offset,
+		Timestamp: r.Timestamp.UnixMilli(), KeyBytes: len(r.Key), ValueBytes: len(r.Value), Headers: len(r.Headers),
+		Reason: reason,
+	})
+	rec := &kgo.Record{Topic: SkippedTopic, Key: checkpointKey(l.cfg.Name, k), Value: v,
+		Headers: []kgo.RecordHeader{provenance.Origin{ClusterID: l.srcID, Site: l.site, Partition: r.Partition, Offset: r.Offset}.Header()}}
+	c.producer.Produce(ctx, rec, func(_ *kgo.Record, err error) {
+		if err != nil {
+			c.fail(fmt.Errorf("record skipped %s offset %d: %w", k, r.Offset, err))
+		}
+	})
+	l.update(func(s *Status) { s.SkippedRecords++ })
+}
+
+// skippedRecord is the value of a SkippedTopic record.
+type skippedRecord struct {
+	Link       string `json:"link"`
+	Topic      string `json:"topic"`
+	Partition  int32  `json:"partition"`
+	Offset     int64  `json:"offset"`
+	Timestamp  int64  `json:"timestamp_ms"`
+	KeyBytes   int    `json:"key_bytes"`
+	ValueBytes int    `json:"value_bytes"`
+	Headers    int    `json:"headers"`
+	Reason     string `json:"reason"`
 }
 
 func (c *copier) position(k tp) (int64, bool) {
@@ -672,7 +767,7 @@ func (c *copier) flush(ctx context.Context) error {
 func (c *copier) writeCheckpoints(ctx context.Context) {
 	l := c.l
 	for k, next := range c.dirty {
-		rec := checkpointRecord(l.opts.CheckpointTopic, l.cfg.Name, k, checkpoint{Next: next, Source: l.srcID})
+		rec := checkpointRecord(l.cfg.CheckpointTopic, l.cfg.Name, k, checkpoint{Next: next, Source: l.srcID})
 		c.producer.Produce(ctx, rec, func(_ *kgo.Record, err error) {
 			if err != nil {
 				c.fail(fmt.Errorf("write checkpoint of %s: %w", k, err))

@@ -331,3 +331,46 @@ func TestTranslateEveryOffsetFake(t *testing.T) {
 		require.Equal(t, o.Offset == s, tr.Exact, "source offset %d", s)
 	}
 }
+
+func TestRefusedRecordPolicyFake(t *testing.T) {
+	for _, policy := range []config.OnError{config.OnErrorStop, config.OnErrorSkip} {
+		t.Run(string(policy), func(t *testing.T) {
+			src := testbed.StartFake(t, kfake.SeedTopics(1, "alerts"))
+			dst := testbed.StartFake(t)
+			cfg := linkConfig(t, src.ListenAddrs(), dst.ListenAddrs(), "    on_error: "+string(policy))
+			before := produce(t, src.ListenAddrs(), "alerts", 1, 10, "a")
+			// A 2 MB record: more than the destination producer sends in one batch.
+			big, err := kgo.NewClient(kgo.SeedBrokers(src.ListenAddrs()...), kgo.ProducerBatchMaxBytes(4<<20))
+			require.NoError(t, err)
+			res := big.ProduceSync(t.Context(), &kgo.Record{Topic: "alerts", Value: make([]byte, 2<<20)})
+			big.Close()
+			require.NoError(t, res.FirstErr())
+			bigOffset := res[0].Record.Offset
+			after := produce(t, src.ListenAddrs(), "alerts", 1, 10, "b")
+
+			l, stop := runLink(t, cfg, fastOpts)
+			if policy == config.OnErrorStop {
+				testbed.Eventually(t, 20*time.Second, func() error {
+					if s := l.Status(); s.State != link.StateFailed {
+						return fmt.Errorf("state %s", s.State)
+					}
+					return nil
+				})
+				err := stop()
+				require.ErrorIs(t, err, link.ErrRefused)
+				require.ErrorContains(t, err, fmt.Sprintf("alerts[0] offset %d", bigOffset))
+				require.Contains(t, l.Status().LastError, "on_error: skip-and-record")
+				// Nothing after the refused record was replicated: order is kept.
+				require.LessOrEqual(t, len(readAll(t, dst.ListenAddrs(), "alerts", 0)), len(before))
+				return
+			}
+			requireMirrored(t, append(before, after...), readAll(t, dst.ListenAddrs(), "alerts", len(before)+len(after)), "alerts")
+			skipped := readAll(t, dst.ListenAddrs(), link.SkippedTopic, 1)
+			require.Len(t, skipped, 1)
+			require.Contains(t, string(skipped[0].Value), fmt.Sprintf(`"offset":%d`, bigOffset))
+			require.Contains(t, string(skipped[0].Value), `"value_bytes":2097152`)
+			require.EqualValues(t, 1, l.Status().SkippedRecords)
+			require.NoError(t, stop())
+		})
+	}
+}
