@@ -623,13 +623,19 @@ func freePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
-// newClusterID returns a random KRaft cluster id (a base64url UUID).
+// newClusterID returns a random KRaft cluster id (a base64url UUID). Like
+// Kafka's own, it never starts with "-", which a command line would take for
+// an option.
 func newClusterID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = (b[6] & 0x0f) | 0x40
-	b[8] = (b[8] & 0x3f) | 0x80
-	return base64.RawURLEncoding.EncodeToString(b[:])
+	for {
+		var b [16]byte
+		_, _ = rand.Read(b[:])
+		b[6] = (b[6] & 0x0f) | 0x40
+		b[8] = (b[8] & 0x3f) | 0x80
+		if id := base64.RawURLEncoding.EncodeToString(b[:]); id[0] != '-' {
+			return id
+		}
+	}
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -44,3 +44,12 @@ func TestBrokerPropertiesSecurity(t *testing.T) {
 		require.True(t, strings.Contains(props, want), "missing %q in\n%s", want, props)
 	}
 }
+
+// A cluster id starting with "-" is taken for an option by kafka-storage.
+func TestClusterIDNeverStartsWithDash(t *testing.T) {
+	for range 5000 {
+		id := newClusterID()
+		require.Len(t, id, 22)
+		require.NotEqual(t, byte('-'), id[0], id)
+	}
+}
