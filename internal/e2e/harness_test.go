@@ -88,10 +88,19 @@ func startAgent(t *testing.T, name, cfgPath string) *agent {
 		close(a.done)
 	}()
 	t.Cleanup(func() {
+		if t.Failed() {
+			// A Go process dumps its goroutines on SIGQUIT: show where a
+			// stuck agent is.
+			_ = a.cmd.Process.Signal(syscall.SIGQUIT)
+			select {
+			case <-a.done:
+			case <-time.After(3 * time.Second):
+			}
+		}
 		a.kill()
 		if t.Failed() {
 			a.mu.Lock()
-			t.Logf("agent %s log (last 4 KB):\n%s", name, tailBytes(a.raw.Bytes(), 4096))
+			t.Logf("agent %s log (last 64 KB):\n%s", name, tailBytes(a.raw.Bytes(), 64<<10))
 			a.mu.Unlock()
 		}
 	})

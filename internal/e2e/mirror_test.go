@@ -95,13 +95,23 @@ func TestRealKafkaSecondAgentNeverDuplicates(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
 	var l load
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return l.produce(gctx, t, edge, topics[:1], 40_000, 5) })
-	g.Go(func() error { return l.transact(gctx, edge, "events", 20, 200, 6) })
+	require.NoError(t, l.produce(ctx, t, edge, topics[:1], 20_000, 5))
 	first := startAgent(t, "first", cfg)
-	time.Sleep(3 * time.Second)
+	testbed.Eventually(t, time.Minute, func() error {
+		if len(first.logsWith("link state changed")) == 0 {
+			return fmt.Errorf("first agent not running yet")
+		}
+		return nil
+	})
+	// Both instances run while records keep arriving: the second fences the
+	// first, which notices at its next write and stops.
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return l.produce(gctx, t, edge, topics[:1], 30_000, 6) })
+	g.Go(func() error { return l.transact(gctx, edge, "events", 40, 200, 7) })
+	time.Sleep(time.Second)
 	second := startAgent(t, "second", cfg)
 	require.NoError(t, g.Wait())
+	require.NoError(t, l.produce(ctx, t, edge, topics[:1], 5_000, 8))
 
 	rep := checkUntilClean(t, edge, cloud, pairsFor(topics...), 2*time.Minute, nil)
 	requireClean(t, rep)
