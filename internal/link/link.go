@@ -633,8 +633,10 @@ func (c *copier) recordSkipped(ctx context.Context, k tp, r *kgo.Record, reason 
 		Timestamp: r.Timestamp.UnixMilli(), KeyBytes: len(r.Key), ValueBytes: len(r.Value), Headers: len(r.Headers),
 		Reason: reason,
 	})
-	rec := &kgo.Record{Topic: SkippedTopic, Key: checkpointKey(l.cfg.Name, k), Value: v,
-		Headers: []kgo.RecordHeader{provenance.Origin{ClusterID: l.srcID, Site: l.site, Partition: r.Partition, Offset: r.Offset}.Header()}}
+	rec := &kgo.Record{
+		Topic: SkippedTopic, Key: checkpointKey(l.cfg.Name, k), Value: v,
+		Headers: []kgo.RecordHeader{provenance.Origin{ClusterID: l.srcID, Site: l.site, Partition: r.Partition, Offset: r.Offset}.Header()},
+	}
 	c.producer.Produce(ctx, rec, func(_ *kgo.Record, err error) {
 		if err != nil {
 			c.fail(fmt.Errorf("record skipped %s offset %d: %w", k, r.Offset, err))
