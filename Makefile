@@ -5,7 +5,7 @@ BIN           := $(CURDIR)/bin
 TEST_TIMEOUT  ?= 25m
 FUZZTIME      ?= 15s
 
-.PHONY: build setup test test-unit test-integration fuzz lint tidy-check kafka clean
+.PHONY: build setup test test-unit test-integration fuzz lint tidy-check kafka bench-mirror clean
 
 build:
 	$(GO) build -o $(BIN)/edgelink ./cmd/edgelink
@@ -42,6 +42,11 @@ lint: $(BIN)/golangci-lint
 
 tidy-check:
 	$(GO) mod tidy -diff
+
+## bench-mirror: one link's throughput, exactly-once and at-least-once, median of 3
+BENCH_RECORDS ?= 500000
+bench-mirror: setup
+	$(GO) run ./internal/bench/mirrorbench -records $(BENCH_RECORDS) -size 1024 -partitions 12 -runs 3
 
 ## kafka: fetch and verify the Apache Kafka jars
 kafka:
