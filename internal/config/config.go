@@ -25,6 +25,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Defaults applied when a field is absent.
@@ -151,6 +152,16 @@ const (
 	OnErrorSkip OnError = "skip-and-record"
 )
 
+// Default intervals of a link.
+const (
+	// DefaultCommitInterval is how long a destination transaction collects
+	// records before it commits.
+	DefaultCommitInterval = 100 * time.Millisecond
+	// DefaultDiscoveryInterval is how often a link lists the source topics
+	// to find new topics, new partitions and config changes.
+	DefaultDiscoveryInterval = 10 * time.Second
+)
+
 // DefaultCheckpointTopic is the compacted topic at the destination that holds
 // links' checkpoints when a link does not name its own.
 const DefaultCheckpointTopic = "__edgelink.checkpoints"
@@ -169,6 +180,9 @@ type Link struct {
 	// CheckpointTopic is the destination topic that holds the link's
 	// checkpoints; DefaultCheckpointTopic when absent.
 	CheckpointTopic string
+	// CommitInterval and DiscoveryInterval: see DefaultCommitInterval and
+	// DefaultDiscoveryInterval, which apply when they are absent.
+	CommitInterval, DiscoveryInterval time.Duration
 	// Rename maps a source topic to its destination topic, with the
 	// placeholders {topic} and {site}; DefaultRename when absent.
 	Rename string

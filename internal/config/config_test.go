@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -450,4 +451,31 @@ links:
 	cfg, err := config.ParseWithEnv("edgelink.yaml", data, lookup(map[string]string{"SITE": "plant-7"}))
 	require.NoError(t, err)
 	require.Equal(t, "plant-7.t", cfg.Links[0].DestinationTopic(cfg.Site, "t"))
+}
+
+func TestLinkTuningDefaultsAndValues(t *testing.T) {
+	base := `clusters:
+  edge: {bootstrap: ["127.0.0.1:9092"]}
+  cloud: {bootstrap: ["127.0.0.1:9093"]}
+links:
+  - name: up
+    from: edge
+    to: cloud
+    topics: {include: ["alerts"]}
+`
+	cfg, err := config.Parse("t.yaml", []byte(base))
+	require.NoError(t, err)
+	l := cfg.Links[0]
+	require.Equal(t, config.DefaultCommitInterval, l.CommitInterval)
+	require.Equal(t, config.DefaultDiscoveryInterval, l.DiscoveryInterval)
+	require.Equal(t, config.OnErrorStop, l.OnError)
+	require.Equal(t, config.DefaultCheckpointTopic, l.CheckpointTopic)
+
+	cfg, err = config.Parse("t.yaml", []byte(base+"    commit_interval: 250ms\n    discovery_interval: 2s\n    on_error: skip-and-record\n    checkpoint_topic: site.checkpoints\n"))
+	require.NoError(t, err)
+	l = cfg.Links[0]
+	require.Equal(t, 250*time.Millisecond, l.CommitInterval)
+	require.Equal(t, 2*time.Second, l.DiscoveryInterval)
+	require.Equal(t, config.OnErrorSkip, l.OnError)
+	require.Equal(t, "site.checkpoints", l.CheckpointTopic)
 }

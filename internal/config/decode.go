@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v4"
 )
@@ -22,7 +23,7 @@ var (
 	clusterKeys = []string{"bootstrap", "client_id", "tls", "sasl"}
 	tlsKeys     = []string{"enabled", "ca_file", "cert_file", "key_file", "server_name", "insecure_skip_verify"}
 	saslKeys    = []string{"mechanism", "username", "password", "password_file", "token_url", "client_id", "client_secret", "client_secret_file", "scope"}
-	linkKeys    = []string{"name", "from", "to", "topics", "rename", "start", "delivery", "on_error", "checkpoint_topic"}
+	linkKeys    = []string{"name", "from", "to", "topics", "rename", "start", "delivery", "on_error", "checkpoint_topic", "commit_interval", "discovery_interval"}
 	topicsKeys  = []string{"include", "exclude"}
 	httpKeys    = []string{"listen"}
 )
@@ -499,6 +500,25 @@ func (d *decoder) boolean(f map[string]entry, key string, def bool) bool {
 
 // enum returns the canonical form of an optional field that takes one of
 // allowed (compared case-insensitively), or def when it is absent or empty.
+// duration returns the value of an optional duration field ("100ms", "10s",
+// "1m"), which must lie within [lo, hi].
+func (d *decoder) duration(f map[string]entry, key string, def, lo, hi time.Duration) time.Duration {
+	v, n, ok := d.optional(f, key, false, "")
+	if !ok || n == nil {
+		return def
+	}
+	dur, err := time.ParseDuration(v)
+	switch {
+	case err != nil:
+		d.fail(n, f[key].path, "invalid duration "+quote(v), "write a number with a unit, e.g. 100ms, 10s or 1m")
+	case dur < lo || dur > hi:
+		d.fail(n, f[key].path, fmt.Sprintf("%s is out of range", dur), fmt.Sprintf("use a duration from %s to %s", lo, hi))
+	default:
+		return dur
+	}
+	return def
+}
+
 func (d *decoder) enum(f map[string]entry, key string, allowed []string, def string) string {
 	v, n, ok := d.optional(f, key, false, "")
 	if !ok {
@@ -882,6 +902,8 @@ func (d *decoder) link(e entry, lc *linkChecker) *Link {
 	l.Start = StartPosition(d.enum(f, "start", []string{string(StartEarliest), string(StartLatest)}, string(StartEarliest)))
 	l.Delivery = Delivery(d.enum(f, "delivery", []string{string(DeliveryExactlyOnce), string(DeliveryAtLeastOnce)}, string(DeliveryExactlyOnce)))
 	l.OnError = OnError(d.enum(f, "on_error", []string{string(OnErrorStop), string(OnErrorSkip)}, string(OnErrorStop)))
+	l.CommitInterval = d.duration(f, "commit_interval", DefaultCommitInterval, time.Millisecond, time.Minute)
+	l.DiscoveryInterval = d.duration(f, "discovery_interval", DefaultDiscoveryInterval, 100*time.Millisecond, time.Hour)
 	if t, n, ok := d.optional(f, "checkpoint_topic", false, DefaultCheckpointTopic); ok && n != nil {
 		if !topicNameRE.MatchString(t) || t == "." || t == ".." {
 			d.fail(n, f["checkpoint_topic"].path, "invalid topic name "+quote(t), "Kafka topic names use letters, digits, '.', '_' and '-', at most 249 characters")

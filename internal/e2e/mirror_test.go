@@ -56,8 +56,9 @@ func TestRealKafkaKillNineExactlyOnce(t *testing.T) {
 		time.Sleep(time.Duration(2000+rng.IntN(4000)) * time.Millisecond)
 		a.kill()
 		t.Logf("kill -9 #%d after %d records produced", kill, l.records.Load()+l.committed.Load())
+		a = startAgent(t, fmt.Sprintf("agent-%d", kill), cfg)
 		if kill == 2 {
-			// While the agent is down: a new topic and more partitions.
+			// While the agent runs: a new topic and more partitions.
 			createTopics(t, edge, 3, nil, "sensors.pressure")
 			topics = append(topics, "sensors.pressure")
 			g.Go(func() error { return l.produce(gctx, t, edge, []string{"sensors.pressure"}, 5_000, 4) })
@@ -67,7 +68,6 @@ func TestRealKafkaKillNineExactlyOnce(t *testing.T) {
 			cl.Close()
 			require.NoError(t, err)
 		}
-		a = startAgent(t, fmt.Sprintf("agent-%d", kill), cfg)
 	}
 	require.NoError(t, g.Wait(), "load")
 	t.Logf("produced %d plain records, %d committed and %d aborted transactional records",

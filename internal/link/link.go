@@ -150,6 +150,12 @@ type Status struct {
 
 // New returns a link for lc of cfg; it does nothing until Run.
 func New(cfg *config.Config, lc *config.Link, opts Options, logger *slog.Logger) *Link {
+	if opts.CommitInterval <= 0 {
+		opts.CommitInterval = lc.CommitInterval
+	}
+	if opts.DiscoveryInterval <= 0 {
+		opts.DiscoveryInterval = lc.DiscoveryInterval
+	}
 	opts.defaults()
 	return &Link{
 		cfg:    lc,

@@ -374,3 +374,16 @@ func TestRefusedRecordPolicyFake(t *testing.T) {
 		})
 	}
 }
+
+func TestIllegalMirrorNameIsReportedFake(t *testing.T) {
+	long := "sensors." + strings.Repeat("x", 237) // 245 characters: legal at the source
+	src := testbed.StartFake(t, kfake.SeedTopics(1, long, "alerts"))
+	dst := testbed.StartFake(t)
+	cfg := linkConfig(t, src.ListenAddrs(), dst.ListenAddrs(), `    rename: "{site}.{topic}"`)
+	recs := produce(t, src.ListenAddrs(), "alerts", 1, 5, "a")
+	l, stop := runLink(t, cfg, fastOpts)
+	requireMirrored(t, recs, readAll(t, dst.ListenAddrs(), "plant-1.alerts", len(recs)), "plant-1.alerts")
+	require.Contains(t, l.Status().LastError, "is 253 characters long, Kafka allows 249")
+	require.Contains(t, l.Status().LastError, "check the link's rename")
+	require.NoError(t, stop())
+}
