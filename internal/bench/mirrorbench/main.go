@@ -163,6 +163,8 @@ links:
 	}
 	took := time.Since(began)
 	cancel()
-	<-done
+	if err := <-done; err != nil {
+		return 0, fmt.Errorf("stop link: %w", err)
+	}
 	return took, nil
 }
