@@ -117,6 +117,7 @@ type Link struct {
 
 	// Session state, owned by the goroutine running Run.
 	srcAdm, dstAdm *kadm.Client
+	dstCl          *kgo.Client
 	srcID, dstID   string
 	// grown is set when a mirror topic gained partitions in a discovery pass.
 	grown bool
@@ -272,7 +273,7 @@ func (l *Link) session(ctx context.Context) error {
 		return fmt.Errorf("create destination client: %w", err)
 	}
 	defer dstCl.Close()
-	l.srcAdm, l.dstAdm = kadm.NewClient(srcCl), kadm.NewClient(dstCl)
+	l.srcAdm, l.dstAdm, l.dstCl = kadm.NewClient(srcCl), kadm.NewClient(dstCl), dstCl
 
 	if l.srcID, err = clusterID(ctx, l.srcAdm); err != nil {
 		return fmt.Errorf("connect to source cluster %s: %w", l.src.Name, err)
@@ -301,6 +302,9 @@ func (l *Link) session(ctx context.Context) error {
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(0),
 		kgo.MaxBufferedBytes(64<<20),
+		// New mirror topics and partitions must be seen quickly; the
+		// default would wait 5s between metadata refreshes.
+		kgo.MetadataMinAge(500*time.Millisecond),
 		// No RecordDeliveryTimeout: franz-go measures it from the record's
 		// timestamp, which for a mirrored record is its source timestamp.
 		// A transaction is bounded by the flush deadline in commit instead.
@@ -325,6 +329,7 @@ func (l *Link) session(ctx context.Context) error {
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxBytes(32<<20),
 		kgo.FetchMaxWait(500*time.Millisecond),
+		kgo.MetadataMinAge(500*time.Millisecond),
 	)...)
 	if err != nil {
 		return fmt.Errorf("create source consumer: %w", err)

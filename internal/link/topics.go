@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -195,7 +196,36 @@ func (l *Link) createMirror(ctx context.Context, dst string, partitions int32, c
 		return fmt.Errorf("create mirror topic %s: %w", dst, err)
 	}
 	l.logger.Info("created mirror topic", "topic", dst, "partitions", partitions, "configs", len(cfg))
-	return nil
+	// Wait until the new topic has a leader for every partition, so the
+	// producer's first metadata request finds it instead of backing off.
+	// The request is direct: cached metadata would still say "no such topic".
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		req := kmsg.NewPtrMetadataRequest()
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(dst)
+		req.Topics = append(req.Topics, rt)
+		if resp, err := req.RequestWith(ctx, l.dstCl); err == nil && len(resp.Topics) == 1 && allLed(resp.Topics[0], partitions) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return nil // not fatal: the producer retries until the topic is ready
+}
+
+func allLed(t kmsg.MetadataResponseTopic, partitions int32) bool {
+	if t.ErrorCode != 0 || int32(len(t.Partitions)) != partitions {
+		return false
+	}
+	for _, p := range t.Partitions {
+		if p.Leader < 0 || p.ErrorCode != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // alignMirror grows the mirror's partitions to the source's and applies

@@ -27,6 +27,9 @@ import (
 	"github.com/edgelink/edgelink/internal/testbed"
 )
 
+// logLevel is the level of the links' logs.
+var logLevel = slog.LevelWarn
+
 func main() {
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "mirrorbench:", err)
@@ -39,7 +42,11 @@ func run() error {
 	size := flag.Int("size", 1024, "value size in bytes")
 	partitions := flag.Int("partitions", 12, "source partitions")
 	runs := flag.Int("runs", 3, "runs per delivery mode")
+	verbose := flag.Bool("v", false, "log the links' state changes")
 	flag.Parse()
+	if *verbose {
+		logLevel = slog.LevelInfo
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -145,7 +152,7 @@ links:
 	if err != nil {
 		return 0, err
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel}))
 	l := link.New(cfg, cfg.Links[0], link.Options{}, logger)
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
