@@ -3,18 +3,21 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/edgelink/edgelink/internal/testbed"
 )
@@ -180,4 +183,65 @@ func TestRealKafkaRunSurvey(t *testing.T) {
 	require.Contains(t, r.stdout, "alerts (6 partitions) -> plant-1.alerts: exists at destination with 6 partitions")
 	require.Contains(t, r.stdout, "sensors.temp (6 partitions) -> plant-1.sensors.temp: missing at destination")
 	require.Regexp(t, `cluster edge \(127\.0\.0\.1:\d+\): id \S+, 1 broker, controller 1, 3 topics`, r.stdout)
+}
+
+// TestRunTranslateVerifyAndStopFake runs the agent as a process against two
+// kfake clusters, translates an offset, verifies the mirror and stops the
+// agent with SIGTERM.
+func TestRunTranslateVerifyAndStopFake(t *testing.T) {
+	edge := testbed.StartFake(t, kfake.SeedTopics(2, "alerts"))
+	cloud := testbed.StartFake(t)
+	cfg := writeFile(t, "edgelink.yaml", linkConfig(edge.ListenAddrs(), cloud.ListenAddrs()))
+	prod, err := kgo.NewClient(kgo.SeedBrokers(edge.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	require.NoError(t, err)
+	defer prod.Close()
+	for i := range 20 {
+		require.NoError(t, prod.ProduceSync(t.Context(), &kgo.Record{Topic: "alerts", Partition: 1, Value: []byte(fmt.Sprint(i))}).FirstErr())
+	}
+
+	cmd := exec.Command(binary, "run", "-c", cfg)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	require.NoError(t, cmd.Start())
+	defer func() { _ = cmd.Process.Kill() }()
+	testbed.Eventually(t, 20*time.Second, func() error {
+		r := edgelink(t, nil, "verify", "-c", cfg, "--link", "up")
+		if r.code != 0 {
+			return fmt.Errorf("verify exit %d: %s", r.code, r.stdout)
+		}
+		return nil
+	})
+
+	r := edgelink(t, nil, "offsets", "translate", "-c", cfg, "--link", "up", "--topic", "alerts", "--partition", "1", "--offset", "7", "--json")
+	require.Equal(t, 0, r.code, r.stderr)
+	var tr struct {
+		Destination string `json:"destination_topic"`
+		Offset      int64  `json:"destination_offset"`
+		Exact       bool   `json:"exact"`
+		Pending     bool   `json:"pending"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &tr), r.stdout)
+	require.Equal(t, "plant-1.alerts", tr.Destination)
+	require.True(t, tr.Exact)
+	require.False(t, tr.Pending)
+	// The mirror record at that offset is source record 7.
+	cons, err := kgo.NewClient(kgo.SeedBrokers(cloud.ListenAddrs()...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"plant-1.alerts": {1: kgo.NewOffset().At(tr.Offset)}}))
+	require.NoError(t, err)
+	defer cons.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	recs := cons.PollFetches(ctx).Records()
+	require.NotEmpty(t, recs)
+	require.Equal(t, "7", string(recs[0].Value))
+
+	r = edgelink(t, nil, "offsets", "translate", "-c", cfg, "--link", "up", "--topic", "alerts", "--partition", "1", "--offset", "20")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "not replicated yet")
+
+	began := time.Now()
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, cmd.Wait(), "exit status after SIGTERM; stderr:\n%s", stderr.String())
+	require.Less(t, time.Since(began), 10*time.Second)
+	require.Contains(t, stderr.String(), "edgelink stopped")
 }
