@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -10,6 +11,22 @@ import (
 
 	"github.com/edgelink/edgelink/internal/config"
 )
+
+// loadConfig checks that -c was given, builds the logger and loads the file.
+func loadConfig(g *globals, file string) (*config.Config, *slog.Logger, error) {
+	if err := requireConfig(file); err != nil {
+		return nil, nil, err
+	}
+	logger, err := g.logger()
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, err := config.Load(file)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, logger, nil
+}
 
 // findLink returns the link called name, or a usage error listing the links.
 func findLink(cfg *config.Config, name string) (*config.Link, error) {

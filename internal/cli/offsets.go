@@ -7,7 +7,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/edgelink/edgelink/internal/config"
 	"github.com/edgelink/edgelink/internal/kafka"
 	"github.com/edgelink/edgelink/internal/link"
 )
@@ -38,10 +37,7 @@ func newOffsetsTranslateCmd(g *globals) *cobra.Command {
 			"The answer is exact for every offset the mirror still holds.",
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireConfig(file); err != nil {
-				return err
-			}
-			cfg, err := config.Load(file)
+			cfg, _, err := loadConfig(g, file)
 			if err != nil {
 				return err
 			}

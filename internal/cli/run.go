@@ -34,14 +34,7 @@ func newRunCmd(g *globals) *cobra.Command {
 			"report what each link would replicate, and exit without copying anything.",
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireConfig(file); err != nil {
-				return err
-			}
-			logger, err := g.logger()
-			if err != nil {
-				return err
-			}
-			cfg, err := config.Load(file)
+			cfg, logger, err := loadConfig(g, file)
 			if err != nil {
 				return err
 			}

@@ -6,7 +6,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/edgelink/edgelink/internal/config"
 	"github.com/edgelink/edgelink/internal/kafka"
 	"github.com/edgelink/edgelink/internal/verify"
 )
@@ -29,14 +28,7 @@ func newVerifyCmd(g *globals) *cobra.Command {
 			"clusters cannot be read), 2 for a bad configuration or bad usage.",
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireConfig(file); err != nil {
-				return err
-			}
-			logger, err := g.logger()
-			if err != nil {
-				return err
-			}
-			cfg, err := config.Load(file)
+			cfg, logger, err := loadConfig(g, file)
 			if err != nil {
 				return err
 			}

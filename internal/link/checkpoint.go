@@ -66,12 +66,17 @@ func ensureCheckpointTopic(ctx context.Context, adm *kadm.Client, topic string) 
 		"min.cleanable.dirty.ratio": kadm.StringPtr("0.1"),
 		"segment.ms":                kadm.StringPtr(strconv.Itoa(int(time.Hour / time.Millisecond))),
 	}
+	return ensureTopic(ctx, adm, topic, cfg)
+}
+
+// ensureTopic creates a one-partition internal topic when it is missing.
+func ensureTopic(ctx context.Context, adm *kadm.Client, topic string, cfg map[string]*string) error {
 	resp, err := adm.CreateTopic(ctx, 1, -1, cfg, topic)
 	if err == nil {
 		err = resp.Err
 	}
 	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-		return fmt.Errorf("create checkpoint topic %s: %w", topic, err)
+		return fmt.Errorf("create internal topic %s: %w", topic, err)
 	}
 	return nil
 }
@@ -147,14 +152,3 @@ func loadCheckpoints(ctx context.Context, opts []kgo.Opt, adm *kadm.Client, topi
 	return out, nil
 }
 
-// ensureSkippedTopic creates SkippedTopic when missing.
-func ensureSkippedTopic(ctx context.Context, adm *kadm.Client) error {
-	resp, err := adm.CreateTopic(ctx, 1, -1, nil, SkippedTopic)
-	if err == nil {
-		err = resp.Err
-	}
-	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-		return fmt.Errorf("create %s: %w", SkippedTopic, err)
-	}
-	return nil
-}

@@ -285,7 +285,7 @@ func (l *Link) session(ctx context.Context) error {
 		return err
 	}
 	if l.cfg.OnError == config.OnErrorSkip {
-		if err := ensureSkippedTopic(ctx, l.dstAdm); err != nil {
+		if err := ensureTopic(ctx, l.dstAdm, SkippedTopic, nil); err != nil {
 			return err
 		}
 	}
