@@ -151,4 +151,3 @@ func loadCheckpoints(ctx context.Context, opts []kgo.Opt, adm *kadm.Client, topi
 	}
 	return out, nil
 }
-
