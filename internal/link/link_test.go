@@ -8,13 +8,16 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/edgelink/edgelink/internal/config"
 	"github.com/edgelink/edgelink/internal/link"
@@ -385,5 +388,54 @@ func TestIllegalMirrorNameIsReportedFake(t *testing.T) {
 	requireMirrored(t, recs, readAll(t, dst.ListenAddrs(), "plant-1.alerts", len(recs)), "plant-1.alerts")
 	require.Contains(t, l.Status().LastError, "is 253 characters long, Kafka allows 249")
 	require.Contains(t, l.Status().LastError, "check the link's rename")
+	require.NoError(t, stop())
+}
+
+// TestAuthorizationFailureIsRetriedFake: the destination refuses the link's
+// transactional id for a while; the link shows the error, keeps retrying,
+// and heals without a restart once access is granted.
+func TestAuthorizationFailureIsRetriedFake(t *testing.T) {
+	src := testbed.StartFake(t, kfake.SeedTopics(1, "alerts"))
+	dst := testbed.StartFake(t)
+	var denied atomic.Bool
+	denied.Store(true)
+	dst.ControlKey(int16(kmsg.InitProducerID), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		dst.KeepControl()
+		if !denied.Load() {
+			return nil, nil, false
+		}
+		resp := kreq.(*kmsg.InitProducerIDRequest).ResponseKind().(*kmsg.InitProducerIDResponse)
+		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		return resp, nil, true
+	})
+	cfg := linkConfig(t, src.ListenAddrs(), dst.ListenAddrs(), "")
+	recs := produce(t, src.ListenAddrs(), "alerts", 1, 20, "a")
+	l, stop := runLink(t, cfg, fastOpts)
+	testbed.Eventually(t, 10*time.Second, func() error {
+		s := l.Status()
+		if s.State != link.StateDisconnected || !strings.Contains(s.LastError, "TRANSACTIONAL_ID_AUTHORIZATION_FAILED") {
+			return fmt.Errorf("state %s, last error %q", s.State, s.LastError)
+		}
+		return nil
+	})
+	denied.Store(false)
+	requireMirrored(t, recs, readAll(t, dst.ListenAddrs(), "alerts", len(recs)), "alerts")
+	require.Equal(t, link.StateRunning, l.Status().State)
+	require.NoError(t, stop())
+}
+
+// TestDeletedMirrorTopicIsRecreatedFake: a mirror topic deleted at the
+// destination is recreated; replication continues from the checkpoint.
+func TestDeletedMirrorTopicIsRecreatedFake(t *testing.T) {
+	src := testbed.StartFake(t, kfake.SeedTopics(1, "alerts"))
+	dst := testbed.StartFake(t)
+	cfg := linkConfig(t, src.ListenAddrs(), dst.ListenAddrs(), "")
+	first := produce(t, src.ListenAddrs(), "alerts", 1, 20, "a")
+	l, stop := runLink(t, cfg, fastOpts)
+	requireMirrored(t, first, readAll(t, dst.ListenAddrs(), "alerts", len(first)), "alerts")
+	require.NoError(t, dst.DeleteTopic("alerts"))
+	second := produce(t, src.ListenAddrs(), "alerts", 1, 20, "b")
+	requireMirrored(t, second, readAll(t, dst.ListenAddrs(), "alerts", len(second)), "alerts")
+	require.Equal(t, link.StateRunning, l.Status().State)
 	require.NoError(t, stop())
 }
