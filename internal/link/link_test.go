@@ -439,3 +439,55 @@ func TestDeletedMirrorTopicIsRecreatedFake(t *testing.T) {
 	require.Equal(t, link.StateRunning, l.Status().State)
 	require.NoError(t, stop())
 }
+
+// TestMirrorTopicConfigsFollowSourceFake: explicitly set source topic configs
+// are copied at creation (less the excluded ones) and changes follow.
+func TestMirrorTopicConfigsFollowSourceFake(t *testing.T) {
+	src := testbed.StartFake(t)
+	dst := testbed.StartFake(t)
+	sadm := kadm.NewClient(mustClient(t, src.ListenAddrs()))
+	dadm := kadm.NewClient(mustClient(t, dst.ListenAddrs()))
+	resp, err := sadm.CreateTopic(t.Context(), 2, 1, map[string]*string{
+		"retention.ms":        kadm.StringPtr("3600000"),
+		"cleanup.policy":      kadm.StringPtr("compact"),
+		"min.insync.replicas": kadm.StringPtr("1"),
+	}, "alerts")
+	require.NoError(t, err)
+	require.NoError(t, resp.Err)
+	cfg := linkConfig(t, src.ListenAddrs(), dst.ListenAddrs(), "")
+	_, stop := runLink(t, cfg, fastOpts)
+
+	mirrorConfig := func(key string) (string, bool) {
+		rcs, err := dadm.DescribeTopicConfigs(t.Context(), "alerts")
+		if err != nil || len(rcs) != 1 || rcs[0].Err != nil {
+			return "", false
+		}
+		for _, c := range rcs[0].Configs {
+			if c.Key == key && c.Value != nil && c.Source == kmsg.ConfigSourceDynamicTopicConfig {
+				return *c.Value, true
+			}
+		}
+		return "", false
+	}
+	testbed.Eventually(t, 10*time.Second, func() error {
+		if v, _ := mirrorConfig("retention.ms"); v != "3600000" {
+			return fmt.Errorf("mirror retention.ms %q", v)
+		}
+		if v, _ := mirrorConfig("cleanup.policy"); v != "compact" {
+			return fmt.Errorf("mirror cleanup.policy %q", v)
+		}
+		return nil
+	})
+	_, set := mirrorConfig("min.insync.replicas")
+	require.False(t, set, "min.insync.replicas describes the source cluster and is not copied")
+
+	_, err = sadm.AlterTopicConfigs(t.Context(), []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: kadm.StringPtr("7200000")}}, "alerts")
+	require.NoError(t, err)
+	testbed.Eventually(t, 10*time.Second, func() error {
+		if v, _ := mirrorConfig("retention.ms"); v != "7200000" {
+			return fmt.Errorf("mirror retention.ms %q", v)
+		}
+		return nil
+	})
+	require.NoError(t, stop())
+}
