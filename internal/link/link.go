@@ -94,8 +94,14 @@ type State string
 
 // Link states.
 const (
-	StateStarting     State = "starting"
-	StateRunning      State = "running"
+	// StateStarting: connecting for the first time.
+	StateStarting State = "starting"
+	// StateCatchingUp: connected, with a backlog to replicate.
+	StateCatchingUp State = "catching-up"
+	// StateLive: connected and replicated up to the source's end.
+	StateLive State = "live"
+	// StateDisconnected: a cluster is unreachable or a session failed; the
+	// link retries with backoff.
 	StateDisconnected State = "disconnected"
 	StateFailed       State = "failed"
 	StateStopped      State = "stopped"
@@ -128,9 +134,29 @@ type Link struct {
 
 // Status is a snapshot of a link's progress.
 type Status struct {
-	Name      string
-	State     State
-	LastError string
+	Name  string
+	State State
+	// StateSince is when the link entered State.
+	StateSince time.Time
+	LastError  string
+	// BacklogRecords is the number of source offsets not yet replicated
+	// (records, plus any transaction markers among them), as of BacklogAt.
+	BacklogRecords int64
+	// BacklogBytes estimates the backlog's payload from the average record
+	// size replicated so far.
+	BacklogBytes int64
+	// BacklogAge approximates the age of the oldest unreplicated record: the
+	// time since the timestamp of the last record replicated from the
+	// partition that is furthest behind. Zero without a backlog.
+	BacklogAge time.Duration
+	// DrainETA estimates the time to replicate the backlog at the recent
+	// rate; zero when unknown or without a backlog.
+	DrainETA time.Duration
+	// BacklogAt is when the backlog was last measured.
+	BacklogAt time.Time
+	// WireBytes counts bytes written to destination brokers (requests,
+	// framing and compression included); compare with Bytes (payload).
+	WireBytes int64
 	// Records and Bytes count records and payload bytes committed at the
 	// destination since start.
 	Records, Bytes int64
@@ -165,7 +191,7 @@ func New(cfg *config.Config, lc *config.Link, opts Options, logger *slog.Logger)
 		dst:    cfg.Clusters[lc.To],
 		opts:   opts,
 		logger: logger.With("component", "link", "link", lc.Name),
-		status: Status{Name: lc.Name, State: StateStarting},
+		status: Status{Name: lc.Name, State: StateStarting, StateSince: time.Now()},
 		skip:   make(map[tp]map[int64]string),
 	}
 }
@@ -189,7 +215,9 @@ func (l *Link) update(f func(*Status)) {
 func (l *Link) setState(s State, err error) {
 	l.mu.Lock()
 	prev := l.status.State
-	l.status.State = s
+	if prev != s {
+		l.status.State, l.status.StateSince = s, time.Now()
+	}
 	if err != nil {
 		l.status.LastError = err.Error()
 	}
@@ -302,6 +330,7 @@ func (l *Link) session(ctx context.Context) error {
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(0),
 		kgo.MaxBufferedBytes(64<<20),
+		kgo.WithHooks(wireCounter{l}),
 		// New mirror topics and partitions must be seen quickly; the
 		// default would wait 5s between metadata refreshes.
 		kgo.MetadataMinAge(500*time.Millisecond),
@@ -340,6 +369,7 @@ func (l *Link) session(ctx context.Context) error {
 		l: l, producer: producer, consumer: consumer, eos: eos,
 		committed: make(map[tp]int64), dirty: make(map[tp]int64),
 		assigned: make(map[tp]struct{}), lastLostCheck: make(map[tp]time.Time),
+		lastTS: make(map[tp]time.Time), rateAt: time.Now(),
 	}
 	for t, cp := range cps {
 		c.committed[t] = cp.Next
@@ -347,7 +377,9 @@ func (l *Link) session(ctx context.Context) error {
 	if err := c.discover(ctx, true); err != nil {
 		return err
 	}
-	l.setState(StateRunning, nil)
+	if err := c.measureBacklog(ctx); err != nil {
+		return err
+	}
 	return c.run(ctx)
 }
 
@@ -359,6 +391,14 @@ func clusterID(ctx context.Context, adm *kadm.Client) (string, error) {
 		return "", err
 	}
 	return md.Cluster, nil
+}
+
+// wireCounter counts the bytes the producer writes to destination brokers.
+type wireCounter struct{ l *Link }
+
+// OnBrokerWrite implements kgo.HookBrokerWrite.
+func (w wireCounter) OnBrokerWrite(_ kgo.BrokerMetadata, _ int16, n int, _, _ time.Duration, _ error) {
+	w.l.update(func(s *Status) { s.WireBytes += int64(n) })
 }
 
 // classify maps a producer error to ErrFenced when another instance took over.
@@ -393,7 +433,13 @@ type copier struct {
 	refused []refusal
 
 	// assigned holds the partitions the consumer was told to read.
-	assigned      map[tp]struct{}
+	assigned map[tp]struct{}
+	// lastTS is the timestamp of the last record copied per partition.
+	lastTS map[tp]time.Time
+	// rate is a moving average of committed records per second.
+	rate        float64
+	rateAt      time.Time
+	nextBacklog time.Time
 	nextDiscovery time.Time
 	lastLostCheck map[tp]time.Time
 }
@@ -525,12 +571,82 @@ func (c *copier) startOffsets(ctx context.Context, parts []tp, first bool) (map[
 	return out, nil
 }
 
+// backlogInterval is how often a link measures its backlog.
+const backlogInterval = time.Second
+
+// measureBacklog compares the committed positions with the source's last
+// stable offsets and sets the link's backlog figures and its state:
+// catching-up while there is a backlog, live when there is none.
+func (c *copier) measureBacklog(ctx context.Context) error {
+	l := c.l
+	c.nextBacklog = time.Now().Add(backlogInterval)
+	topics := make([]string, 0, len(c.committed))
+	seen := make(map[string]bool)
+	for k := range c.committed {
+		if !seen[k.Topic] {
+			seen[k.Topic] = true
+			topics = append(topics, k.Topic)
+		}
+	}
+	var backlog int64
+	var oldest time.Time
+	if len(topics) > 0 {
+		ends, err := l.srcAdm.ListCommittedOffsets(ctx, topics...)
+		if err != nil {
+			return fmt.Errorf("measure backlog: %w", err)
+		}
+		for k := range c.committed {
+			pos, ok := c.position(k)
+			end, found := ends.Lookup(k.Topic, k.Partition)
+			if !ok || !found || end.Err != nil || end.Offset <= pos {
+				continue
+			}
+			backlog += end.Offset - pos
+			if ts, ok := c.lastTS[k]; ok && (oldest.IsZero() || ts.Before(oldest)) {
+				oldest = ts
+			}
+		}
+	}
+	now := time.Now()
+	l.update(func(s *Status) {
+		s.BacklogRecords, s.BacklogAt = backlog, now
+		s.BacklogBytes, s.BacklogAge, s.DrainETA = 0, 0, 0
+		if backlog == 0 {
+			return
+		}
+		if s.Records > 0 {
+			s.BacklogBytes = backlog * (s.Bytes / s.Records)
+		}
+		if !oldest.IsZero() {
+			s.BacklogAge = now.Sub(oldest)
+		}
+		if c.rate > 1 {
+			s.DrainETA = time.Duration(float64(backlog) / c.rate * float64(time.Second))
+		}
+	})
+	// Under steady load there is always a little backlog (the records of the
+	// open transaction): a link is live while what is left would drain
+	// within liveWithin at the recent rate.
+	state := StateLive
+	if backlog > 0 && (c.rate < 1 || float64(backlog)/c.rate > liveWithin.Seconds()) {
+		state = StateCatchingUp
+	}
+	l.setState(state, nil)
+	return nil
+}
+
+// liveWithin is the drain time under which a link with a backlog counts as live.
+const liveWithin = 2 * time.Second
+
 // run polls the source and copies records in transactions until ctx ends or
 // an error does.
 func (c *copier) run(ctx context.Context) error {
 	l := c.l
 	for {
 		deadline := c.nextDiscovery
+		if c.nextBacklog.Before(deadline) {
+			deadline = c.nextBacklog
+		}
 		if !c.started.IsZero() {
 			deadline = c.started.Add(l.opts.CommitInterval)
 		} else if len(c.dirty) > 0 {
@@ -565,6 +681,11 @@ func (c *copier) run(ctx context.Context) error {
 		}
 		if time.Now().After(c.nextDiscovery) {
 			if err := c.discover(ctx, false); err != nil {
+				return err
+			}
+		}
+		if time.Now().After(c.nextBacklog) {
+			if err := c.measureBacklog(ctx); err != nil {
 				return err
 			}
 		}
@@ -628,6 +749,7 @@ func (c *copier) copyPartition(ctx context.Context, p kgo.FetchTopicPartition) e
 		})
 		c.txBytes += size
 		c.txRecs++
+		c.lastTS[k] = r.Timestamp
 		c.advance(k, r.Offset+1)
 	}
 	return nil
@@ -796,6 +918,12 @@ func (c *copier) markCommitted() {
 		c.committed[k] = next
 	}
 	recs, bytes := c.txRecs, c.txBytes
+	if dt := time.Since(c.rateAt).Seconds(); dt > 0 {
+		// An exponentially weighted rate with a time constant of ~10 s.
+		w := min(dt/10, 1)
+		c.rate = (1-w)*c.rate + w*float64(recs)/dt
+		c.rateAt = time.Now()
+	}
 	l.update(func(s *Status) {
 		s.Records += int64(recs)
 		s.Bytes += int64(bytes)

@@ -420,8 +420,16 @@ func TestAuthorizationFailureIsRetriedFake(t *testing.T) {
 	})
 	denied.Store(false)
 	requireMirrored(t, recs, readAll(t, dst.ListenAddrs(), "alerts", len(recs)), "alerts")
-	require.Equal(t, link.StateRunning, l.Status().State)
+	testbed.Eventually(t, 5*time.Second, func() error { return isLive(l) })
 	require.NoError(t, stop())
+}
+
+// isLive reports whether l is live with no backlog.
+func isLive(l *link.Link) error {
+	if s := l.Status(); s.State != link.StateLive || s.BacklogRecords != 0 {
+		return fmt.Errorf("state %s, backlog %d", s.State, s.BacklogRecords)
+	}
+	return nil
 }
 
 // TestDeletedMirrorTopicIsRecreatedFake: a mirror topic deleted at the
@@ -436,7 +444,7 @@ func TestDeletedMirrorTopicIsRecreatedFake(t *testing.T) {
 	require.NoError(t, dst.DeleteTopic("alerts"))
 	second := produce(t, src.ListenAddrs(), "alerts", 1, 20, "b")
 	requireMirrored(t, second, readAll(t, dst.ListenAddrs(), "alerts", len(second)), "alerts")
-	require.Equal(t, link.StateRunning, l.Status().State)
+	testbed.Eventually(t, 5*time.Second, func() error { return isLive(l) })
 	require.NoError(t, stop())
 }
 
@@ -489,5 +497,40 @@ func TestMirrorTopicConfigsFollowSourceFake(t *testing.T) {
 		}
 		return nil
 	})
+	require.NoError(t, stop())
+}
+
+// TestBacklogAndStatesFake: a link with a backlog is catching-up and says how
+// much is left; once everything is replicated it is live with no backlog.
+func TestBacklogAndStatesFake(t *testing.T) {
+	src := testbed.StartFake(t, kfake.SeedTopics(2, "alerts"))
+	dst := testbed.StartFake(t)
+	var slow atomic.Bool
+	slow.Store(true)
+	dst.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		dst.KeepControl()
+		if slow.Load() {
+			time.Sleep(300 * time.Millisecond) // a slow destination
+		}
+		return nil, nil, false
+	})
+	cfg := linkConfig(t, src.ListenAddrs(), dst.ListenAddrs(), "")
+	recs := produce(t, src.ListenAddrs(), "alerts", 2, 400, "a")
+	l, stop := runLink(t, cfg, link.Options{CommitInterval: 10 * time.Millisecond, MaxTransactionBytes: 4 << 10, DiscoveryInterval: time.Second})
+	testbed.Eventually(t, 10*time.Second, func() error {
+		s := l.Status()
+		if s.State != link.StateCatchingUp || s.BacklogRecords <= 0 || s.BacklogAt.IsZero() {
+			return fmt.Errorf("state %s, backlog %d", s.State, s.BacklogRecords)
+		}
+		return nil
+	})
+	slow.Store(false)
+	requireMirrored(t, recs, readAll(t, dst.ListenAddrs(), "alerts", len(recs)), "alerts")
+	testbed.Eventually(t, 10*time.Second, func() error { return isLive(l) })
+	s := l.Status()
+	require.EqualValues(t, len(recs), s.Records)
+	require.Positive(t, s.WireBytes)
+	require.Zero(t, s.BacklogBytes)
+	require.False(t, s.StateSince.IsZero())
 	require.NoError(t, stop())
 }
