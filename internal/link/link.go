@@ -437,9 +437,9 @@ type copier struct {
 	// lastTS is the timestamp of the last record copied per partition.
 	lastTS map[tp]time.Time
 	// rate is a moving average of committed records per second.
-	rate        float64
-	rateAt      time.Time
-	nextBacklog time.Time
+	rate          float64
+	rateAt        time.Time
+	nextBacklog   time.Time
 	nextDiscovery time.Time
 	lastLostCheck map[tp]time.Time
 }
