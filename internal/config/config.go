@@ -152,6 +152,23 @@ const (
 	OnErrorSkip OnError = "skip-and-record"
 )
 
+// Profile tunes a link's clients for the network between its clusters.
+type Profile string
+
+// Network profiles.
+const (
+	// ProfileLAN: both clusters close by; lz4, short timeouts.
+	ProfileLAN Profile = "lan"
+	// ProfileWAN: an ordinary wide-area link; zstd, moderate timeouts.
+	ProfileWAN Profile = "wan"
+	// ProfileSatellite: slow, high-latency links (1-2 Mbit/s, 600 ms round
+	// trip); zstd, long timeouts.
+	ProfileSatellite Profile = "satellite"
+)
+
+// Compressions lists the destination compression codecs a link may use.
+var Compressions = []string{"zstd", "lz4", "snappy", "gzip", "none"}
+
 // Default intervals of a link.
 const (
 	// DefaultCommitInterval is how long a destination transaction collects
@@ -180,6 +197,12 @@ type Link struct {
 	// CheckpointTopic is the destination topic that holds the link's
 	// checkpoints; DefaultCheckpointTopic when absent.
 	CheckpointTopic string
+	// Profile tunes timeouts and compression for the network; ProfileLAN
+	// when absent.
+	Profile Profile
+	// Compression overrides the profile's destination compression codec;
+	// empty when absent.
+	Compression string
 	// CommitInterval and DiscoveryInterval: see DefaultCommitInterval and
 	// DefaultDiscoveryInterval, which apply when they are absent.
 	CommitInterval, DiscoveryInterval time.Duration

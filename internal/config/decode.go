@@ -23,7 +23,7 @@ var (
 	clusterKeys = []string{"bootstrap", "client_id", "tls", "sasl"}
 	tlsKeys     = []string{"enabled", "ca_file", "cert_file", "key_file", "server_name", "insecure_skip_verify"}
 	saslKeys    = []string{"mechanism", "username", "password", "password_file", "token_url", "client_id", "client_secret", "client_secret_file", "scope"}
-	linkKeys    = []string{"name", "from", "to", "topics", "rename", "start", "delivery", "on_error", "checkpoint_topic", "commit_interval", "discovery_interval"}
+	linkKeys    = []string{"name", "from", "to", "topics", "rename", "start", "delivery", "on_error", "checkpoint_topic", "commit_interval", "discovery_interval", "profile", "compression"}
 	topicsKeys  = []string{"include", "exclude"}
 	httpKeys    = []string{"listen"}
 )
@@ -902,6 +902,8 @@ func (d *decoder) link(e entry, lc *linkChecker) *Link {
 	l.Start = StartPosition(d.enum(f, "start", []string{string(StartEarliest), string(StartLatest)}, string(StartEarliest)))
 	l.Delivery = Delivery(d.enum(f, "delivery", []string{string(DeliveryExactlyOnce), string(DeliveryAtLeastOnce)}, string(DeliveryExactlyOnce)))
 	l.OnError = OnError(d.enum(f, "on_error", []string{string(OnErrorStop), string(OnErrorSkip)}, string(OnErrorStop)))
+	l.Profile = Profile(d.enum(f, "profile", []string{string(ProfileLAN), string(ProfileWAN), string(ProfileSatellite)}, string(ProfileLAN)))
+	l.Compression = d.enum(f, "compression", Compressions, "")
 	l.CommitInterval = d.duration(f, "commit_interval", DefaultCommitInterval, time.Millisecond, time.Minute)
 	l.DiscoveryInterval = d.duration(f, "discovery_interval", DefaultDiscoveryInterval, 100*time.Millisecond, time.Hour)
 	if t, n, ok := d.optional(f, "checkpoint_topic", false, DefaultCheckpointTopic); ok && n != nil {

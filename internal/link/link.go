@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -283,6 +284,7 @@ func (l *Link) Run(ctx context.Context) error {
 // instances, resumes from the checkpoints and copies until an error or ctx
 // ends it.
 func (l *Link) session(ctx context.Context) error {
+	tune := tuningFor(l.cfg)
 	srcOpts, err := kafka.ClientOptions(l.src, l.logger)
 	if err != nil {
 		return err
@@ -291,6 +293,9 @@ func (l *Link) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Clipped, so that every append below makes its own copy.
+	srcOpts = slices.Clip(append(srcOpts, tune.clientOpts()...))
+	dstOpts = slices.Clip(append(dstOpts, tune.clientOpts()...))
 	srcCl, err := kgo.NewClient(srcOpts...)
 	if err != nil {
 		return fmt.Errorf("create source client: %w", err)
@@ -325,15 +330,13 @@ func (l *Link) session(ctx context.Context) error {
 			kgo.TransactionalID(l.transactionalID()),
 			kgo.TransactionTimeout(l.opts.TransactionTimeout))
 	}
+	prodOpts = append(prodOpts, tune.producerOpts()...)
 	producer, err := kgo.NewClient(append(prodOpts,
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(0),
 		kgo.MaxBufferedBytes(64<<20),
 		kgo.WithHooks(wireCounter{l}),
-		// New mirror topics and partitions must be seen quickly; the
-		// default would wait 5s between metadata refreshes.
-		kgo.MetadataMinAge(500*time.Millisecond),
 		// No RecordDeliveryTimeout: franz-go measures it from the record's
 		// timestamp, which for a mirrored record is its source timestamp.
 		// A transaction is bounded by the flush deadline in commit instead.
@@ -357,8 +360,7 @@ func (l *Link) session(ctx context.Context) error {
 		kgo.KeepControlRecords(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxBytes(32<<20),
-		kgo.FetchMaxWait(500*time.Millisecond),
-		kgo.MetadataMinAge(500*time.Millisecond),
+		kgo.FetchMaxWait(tune.fetchMaxWait),
 	)...)
 	if err != nil {
 		return fmt.Errorf("create source consumer: %w", err)

@@ -534,3 +534,34 @@ func TestBacklogAndStatesFake(t *testing.T) {
 	require.False(t, s.StateSince.IsZero())
 	require.NoError(t, stop())
 }
+
+// TestCompressionFollowsProfileFake: mirror batches use the profile's codec,
+// or the link's explicit compression.
+func TestCompressionFollowsProfileFake(t *testing.T) {
+	for _, tc := range []struct {
+		extra string
+		want  uint8 // kgo RecordAttrs.CompressionType: 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd
+	}{
+		{"", 3},
+		{"    profile: satellite", 4},
+		{"    profile: wan\n    compression: gzip", 1},
+		{"    compression: none", 0},
+	} {
+		t.Run(strings.ReplaceAll(strings.TrimSpace(tc.extra), "\n", ","), func(t *testing.T) {
+			src := testbed.StartFake(t, kfake.SeedTopics(1, "alerts"))
+			dst := testbed.StartFake(t)
+			cfg := linkConfig(t, src.ListenAddrs(), dst.ListenAddrs(), tc.extra)
+			cl := mustClient(t, src.ListenAddrs())
+			var recs []*kgo.Record
+			for i := range 200 {
+				recs = append(recs, &kgo.Record{Topic: "alerts", Value: []byte(strings.Repeat(fmt.Sprintf("reading %d ", i%7), 20))})
+			}
+			require.NoError(t, cl.ProduceSync(t.Context(), recs...).FirstErr())
+			_, stop := runLink(t, cfg, fastOpts)
+			got := readAll(t, dst.ListenAddrs(), "alerts", len(recs))
+			require.Len(t, got, len(recs))
+			require.Equal(t, tc.want, got[0].Attrs.CompressionType())
+			require.NoError(t, stop())
+		})
+	}
+}
