@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"slices"
 	"sync"
 	"time"
@@ -46,6 +47,11 @@ type Options struct {
 	// MinBackoff and MaxBackoff bound the capped exponential backoff
 	// between sessions after an error, defaults 500ms and 30s.
 	MinBackoff, MaxBackoff time.Duration
+	// SourceDialer and DestinationDialer, when set, open every connection
+	// to the source and destination brokers (tests route them through a
+	// fault-injecting network). franz-go does not apply its dial timeout to
+	// a custom dialer: it must bound its dials itself.
+	SourceDialer, DestinationDialer func(ctx context.Context, network, host string) (net.Conn, error)
 }
 
 func (o *Options) defaults() {
@@ -293,9 +299,16 @@ func (l *Link) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	srcOpts = append(srcOpts, tune.clientOpts()...)
+	dstOpts = append(dstOpts, tune.clientOpts()...)
+	if d := l.opts.SourceDialer; d != nil {
+		srcOpts = append(srcOpts, kgo.Dialer(d))
+	}
+	if d := l.opts.DestinationDialer; d != nil {
+		dstOpts = append(dstOpts, kgo.Dialer(d))
+	}
 	// Clipped, so that every append below makes its own copy.
-	srcOpts = slices.Clip(append(srcOpts, tune.clientOpts()...))
-	dstOpts = slices.Clip(append(dstOpts, tune.clientOpts()...))
+	srcOpts, dstOpts = slices.Clip(srcOpts), slices.Clip(dstOpts)
 	srcCl, err := kgo.NewClient(srcOpts...)
 	if err != nil {
 		return fmt.Errorf("create source client: %w", err)

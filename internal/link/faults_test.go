@@ -1,0 +1,88 @@
+package link_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/edgelink/edgelink/internal/faultnet"
+	"github.com/edgelink/edgelink/internal/link"
+	"github.com/edgelink/edgelink/internal/testbed"
+	"github.com/edgelink/edgelink/internal/verify"
+)
+
+// TestLinkSurvivesWANFaultsFake: the destination is reached through a
+// faulty network (latency, two black holes, a reset of every connection)
+// while the source keeps receiving records; the checker finds every record
+// exactly once.
+func TestLinkSurvivesWANFaultsFake(t *testing.T) {
+	src := testbed.StartFake(t, kfake.SeedTopics(3, "sensors.temp"))
+	dst := testbed.StartFake(t)
+	wan := faultnet.New(nil)
+	t.Cleanup(func() { _ = wan.Close() })
+	wan.SetDialTimeout(2 * time.Second)
+	wan.SetLatency(20*time.Millisecond, 5*time.Millisecond)
+	cfg := linkConfig(t, src.ListenAddrs(), dst.ListenAddrs(), "")
+	opts := fastOpts
+	opts.DestinationDialer = wan.Dialer()
+	l, stop := runLink(t, cfg, opts)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { // the edge keeps writing throughout
+		cl, err := kgo.NewClient(kgo.SeedBrokers(src.ListenAddrs()...))
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		for i := range 60 {
+			recs := make([]*kgo.Record, 50)
+			for j := range recs {
+				recs[j] = &kgo.Record{Topic: "sensors.temp", Key: fmt.Appendf(nil, "m%d", j%9), Value: fmt.Appendf(nil, "%d-%d", i, j)}
+			}
+			if err := cl.ProduceSync(gctx, recs...).FirstErr(); err != nil {
+				return err
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		return nil
+	})
+	time.Sleep(500 * time.Millisecond)
+	wan.Cut()
+	time.Sleep(2 * time.Second)
+	wan.Restore()
+	time.Sleep(500 * time.Millisecond)
+	wan.Reset()
+	time.Sleep(500 * time.Millisecond)
+	wan.Cut()
+	time.Sleep(1500 * time.Millisecond)
+	wan.Restore()
+	require.NoError(t, g.Wait())
+
+	sc, dc := mustClient(t, src.ListenAddrs()), mustClient(t, dst.ListenAddrs())
+	var rep *verify.Report
+	testbed.Eventually(t, 90*time.Second, func() error {
+		var err error
+		rep, err = verify.Check(ctx, verify.Options{Source: sc, Destination: dc, Topics: []verify.Pair{{Source: "sensors.temp", Destination: "sensors.temp"}}})
+		if err != nil {
+			return err
+		}
+		if !rep.OK() {
+			return fmt.Errorf("%s", rep.Discrepancies())
+		}
+		return nil
+	})
+	require.EqualValues(t, 3000, rep.SourceRecords)
+	require.EqualValues(t, 3000, rep.DestinationRecords)
+	require.Positive(t, wan.Stats().Up)
+	testbed.Eventually(t, 10*time.Second, func() error { return isLive(l) })
+	require.NoError(t, stop())
+	require.Equal(t, link.StateStopped, l.Status().State)
+}
