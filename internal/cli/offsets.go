@@ -48,7 +48,7 @@ func newOffsetsTranslateCmd(g *globals) *cobra.Command {
 			if topic == "" || partition < 0 || offset < 0 {
 				return usageError{fmt.Errorf("--topic, --partition and --offset are required (partition and offset >= 0)")}
 			}
-			opts, err := kafka.ClientOptions(cfg.Clusters[lc.To], nil)
+			opts, err := kafka.ClientOptions(cfg.Clusters[lc.To], nil, kafka.Dial{})
 			if err != nil {
 				return err
 			}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"sort"
 	"strings"
@@ -27,20 +28,36 @@ import (
 // ErrUnsupported marks a configured feature this build cannot use yet.
 var ErrUnsupported = errors.New("not supported")
 
+// DialFunc opens a raw connection to a broker.
+type DialFunc func(ctx context.Context, network, host string) (net.Conn, error)
+
+// Dial says how connections to brokers are opened.
+type Dial struct {
+	// Raw opens the TCP connection; nil uses a net.Dialer. Tests route it
+	// through a fault-injecting network.
+	Raw DialFunc
+	// Timeout bounds opening a connection, TLS handshake included;
+	// DefaultDialTimeout when zero.
+	Timeout time.Duration
+}
+
+// DefaultDialTimeout bounds opening a broker connection unless a Dial says otherwise.
+const DefaultDialTimeout = 10 * time.Second
+
 // ClientOptions returns the franz-go options that connect to cluster c:
-// seed brokers, client id, TLS and SASL. Logs of the client go to logger
-// at warning level and above.
-func ClientOptions(c *config.Cluster, logger *slog.Logger) ([]kgo.Opt, error) {
+// seed brokers, client id, the dialer (with TLS) and SASL. Logs of the
+// client go to logger at warning level and above.
+func ClientOptions(c *config.Cluster, logger *slog.Logger, d Dial) ([]kgo.Opt, error) {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(c.Bootstrap...),
 		kgo.ClientID(c.ClientID),
-		kgo.DialTimeout(10 * time.Second),
 	}
 	if logger != nil {
 		// The client's own logs are chatty at info level: keep warnings.
 		quiet := slog.New(minLevel{logger.Handler(), slog.LevelWarn})
 		opts = append(opts, kgo.WithLogger(kslog.New(quiet.With("cluster", c.Name))))
 	}
+	var tlsCfg *tls.Config
 	if c.TLS != nil && c.TLS.Enabled {
 		cfg, err := tlsConfig(c.TLS)
 		if err != nil {
@@ -50,8 +67,11 @@ func ClientOptions(c *config.Cluster, logger *slog.Logger) ([]kgo.Opt, error) {
 			logger.Warn("TLS certificate verification is DISABLED: the connection can be intercepted",
 				"cluster", c.Name, "setting", "tls.insecure_skip_verify")
 		}
-		opts = append(opts, kgo.DialTLSConfig(cfg))
+		tlsCfg = cfg
 	}
+	// One dialer for every case: franz-go refuses a custom dialer together
+	// with its own TLS option, and does not time out a custom dialer.
+	opts = append(opts, kgo.Dialer(d.dialer(tlsCfg)))
 	if c.SASL != nil {
 		m, err := saslMechanism(c.SASL)
 		if err != nil {
@@ -62,9 +82,42 @@ func ClientOptions(c *config.Cluster, logger *slog.Logger) ([]kgo.Opt, error) {
 	return opts, nil
 }
 
+// dialer returns the dial function: the raw connection, then TLS when
+// configured, all within the timeout.
+func (d Dial) dialer(tlsCfg *tls.Config) DialFunc {
+	timeout := d.Timeout
+	if timeout <= 0 {
+		timeout = DefaultDialTimeout
+	}
+	raw := d.Raw
+	if raw == nil {
+		raw = (&net.Dialer{}).DialContext
+	}
+	return func(ctx context.Context, network, host string) (net.Conn, error) {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		conn, err := raw(ctx, network, host)
+		if err != nil || tlsCfg == nil {
+			return conn, err
+		}
+		cfg := tlsCfg.Clone()
+		if cfg.ServerName == "" {
+			if h, _, err := net.SplitHostPort(host); err == nil {
+				cfg.ServerName = h
+			}
+		}
+		tc := tls.Client(conn, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("tls handshake with %s: %w", host, err)
+		}
+		return tc, nil
+	}
+}
+
 // NewClient returns a client for cluster c with the extra options appended.
 func NewClient(c *config.Cluster, logger *slog.Logger, extra ...kgo.Opt) (*kgo.Client, error) {
-	opts, err := ClientOptions(c, logger)
+	opts, err := ClientOptions(c, logger, Dial{})
 	if err != nil {
 		return nil, err
 	}

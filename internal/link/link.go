@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"slices"
 	"sync"
 	"time"
@@ -47,11 +46,11 @@ type Options struct {
 	// MinBackoff and MaxBackoff bound the capped exponential backoff
 	// between sessions after an error, defaults 500ms and 30s.
 	MinBackoff, MaxBackoff time.Duration
-	// SourceDialer and DestinationDialer, when set, open every connection
-	// to the source and destination brokers (tests route them through a
-	// fault-injecting network). franz-go does not apply its dial timeout to
-	// a custom dialer: it must bound its dials itself.
-	SourceDialer, DestinationDialer func(ctx context.Context, network, host string) (net.Conn, error)
+	// SourceDialer and DestinationDialer, when set, open the raw TCP
+	// connections to the source and destination brokers (tests route them
+	// through a fault-injecting network); TLS and the profile's dial
+	// timeout are applied on top.
+	SourceDialer, DestinationDialer kafka.DialFunc
 }
 
 func (o *Options) defaults() {
@@ -291,22 +290,16 @@ func (l *Link) Run(ctx context.Context) error {
 // ends it.
 func (l *Link) session(ctx context.Context) error {
 	tune := tuningFor(l.cfg)
-	srcOpts, err := kafka.ClientOptions(l.src, l.logger)
+	srcOpts, err := kafka.ClientOptions(l.src, l.logger, kafka.Dial{Raw: l.opts.SourceDialer, Timeout: tune.dialTimeout})
 	if err != nil {
 		return err
 	}
-	dstOpts, err := kafka.ClientOptions(l.dst, l.logger)
+	dstOpts, err := kafka.ClientOptions(l.dst, l.logger, kafka.Dial{Raw: l.opts.DestinationDialer, Timeout: tune.dialTimeout})
 	if err != nil {
 		return err
 	}
 	srcOpts = append(srcOpts, tune.clientOpts()...)
 	dstOpts = append(dstOpts, tune.clientOpts()...)
-	if d := l.opts.SourceDialer; d != nil {
-		srcOpts = append(srcOpts, kgo.Dialer(d))
-	}
-	if d := l.opts.DestinationDialer; d != nil {
-		dstOpts = append(dstOpts, kgo.Dialer(d))
-	}
 	// Clipped, so that every append below makes its own copy.
 	srcOpts, dstOpts = slices.Clip(srcOpts), slices.Clip(dstOpts)
 	srcCl, err := kgo.NewClient(srcOpts...)

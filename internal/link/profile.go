@@ -42,7 +42,6 @@ func tuningFor(lc *config.Link) tuning {
 // clientOpts are the options every client of the link gets.
 func (t tuning) clientOpts() []kgo.Opt {
 	return []kgo.Opt{
-		kgo.DialTimeout(t.dialTimeout),
 		kgo.RequestTimeoutOverhead(t.requestExtra),
 		kgo.MetadataMinAge(t.metadataEvery),
 	}
