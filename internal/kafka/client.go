@@ -108,7 +108,7 @@ func (d Dial) dialer(tlsCfg *tls.Config) DialFunc {
 		}
 		tc := tls.Client(conn, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
-			conn.Close()
+			_ = conn.Close()
 			return nil, fmt.Errorf("tls handshake with %s: %w", host, err)
 		}
 		return tc, nil
