@@ -203,6 +203,9 @@ type Link struct {
 	// Compression overrides the profile's destination compression codec;
 	// empty when absent.
 	Compression string
+	// Bandwidth is the budget, in bytes per second, for what the link sends
+	// to the destination cluster; 0 (absent) means unlimited.
+	Bandwidth int64
 	// CommitInterval and DiscoveryInterval: see DefaultCommitInterval and
 	// DefaultDiscoveryInterval, which apply when they are absent.
 	CommitInterval, DiscoveryInterval time.Duration
@@ -337,4 +340,42 @@ func (c *Config) Redacted() *Config {
 		out.Links[i] = &cp
 	}
 	return &out
+}
+
+// rateUnits are the units ParseRate accepts, in bytes per second (decimal
+// prefixes, as network rates are quoted).
+var rateUnits = map[string]float64{
+	"bit/s": 1.0 / 8, "kbit/s": 1e3 / 8, "mbit/s": 1e6 / 8, "gbit/s": 1e9 / 8,
+	"b/s": 1, "kb/s": 1e3, "mb/s": 1e6, "gb/s": 1e9,
+}
+
+// ParseRate parses a rate such as "2Mbit/s", "512 kbit/s" or "1MB/s" into
+// bytes per second. Units are case-insensitive except that a "b" standing
+// alone or before "/s" means bytes and "bit" means bits.
+func ParseRate(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	i := 0
+	for i < len(t) && (t[i] >= '0' && t[i] <= '9' || t[i] == '.') {
+		i++
+	}
+	num, unit := t[:i], strings.ToLower(strings.TrimSpace(t[i:]))
+	if unit == "" {
+		return 0, fmt.Errorf("rate %q has no unit", s)
+	}
+	if strings.HasSuffix(unit, "bps") { // 2Mbps
+		unit = strings.TrimSuffix(unit, "bps") + "bit/s"
+	}
+	mult, ok := rateUnits[unit]
+	if !ok {
+		return 0, fmt.Errorf("rate %q has an unknown unit %q", s, t[i:])
+	}
+	var v float64
+	if _, err := fmt.Sscanf(num, "%g", &v); err != nil || v <= 0 {
+		return 0, fmt.Errorf("rate %q is not a positive number", s)
+	}
+	r := int64(v * mult)
+	if r < 1 {
+		return 0, fmt.Errorf("rate %q is below one byte per second", s)
+	}
+	return r, nil
 }

@@ -23,7 +23,7 @@ var (
 	clusterKeys = []string{"bootstrap", "client_id", "tls", "sasl"}
 	tlsKeys     = []string{"enabled", "ca_file", "cert_file", "key_file", "server_name", "insecure_skip_verify"}
 	saslKeys    = []string{"mechanism", "username", "password", "password_file", "token_url", "client_id", "client_secret", "client_secret_file", "scope"}
-	linkKeys    = []string{"name", "from", "to", "topics", "rename", "start", "delivery", "on_error", "checkpoint_topic", "commit_interval", "discovery_interval", "profile", "compression"}
+	linkKeys    = []string{"name", "from", "to", "topics", "rename", "start", "delivery", "on_error", "checkpoint_topic", "commit_interval", "discovery_interval", "profile", "compression", "bandwidth"}
 	topicsKeys  = []string{"include", "exclude"}
 	httpKeys    = []string{"listen"}
 )
@@ -904,6 +904,13 @@ func (d *decoder) link(e entry, lc *linkChecker) *Link {
 	l.OnError = OnError(d.enum(f, "on_error", []string{string(OnErrorStop), string(OnErrorSkip)}, string(OnErrorStop)))
 	l.Profile = Profile(d.enum(f, "profile", []string{string(ProfileLAN), string(ProfileWAN), string(ProfileSatellite)}, string(ProfileLAN)))
 	l.Compression = d.enum(f, "compression", Compressions, "")
+	if v, n, ok := d.optional(f, "bandwidth", false, ""); ok && n != nil {
+		if r, err := ParseRate(v); err != nil {
+			d.fail(n, f["bandwidth"].path, err.Error(), "write a rate such as 2Mbit/s, 512kbit/s or 1MB/s")
+		} else {
+			l.Bandwidth = r
+		}
+	}
 	l.CommitInterval = d.duration(f, "commit_interval", DefaultCommitInterval, time.Millisecond, time.Minute)
 	l.DiscoveryInterval = d.duration(f, "discovery_interval", DefaultDiscoveryInterval, 100*time.Millisecond, time.Hour)
 	if t, n, ok := d.optional(f, "checkpoint_topic", false, DefaultCheckpointTopic); ok && n != nil {

@@ -129,3 +129,20 @@ func TestQuote(t *testing.T) {
 	long := strings.Repeat("a", 150)
 	require.Equal(t, `"`+long[:100]+`..."`, quote(long))
 }
+
+func TestParseRate(t *testing.T) {
+	for in, want := range map[string]int64{
+		"2Mbit/s": 250_000, "512 kbit/s": 64_000, "1MB/s": 1_000_000, "100 B/s": 100,
+		"1.5Mbit/s": 187_500, "10Mbps": 1_250_000, "1Gbit/s": 125_000_000,
+	} {
+		got, err := ParseRate(in)
+		if err != nil || got != want {
+			t.Errorf("ParseRate(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "2", "fast", "2 Mbit", "-1MB/s", "0MB/s", "1 bit/s"} {
+		if _, err := ParseRate(in); err == nil {
+			t.Errorf("ParseRate(%q): want an error", in)
+		}
+	}
+}

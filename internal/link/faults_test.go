@@ -3,6 +3,7 @@ package link_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -85,4 +86,45 @@ func TestLinkSurvivesWANFaultsFake(t *testing.T) {
 	testbed.Eventually(t, 10*time.Second, func() error { return isLive(l) })
 	require.NoError(t, stop())
 	require.Equal(t, link.StateStopped, l.Status().State)
+}
+
+// TestBandwidthBudgetFake: bytes sent to the destination, measured on the
+// network, stay within 15% of the link's budget while it drains a backlog.
+func TestBandwidthBudgetFake(t *testing.T) {
+	src := testbed.StartFake(t, kfake.SeedTopics(3, "sensors.raw"))
+	dst := testbed.StartFake(t)
+	wan := faultnet.New(nil)
+	t.Cleanup(func() { _ = wan.Close() })
+	// 1.6 Mbit/s = 200,000 B/s.
+	cfg := linkConfig(t, src.ListenAddrs(), dst.ListenAddrs(), "    bandwidth: 1.6Mbit/s\n    compression: none")
+	require.EqualValues(t, 200_000, cfg.Links[0].Bandwidth)
+	cl := mustClient(t, src.ListenAddrs())
+	rng := rand.New(rand.NewPCG(1, 2))
+	var recs []*kgo.Record
+	for range 1500 { // 1.5 MB of incompressible values
+		v := make([]byte, 1000)
+		for i := range v {
+			v[i] = byte(rng.Uint32())
+		}
+		recs = append(recs, &kgo.Record{Topic: "sensors.raw", Value: v})
+	}
+	require.NoError(t, cl.ProduceSync(t.Context(), recs...).FirstErr())
+	opts := fastOpts
+	opts.DestinationDialer = wan.Dialer()
+	opts.MaxTransactionBytes = 50_000 // commits every quarter second at this budget
+	l, stop := runLink(t, cfg, opts)
+	defer func() { require.NoError(t, stop()) }()
+	// Measure over a 3 s window once the link is draining.
+	testbed.Eventually(t, 10*time.Second, func() error {
+		if l.Status().Records == 0 {
+			return fmt.Errorf("nothing copied yet")
+		}
+		return nil
+	})
+	before, began := wan.Stats().Up, time.Now()
+	time.Sleep(3 * time.Second)
+	rate := float64(wan.Stats().Up-before) / time.Since(began).Seconds()
+	t.Logf("measured %.0f B/s to the destination, budget 200000 B/s", rate)
+	require.InEpsilon(t, 200_000, rate, 0.15, "measured %.0f B/s to the destination", rate)
+	require.Positive(t, l.Status().BacklogRecords, "still draining at the end of the window")
 }

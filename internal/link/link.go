@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"slices"
 	"sync"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/edgelink/edgelink/internal/bandwidth"
 	"github.com/edgelink/edgelink/internal/config"
 	"github.com/edgelink/edgelink/internal/kafka"
 	"github.com/edgelink/edgelink/internal/provenance"
@@ -122,6 +124,10 @@ type Link struct {
 	opts     Options
 	logger   *slog.Logger
 
+	// limit enforces the link's bandwidth budget on everything it sends to
+	// the destination; nil when unlimited. It outlives sessions.
+	limit *bandwidth.Limiter
+
 	// skip holds source records refused by the destination that the link
 	// records instead of replicating (on_error: skip-and-record). It
 	// outlives sessions; it is owned by the goroutine running Run.
@@ -190,7 +196,7 @@ func New(cfg *config.Config, lc *config.Link, opts Options, logger *slog.Logger)
 		opts.DiscoveryInterval = lc.DiscoveryInterval
 	}
 	opts.defaults()
-	return &Link{
+	l := &Link{
 		cfg:    lc,
 		site:   cfg.Site,
 		src:    cfg.Clusters[lc.From],
@@ -200,6 +206,10 @@ func New(cfg *config.Config, lc *config.Link, opts Options, logger *slog.Logger)
 		status: Status{Name: lc.Name, State: StateStarting, StateSince: time.Now()},
 		skip:   make(map[tp]map[int64]string),
 	}
+	if lc.Bandwidth > 0 {
+		l.limit = bandwidth.New(lc.Bandwidth)
+	}
+	return l
 }
 
 // Name returns the link's name.
@@ -294,7 +304,7 @@ func (l *Link) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	dstOpts, err := kafka.ClientOptions(l.dst, l.logger, kafka.Dial{Raw: l.opts.DestinationDialer, Timeout: tune.dialTimeout})
+	dstOpts, err := kafka.ClientOptions(l.dst, l.logger, kafka.Dial{Raw: l.destinationDialer(), Timeout: tune.dialTimeout})
 	if err != nil {
 		return err
 	}
@@ -399,6 +409,26 @@ func clusterID(ctx context.Context, adm *kadm.Client) (string, error) {
 		return "", err
 	}
 	return md.Cluster, nil
+}
+
+// destinationDialer opens raw connections to the destination brokers,
+// paced by the bandwidth budget when there is one (TLS goes on top, so the
+// budget counts the bytes on the wire).
+func (l *Link) destinationDialer() kafka.DialFunc {
+	raw := l.opts.DestinationDialer
+	if l.limit == nil {
+		return raw
+	}
+	if raw == nil {
+		raw = (&net.Dialer{}).DialContext
+	}
+	return func(ctx context.Context, network, host string) (net.Conn, error) {
+		c, err := raw(ctx, network, host)
+		if err != nil {
+			return nil, err
+		}
+		return l.limit.Wrap(c), nil
+	}
 }
 
 // wireCounter counts the bytes the producer writes to destination brokers.
@@ -759,6 +789,12 @@ func (c *copier) copyPartition(ctx context.Context, p kgo.FetchTopicPartition) e
 		c.txRecs++
 		c.lastTS[k] = r.Timestamp
 		c.advance(k, r.Offset+1)
+		// A large fetch is split over several transactions of bounded size.
+		if c.txBytes >= l.opts.MaxTransactionBytes {
+			if err := c.commit(ctx); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
