@@ -547,13 +547,14 @@ func (c *copier) discover(ctx context.Context, first bool) error {
 				fresh = append(fresh, k)
 				continue
 			}
+			if _, assigned := c.assigned[k]; assigned {
+				continue
+			}
 			if assign[t] == nil {
 				assign[t] = make(map[int32]kgo.Offset)
 			}
-			if _, assigned := c.assigned[k]; !assigned {
-				assign[t][p] = kgo.NewOffset().At(next)
-				c.assigned[k] = struct{}{}
-			}
+			assign[t][p] = kgo.NewOffset().At(next)
+			c.assigned[k] = struct{}{}
 		}
 	}
 	if len(fresh) > 0 {
@@ -889,7 +890,6 @@ func (c *copier) begin() error {
 // at-least-once mode it waits for the records' acknowledgements and only then
 // writes the checkpoints: a crash in between replicates them again.
 func (c *copier) commit(ctx context.Context) error {
-	l := c.l
 	if err := c.begin(); err != nil {
 		return err
 	}
@@ -899,48 +899,39 @@ func (c *copier) commit(ctx context.Context) error {
 		}
 	}
 	c.writeCheckpoints(ctx)
-	if !c.eos {
-		if err := c.flush(ctx); err != nil {
-			return err
-		}
-		c.markCommitted()
-		return nil
-	}
-	fctx, cancel := context.WithTimeout(ctx, l.opts.TransactionTimeout)
-	flushErr := c.producer.Flush(fctx)
-	cancel()
-	if flushErr != nil {
-		// Drop what could not be sent so that the abort can proceed.
-		actx, acancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_ = c.producer.AbortBufferedRecords(actx)
-		acancel()
-	}
-	txErr := c.takeErr()
-	how := kgo.TryCommit
-	if flushErr != nil || txErr != nil {
-		how = kgo.TryAbort
-	}
-	endErr := c.producer.EndTransaction(ctx, how)
+	err := c.flush(ctx)
 	switch {
-	case txErr != nil:
-		return classify(txErr)
-	case flushErr != nil:
-		return fmt.Errorf("flush transaction: %w", flushErr)
-	case endErr != nil:
-		return fmt.Errorf("commit transaction: %w", classify(endErr))
+	case !c.eos && err != nil:
+		return err
+	case err != nil:
+		// Drop what could not be sent so that the abort can proceed.
+		actx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_ = c.producer.AbortBufferedRecords(actx)
+		cancel()
+		_ = c.producer.EndTransaction(ctx, kgo.TryAbort)
+		return classify(err)
+	case c.eos:
+		if err := c.producer.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			return fmt.Errorf("commit transaction: %w", classify(err))
+		}
 	}
 	c.markCommitted()
 	return nil
 }
 
-// flush waits for every produced record to be acknowledged (at-least-once).
+// flush waits, within the transaction timeout, for every produced record to
+// be acknowledged, and returns the first failure of any of them.
 func (c *copier) flush(ctx context.Context) error {
 	fctx, cancel := context.WithTimeout(ctx, c.l.opts.TransactionTimeout)
 	defer cancel()
-	if err := c.producer.Flush(fctx); err != nil {
-		return fmt.Errorf("wait for acknowledgements: %w", err)
+	flushErr := c.producer.Flush(fctx)
+	if err := c.takeErr(); err != nil {
+		return err // a record's own failure says more than the flush's
 	}
-	return c.takeErr()
+	if flushErr != nil {
+		return fmt.Errorf("wait for acknowledgements: %w", flushErr)
+	}
+	return nil
 }
 
 func (c *copier) writeCheckpoints(ctx context.Context) {
