@@ -24,6 +24,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -206,6 +207,17 @@ type Link struct {
 	// Bandwidth is the budget, in bytes per second, for what the link sends
 	// to the destination cluster; 0 (absent) means unlimited.
 	Bandwidth int64
+	// BandwidthSchedule holds budgets for times of day that replace
+	// Bandwidth while they apply; the first window that contains the time
+	// wins. See BandwidthAt.
+	BandwidthSchedule []BandwidthWindow
+	// Priorities weigh topics against each other while the link has a
+	// backlog; the first whose pattern matches a topic applies. See
+	// PriorityOf.
+	Priorities []Priority
+	// Tuning overrides single settings of the profile; a zero field keeps
+	// the profile's value.
+	Tuning Tuning
 	// CommitInterval and DiscoveryInterval: see DefaultCommitInterval and
 	// DefaultDiscoveryInterval, which apply when they are absent.
 	CommitInterval, DiscoveryInterval time.Duration
@@ -216,6 +228,99 @@ type Link struct {
 	Start StartPosition
 	// Delivery is DeliveryExactlyOnce when absent.
 	Delivery Delivery
+}
+
+// DefaultPriority is the weight of a topic that no priority pattern matches.
+const DefaultPriority = 1
+
+// MaxPriority is the largest priority (weight) a topic may have.
+const MaxPriority = 1000
+
+// Priority gives the topics matching a pattern a weight. While topics of
+// several weights have records waiting, each weight's topics get a share
+// of the link in proportion to it: with alerts at 10 and everything else at
+// the default 1, alerts get 10/11 of the link until their backlog is gone,
+// and the rest is never starved.
+type Priority struct {
+	// Match is the pattern as written; MatchRE is it compiled and anchored.
+	Match   string
+	MatchRE *regexp.Regexp
+	// Weight is from 1 to MaxPriority.
+	Weight int
+}
+
+// PriorityOf returns the weight of a source topic: that of the first
+// priority whose pattern matches it, or DefaultPriority.
+func (l *Link) PriorityOf(topic string) int {
+	for _, p := range l.Priorities {
+		if p.MatchRE.MatchString(topic) {
+			return p.Weight
+		}
+	}
+	return DefaultPriority
+}
+
+// BandwidthWindow is a bandwidth budget for a time of day, in the agent's
+// local time zone.
+type BandwidthWindow struct {
+	// Days lists the weekdays the window applies on; empty means every day.
+	Days []time.Weekday
+	// From and To are minutes after midnight; the window covers [From, To).
+	// A window with To <= From runs past midnight (22:00 to 06:00), and
+	// belongs to the day it starts on.
+	From, To int
+	// Rate is the budget in bytes per second; 0 means unlimited.
+	Rate int64
+}
+
+// contains reports whether t falls in the window.
+func (w BandwidthWindow) contains(t time.Time) bool {
+	m := t.Hour()*60 + t.Minute()
+	day := t.Weekday()
+	if w.To <= w.From && m < w.To {
+		day = (day + 6) % 7 // the early hours belong to the previous day's window
+	}
+	if len(w.Days) > 0 && !slices.Contains(w.Days, day) {
+		return false
+	}
+	if w.To > w.From {
+		return m >= w.From && m < w.To
+	}
+	return m >= w.From || m < w.To
+}
+
+// BandwidthAt returns the link's budget in bytes per second at time t (in
+// t's location): that of the first schedule window containing t, or
+// Bandwidth. 0 means unlimited.
+func (l *Link) BandwidthAt(t time.Time) int64 {
+	for _, w := range l.BandwidthSchedule {
+		if w.contains(t) {
+			return w.Rate
+		}
+	}
+	return l.Bandwidth
+}
+
+// Tuning overrides a profile's settings; zero fields keep the profile's.
+type Tuning struct {
+	// DialTimeout bounds opening a connection, TLS handshake included.
+	DialTimeout time.Duration
+	// RequestTimeout is how long a request may go unanswered beyond its own
+	// wait before the connection counts as dead (a black hole).
+	RequestTimeout time.Duration
+	// ProduceTimeout is how long a broker may take to acknowledge a write.
+	ProduceTimeout time.Duration
+	// FetchMaxWait is how long the source may hold a fetch waiting for data.
+	FetchMaxWait time.Duration
+	// BatchBytes is the largest batch the producer sends to one partition.
+	BatchBytes int
+	// MaxInFlight is the number of produce requests in flight per broker
+	// (1 to 5).
+	MaxInFlight int
+	// TransactionTime is the target time for sending one transaction:
+	// transactions are sized to what the link sent in that time recently,
+	// so that a slow link commits often and a priority topic waits little.
+	TransactionTime time.Duration
 }
 
 // Topics selects topics by regular expression. Each pattern must match the
@@ -331,6 +436,8 @@ func (c *Config) Redacted() *Config {
 	out.Links = slices.Clone(c.Links)
 	for i, l := range c.Links {
 		cp := *l
+		cp.Priorities = slices.Clone(l.Priorities)
+		cp.BandwidthSchedule = slices.Clone(l.BandwidthSchedule)
 		cp.Topics = Topics{
 			Include:   slices.Clone(l.Topics.Include),
 			Exclude:   slices.Clone(l.Topics.Exclude),
@@ -378,4 +485,31 @@ func ParseRate(s string) (int64, error) {
 		return 0, fmt.Errorf("rate %q is below one byte per second", s)
 	}
 	return r, nil
+}
+
+// sizeUnits are the units ParseSize accepts, in bytes.
+var sizeUnits = map[string]int64{
+	"": 1, "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30,
+}
+
+// ParseSize parses a size such as "512KiB", "1MB" or "65536" into bytes.
+func ParseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	i := 0
+	for i < len(t) && t[i] >= '0' && t[i] <= '9' {
+		i++
+	}
+	num, unit := t[:i], strings.ToLower(strings.TrimSpace(t[i:]))
+	mult, ok := sizeUnits[unit]
+	if !ok {
+		return 0, fmt.Errorf("size %q has an unknown unit %q", s, t[i:])
+	}
+	v, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || v <= 0 {
+		return 0, fmt.Errorf("size %q is not a positive whole number", s)
+	}
+	if v > (1<<40)/mult {
+		return 0, fmt.Errorf("size %q is too large", s)
+	}
+	return v * mult, nil
 }

@@ -479,3 +479,65 @@ links:
 	require.Equal(t, config.OnErrorSkip, l.OnError)
 	require.Equal(t, "site.checkpoints", l.CheckpointTopic)
 }
+
+func TestPrioritiesScheduleAndTuning(t *testing.T) {
+	data := []byte(`clusters:
+  edge: {bootstrap: ["127.0.0.1:9092"]}
+  cloud: {bootstrap: ["127.0.0.1:9093"]}
+links:
+  - name: up
+    from: edge
+    to: cloud
+    topics: {include: [".*"]}
+    bandwidth: 2Mbit/s
+    bandwidth_schedule:
+      - {days: [mon, tue, wed, thu, fri], from: "08:00", to: "18:00", rate: 512kbit/s}
+      - {from: "22:00", to: "06:00", rate: unlimited}
+    priorities:
+      - {match: "alerts.*", priority: 10}
+      - {match: "raw", priority: 2}
+    profile: satellite
+    tuning:
+      dial_timeout: 3s
+      request_timeout: 4s
+      produce_timeout: 5s
+      fetch_max_wait: 250ms
+      batch_bytes: 256KiB
+      max_in_flight: 2
+      transaction_time: 500ms
+`)
+	cfg, err := config.Parse("t.yaml", data)
+	require.NoError(t, err)
+	l := cfg.Links[0]
+	require.Equal(t, 10, l.PriorityOf("alerts.fire"))
+	require.Equal(t, 2, l.PriorityOf("raw"))
+	require.Equal(t, config.DefaultPriority, l.PriorityOf("rawer"))
+	require.Equal(t, config.Tuning{
+		DialTimeout: 3 * time.Second, RequestTimeout: 4 * time.Second, ProduceTimeout: 5 * time.Second,
+		FetchMaxWait: 250 * time.Millisecond, BatchBytes: 256 << 10, MaxInFlight: 2, TransactionTime: 500 * time.Millisecond,
+	}, l.Tuning)
+
+	at := func(day time.Weekday, hh, mm int) time.Time {
+		// 2026-11-22 is a Sunday.
+		return time.Date(2026, 11, 22+int(day), hh, mm, 0, 0, time.UTC)
+	}
+	require.Equal(t, int64(64000), l.BandwidthAt(at(time.Monday, 8, 0)))
+	require.Equal(t, int64(64000), l.BandwidthAt(at(time.Friday, 17, 59)))
+	require.Equal(t, int64(250000), l.BandwidthAt(at(time.Friday, 18, 0)))
+	require.Equal(t, int64(250000), l.BandwidthAt(at(time.Saturday, 12, 0)), "the weekday window does not apply on Saturday")
+	require.Equal(t, int64(0), l.BandwidthAt(at(time.Saturday, 23, 0)), "past-midnight window, evening")
+	require.Equal(t, int64(0), l.BandwidthAt(at(time.Sunday, 5, 59)), "past-midnight window, early hours")
+	require.Equal(t, int64(250000), l.BandwidthAt(at(time.Sunday, 6, 0)))
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"65536": 65536, "256KiB": 256 << 10, "1 MiB": 1 << 20, "2MB": 2e6, "1kb": 1000} {
+		got, err := config.ParseSize(in)
+		require.NoError(t, err, in)
+		require.Equal(t, want, got, in)
+	}
+	for _, in := range []string{"", "0", "-1", "1.5MiB", "3 parsecs", "99999999999GiB"} {
+		_, err := config.ParseSize(in)
+		require.Error(t, err, in)
+	}
+}

@@ -19,13 +19,16 @@ import (
 // Valid keys at each level of the file, in the order the documentation
 // presents them.
 var (
-	rootKeys    = []string{"site", "clusters", "links", "http"}
-	clusterKeys = []string{"bootstrap", "client_id", "tls", "sasl"}
-	tlsKeys     = []string{"enabled", "ca_file", "cert_file", "key_file", "server_name", "insecure_skip_verify"}
-	saslKeys    = []string{"mechanism", "username", "password", "password_file", "token_url", "client_id", "client_secret", "client_secret_file", "scope"}
-	linkKeys    = []string{"name", "from", "to", "topics", "rename", "start", "delivery", "on_error", "checkpoint_topic", "commit_interval", "discovery_interval", "profile", "compression", "bandwidth"}
-	topicsKeys  = []string{"include", "exclude"}
-	httpKeys    = []string{"listen"}
+	rootKeys     = []string{"site", "clusters", "links", "http"}
+	clusterKeys  = []string{"bootstrap", "client_id", "tls", "sasl"}
+	tlsKeys      = []string{"enabled", "ca_file", "cert_file", "key_file", "server_name", "insecure_skip_verify"}
+	saslKeys     = []string{"mechanism", "username", "password", "password_file", "token_url", "client_id", "client_secret", "client_secret_file", "scope"}
+	linkKeys     = []string{"name", "from", "to", "topics", "rename", "start", "delivery", "on_error", "checkpoint_topic", "commit_interval", "discovery_interval", "profile", "compression", "bandwidth", "bandwidth_schedule", "priorities", "tuning"}
+	topicsKeys   = []string{"include", "exclude"}
+	priorityKeys = []string{"match", "priority"}
+	windowKeys   = []string{"days", "from", "to", "rate"}
+	tuningKeys   = []string{"dial_timeout", "request_timeout", "produce_timeout", "fetch_max_wait", "batch_bytes", "max_in_flight", "transaction_time"}
+	httpKeys     = []string{"listen"}
 )
 
 var (
@@ -911,6 +914,15 @@ func (d *decoder) link(e entry, lc *linkChecker) *Link {
 			l.Bandwidth = r
 		}
 	}
+	if e, ok := f["bandwidth_schedule"]; ok {
+		l.BandwidthSchedule = d.schedule(e)
+	}
+	if e, ok := f["priorities"]; ok {
+		l.Priorities = d.priorities(e)
+	}
+	if e, ok := f["tuning"]; ok {
+		l.Tuning = d.tuning(e)
+	}
 	l.CommitInterval = d.duration(f, "commit_interval", DefaultCommitInterval, time.Millisecond, time.Minute)
 	l.DiscoveryInterval = d.duration(f, "discovery_interval", DefaultDiscoveryInterval, 100*time.Millisecond, time.Hour)
 	if t, n, ok := d.optional(f, "checkpoint_topic", false, DefaultCheckpointTopic); ok && n != nil {
@@ -1094,4 +1106,168 @@ func compilePattern(p string) (re *regexp.Regexp, msg, hint string) {
 		hint = "check the pattern's syntax; backslashes must be doubled inside double quotes"
 	}
 	return nil, msg, hint
+}
+
+// priorities decodes a link's topic priorities.
+func (d *decoder) priorities(e entry) []Priority {
+	items, ok := d.list(e, `a list of priorities, e.g. [{match: "alerts", priority: 10}]`)
+	if !ok {
+		return nil
+	}
+	var out []Priority
+	for _, it := range items {
+		f, ok := d.fields(it, priorityKeys, "a priority")
+		if !ok {
+			continue
+		}
+		p := Priority{Weight: DefaultPriority}
+		good := true
+		if m, n, ok := d.required(it, f, "match", false, `a regular expression of topics, e.g. match: "alerts.*"`); ok {
+			re, msg, hint := compilePattern(m)
+			if re == nil {
+				d.fail(n, f["match"].path, msg, hint)
+				good = false
+			}
+			p.Match, p.MatchRE = m, re
+		} else {
+			good = false
+		}
+		if v, n, ok := d.required(it, f, "priority", false, fmt.Sprintf("a weight from 1 to %d; topics no priority matches weigh %d", MaxPriority, DefaultPriority)); ok {
+			w, err := strconv.Atoi(v)
+			if err != nil || w < 1 || w > MaxPriority {
+				d.fail(n, f["priority"].path, "invalid priority "+quote(v), fmt.Sprintf("a whole number from 1 to %d; higher means a larger share of the link", MaxPriority))
+				good = false
+			}
+			p.Weight = w
+		} else {
+			good = false
+		}
+		if good {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// weekdays are the day names a bandwidth window accepts.
+var weekdays = []string{"sun", "mon", "tue", "wed", "thu", "fri", "sat"}
+
+// schedule decodes a link's bandwidth schedule.
+func (d *decoder) schedule(e entry) []BandwidthWindow {
+	items, ok := d.list(e, `a list of windows, e.g. [{from: "08:00", to: "18:00", rate: 512kbit/s}]`)
+	if !ok {
+		return nil
+	}
+	var out []BandwidthWindow
+	for _, it := range items {
+		f, ok := d.fields(it, windowKeys, "a bandwidth window")
+		if !ok {
+			continue
+		}
+		var w BandwidthWindow
+		good := true
+		for _, key := range []string{"from", "to"} {
+			v, n, ok := d.required(it, f, key, false, `a time of day such as "08:00"`)
+			if !ok {
+				good = false
+				continue
+			}
+			m, ok := clock(v)
+			if !ok {
+				d.fail(n, f[key].path, "invalid time of day "+quote(v), `write hours and minutes, "00:00" to "24:00", in quotes`)
+				good = false
+				continue
+			}
+			if key == "from" {
+				w.From = m
+			} else {
+				w.To = m
+			}
+		}
+		if good && w.From == w.To {
+			d.fail(f["to"].val, f["to"].path, "the window is empty", "from and to must differ; a window with to before from runs past midnight")
+			good = false
+		}
+		if v, n, ok := d.required(it, f, "rate", false, "a rate such as 512kbit/s, or unlimited"); ok {
+			if strings.EqualFold(v, "unlimited") {
+				w.Rate = 0
+			} else if r, err := ParseRate(v); err != nil {
+				d.fail(n, f["rate"].path, err.Error(), "write a rate such as 2Mbit/s, 512kbit/s or 1MB/s, or unlimited")
+				good = false
+			} else {
+				w.Rate = r
+			}
+		} else {
+			good = false
+		}
+		if days, ok := f["days"]; ok {
+			ds, _ := d.list(days, "a list of days, e.g. [mon, tue, wed, thu, fri]")
+			for _, de := range ds {
+				v, ok := d.str(de, false)
+				if !ok {
+					good = false
+					continue
+				}
+				i := slices.Index(weekdays, strings.ToLower(v.value))
+				if i < 0 {
+					d.fail(de.pos(), de.path, "unknown day "+quote(v.value), enumHint(strings.ToLower(v.value), weekdays))
+					good = false
+					continue
+				}
+				w.Days = append(w.Days, time.Weekday(i))
+			}
+		}
+		if good {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// clock parses "HH:MM" (00:00 to 24:00) into minutes after midnight.
+func clock(v string) (int, bool) {
+	h, m, ok := strings.Cut(v, ":")
+	if !ok || len(h) < 1 || len(h) > 2 || len(m) != 2 || !isDigits(h) || !isDigits(m) {
+		return 0, false
+	}
+	hh, _ := strconv.Atoi(h)
+	mm, _ := strconv.Atoi(m)
+	if mm > 59 || hh > 24 || (hh == 24 && mm != 0) {
+		return 0, false
+	}
+	return hh*60 + mm, true
+}
+
+// tuning decodes a link's overrides of its profile.
+func (d *decoder) tuning(e entry) Tuning {
+	var t Tuning
+	f, ok := d.fields(e, tuningKeys, "tuning")
+	if !ok {
+		return t
+	}
+	t.DialTimeout = d.duration(f, "dial_timeout", 0, 100*time.Millisecond, 5*time.Minute)
+	t.RequestTimeout = d.duration(f, "request_timeout", 0, 100*time.Millisecond, 5*time.Minute)
+	t.ProduceTimeout = d.duration(f, "produce_timeout", 0, 100*time.Millisecond, 5*time.Minute)
+	t.FetchMaxWait = d.duration(f, "fetch_max_wait", 0, 10*time.Millisecond, 30*time.Second)
+	t.TransactionTime = d.duration(f, "transaction_time", 0, 10*time.Millisecond, 30*time.Second)
+	if v, n, ok := d.optional(f, "batch_bytes", false, ""); ok && n != nil {
+		b, err := ParseSize(v)
+		switch {
+		case err != nil:
+			d.fail(n, f["batch_bytes"].path, err.Error(), "write a size such as 256KiB or 1MiB")
+		case b < 1<<10 || b > 64<<20:
+			d.fail(n, f["batch_bytes"].path, "batch_bytes is out of range", "use a size from 1KiB to 64MiB; the broker's message.max.bytes must allow it")
+		default:
+			t.BatchBytes = int(b)
+		}
+	}
+	if v, n, ok := d.optional(f, "max_in_flight", false, ""); ok && n != nil {
+		i, err := strconv.Atoi(v)
+		if err != nil || i < 1 || i > 5 {
+			d.fail(n, f["max_in_flight"].path, "invalid max_in_flight "+quote(v), "a whole number from 1 to 5; Kafka keeps the order of idempotent writes with up to 5 requests in flight")
+		} else {
+			t.MaxInFlight = i
+		}
+	}
+	return t
 }

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"slices"
@@ -142,6 +143,7 @@ type Link struct {
 
 	mu     sync.Mutex
 	status Status
+	events []Event
 }
 
 // Status is a snapshot of a link's progress.
@@ -185,6 +187,23 @@ type Status struct {
 	SkippedRecords int64
 	// Partitions is the number of source partitions being replicated.
 	Partitions int
+	// Topics holds each replicated source topic's progress, sorted by
+	// source topic name, as of BacklogAt.
+	Topics []TopicStatus
+}
+
+// TopicStatus is the progress of one replicated source topic.
+type TopicStatus struct {
+	// Source and Destination are the topic's names at both ends.
+	Source, Destination string
+	Partitions          int
+	// Priority is the topic's weight when the link has a backlog.
+	Priority int
+	// Records and Bytes count records and payload bytes committed at the
+	// destination since start.
+	Records, Bytes int64
+	// BacklogRecords is the number of source offsets not yet replicated.
+	BacklogRecords int64
 }
 
 // New returns a link for lc of cfg; it does nothing until Run.
@@ -233,6 +252,11 @@ func (l *Link) setState(s State, err error) {
 	prev := l.status.State
 	if prev != s {
 		l.status.State, l.status.StateSince = s, time.Now()
+		msg := string(prev) + " → " + string(s)
+		if err != nil {
+			msg += ": " + err.Error()
+		}
+		l.eventLocked(EventState, msg)
 	}
 	if err != nil {
 		l.status.LastError = err.Error()
@@ -253,7 +277,10 @@ func (l *Link) destination(topic string) string { return l.cfg.DestinationTopic(
 // topicError reports a problem with one topic that does not stop the link.
 func (l *Link) topicError(topic string, err error) {
 	l.logger.Error("topic not replicated", "topic", topic, "err", err)
-	l.update(func(s *Status) { s.LastError = err.Error() })
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.status.LastError = err.Error()
+	l.eventLocked(EventError, fmt.Sprintf("topic %s not replicated: %v", topic, err))
 }
 
 // Run replicates until ctx is cancelled, then finishes or aborts the open
@@ -388,6 +415,7 @@ func (l *Link) session(ctx context.Context) error {
 		committed: make(map[tp]int64), dirty: make(map[tp]int64),
 		assigned: make(map[tp]struct{}), lastLostCheck: make(map[tp]time.Time),
 		lastTS: make(map[tp]time.Time), rateAt: time.Now(),
+		txTopics: make(map[string]counts), done: make(map[string]counts),
 	}
 	for t, cp := range cps {
 		c.committed[t] = cp.Next
@@ -465,6 +493,9 @@ type copier struct {
 	started time.Time
 	txBytes int
 	txRecs  int
+	// txTopics and done count records and bytes per source topic in the
+	// open transaction and since start.
+	txTopics, done map[string]counts
 
 	errMu   sync.Mutex
 	txErr   error
@@ -562,6 +593,13 @@ func (c *copier) discover(ctx context.Context, first bool) error {
 		if err != nil {
 			return err
 		}
+		perTopic := make(map[string]int)
+		for _, k := range fresh {
+			perTopic[k.Topic]++
+		}
+		for _, t := range slices.Sorted(maps.Keys(perTopic)) {
+			l.event(EventTopic, fmt.Sprintf("replicating %d new partition(s) of %s to %s", perTopic[t], t, l.destination(t)))
+		}
 		for _, k := range fresh {
 			off := starts[k]
 			c.committed[k] = -1 // known, not yet checkpointed
@@ -629,6 +667,14 @@ func (c *copier) measureBacklog(ctx context.Context) error {
 	}
 	var backlog int64
 	var oldest time.Time
+	perTopic := make(map[string]*TopicStatus, len(topics))
+	for _, t := range topics {
+		n := c.done[t]
+		perTopic[t] = &TopicStatus{Source: t, Destination: l.destination(t), Priority: l.cfg.PriorityOf(t), Records: n.records, Bytes: n.bytes}
+	}
+	for k := range c.committed {
+		perTopic[k.Topic].Partitions++
+	}
 	if len(topics) > 0 {
 		ends, err := l.srcAdm.ListCommittedOffsets(ctx, topics...)
 		if err != nil {
@@ -641,6 +687,7 @@ func (c *copier) measureBacklog(ctx context.Context) error {
 				continue
 			}
 			backlog += end.Offset - pos
+			perTopic[k.Topic].BacklogRecords += end.Offset - pos
 			if ts, ok := c.lastTS[k]; ok && (oldest.IsZero() || ts.Before(oldest)) {
 				oldest = ts
 			}
@@ -649,6 +696,10 @@ func (c *copier) measureBacklog(ctx context.Context) error {
 	now := time.Now()
 	l.update(func(s *Status) {
 		s.BacklogRecords, s.BacklogAt = backlog, now
+		s.Topics = s.Topics[:0:0]
+		for _, t := range slices.Sorted(maps.Keys(perTopic)) {
+			s.Topics = append(s.Topics, *perTopic[t])
+		}
 		s.BacklogBytes, s.BacklogAge, s.DrainETA = 0, 0, 0
 		if backlog == 0 {
 			return
@@ -788,6 +839,7 @@ func (c *copier) copyPartition(ctx context.Context, p kgo.FetchTopicPartition) e
 		})
 		c.txBytes += size
 		c.txRecs++
+		c.txTopics[k.Topic] = c.txTopics[k.Topic].add(1, int64(size))
 		c.lastTS[k] = r.Timestamp
 		c.advance(k, r.Offset+1)
 		// A large fetch is split over several transactions of bounded size.
@@ -820,7 +872,17 @@ func (c *copier) recordSkipped(ctx context.Context, k tp, r *kgo.Record, reason 
 			c.fail(fmt.Errorf("record skipped %s offset %d: %w", k, r.Offset, err))
 		}
 	})
-	l.update(func(s *Status) { s.SkippedRecords++ })
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.status.SkippedRecords++
+	l.eventLocked(EventSkipped, fmt.Sprintf("%s offset %d refused by the destination (%s); recorded in %s", k, r.Offset, reason, SkippedTopic))
+}
+
+// counts are records and payload bytes.
+type counts struct{ records, bytes int64 }
+
+func (n counts) add(records, bytes int64) counts {
+	return counts{n.records + records, n.bytes + bytes}
 }
 
 // skippedRecord is the value of a SkippedTopic record.
@@ -866,10 +928,11 @@ func (c *copier) checkLost(ctx context.Context, k tp, expected, got int64) {
 	end := min(o.Offset, got)
 	c.l.logger.Error("source records deleted before they were replicated",
 		"topic", k.Topic, "partition", k.Partition, "from", expected, "to", end-1, "count", end-expected)
-	c.l.update(func(s *Status) {
-		s.LostRecords += end - expected
-		s.LastError = fmt.Sprintf("records %d..%d of %s were deleted at the source before replication", expected, end-1, k)
-	})
+	c.l.mu.Lock()
+	defer c.l.mu.Unlock()
+	c.l.status.LostRecords += end - expected
+	c.l.status.LastError = fmt.Sprintf("records %d..%d of %s were deleted at the source before replication", expected, end-1, k)
+	c.l.eventLocked(EventLost, c.l.status.LastError)
 }
 
 // begin opens a transaction (a batch, in at-least-once mode) if none is open.
@@ -953,6 +1016,10 @@ func (c *copier) markCommitted() {
 		c.committed[k] = next
 	}
 	recs, bytes := c.txRecs, c.txBytes
+	for t, n := range c.txTopics {
+		c.done[t] = c.done[t].add(n.records, n.bytes)
+	}
+	clear(c.txTopics)
 	if dt := time.Since(c.rateAt).Seconds(); dt > 0 {
 		// An exponentially weighted rate with a time constant of ~10 s.
 		w := min(dt/10, 1)
