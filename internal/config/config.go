@@ -14,7 +14,7 @@
 // An empty value (nothing, ~ or "") is the same as leaving the field out:
 // optional fields take their defaults, required ones are reported.
 //
-// Secrets (SASL passwords and OAuth client secrets) never appear in error
+// Secrets (SASL passwords, OAuth client secrets, the HTTP token) never appear in error
 // messages; Config.Redacted hides them for printing.
 package config
 
@@ -369,6 +369,18 @@ type HTTP struct {
 	// Listen is a host:port address; port 0 picks any free port.
 	// DefaultHTTPListen when absent.
 	Listen string
+	// TLS, when set, serves HTTPS with this certificate and key.
+	TLS *HTTPTLS
+	// Token, when set, is the bearer token that the status API, the status
+	// page, /metrics and control actions require. At most one of Token and
+	// TokenFile is set; TokenFile names a file holding the token (read when
+	// the server starts; surrounding white space is ignored).
+	Token, TokenFile string
+}
+
+// HTTPTLS is the certificate and key (PEM files) of the HTTP server.
+type HTTPTLS struct {
+	CertFile, KeyFile string
 }
 
 // Load reads the configuration file at path and parses it with Parse.
@@ -405,8 +417,8 @@ func ParseWithEnv(filename string, data []byte, lookup LookupFunc) (*Config, err
 	return cfg, nil
 }
 
-// Redacted returns a deep copy of c with secrets (SASL passwords and client
-// secrets) replaced by "[redacted]", suitable for printing.
+// Redacted returns a deep copy of c with secrets (SASL passwords, client
+// secrets and the HTTP token) replaced by "[redacted]", suitable for printing.
 func (c *Config) Redacted() *Config {
 	if c == nil {
 		return nil
@@ -445,6 +457,13 @@ func (c *Config) Redacted() *Config {
 			ExcludeRE: slices.Clone(l.Topics.ExcludeRE),
 		}
 		out.Links[i] = &cp
+	}
+	if c.HTTP.TLS != nil {
+		t := *c.HTTP.TLS
+		out.HTTP.TLS = &t
+	}
+	if c.HTTP.Token != "" {
+		out.HTTP.Token = redacted
 	}
 	return &out
 }

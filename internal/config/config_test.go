@@ -23,6 +23,7 @@ var testEnv = map[string]string{
 	"CLOUD_PASSWORD": "s3cret: #not-a-comment ${NOT_EXPANDED}",
 	"CLOUD_BROKERS":  "b1.example.com:9093, b2.example.com:9093",
 	"OAUTH_SECRET":   "oauth-s3cret",
+	"HTTP_TOKEN":     "http-t0ken",
 	"EMPTY":          "",
 }
 
@@ -147,6 +148,19 @@ func TestFull(t *testing.T) {
 	require.Equal(t, config.DeliveryExactlyOnce, tokens.Delivery)
 
 	require.Equal(t, ":0", cfg.HTTP.Listen)
+	require.Equal(t, &config.HTTPTLS{CertFile: "/etc/edgelink/http.pem", KeyFile: "/etc/edgelink/http-key.pem"}, cfg.HTTP.TLS)
+	require.Equal(t, "http-t0ken", cfg.HTTP.Token)
+}
+
+func TestHTTPTokenFile(t *testing.T) {
+	cfg, err := config.ParseWithEnv("t.yaml", []byte(`clusters: {a: {bootstrap: ["h:1"]}}
+http: {token_file: /run/secrets/http-token}
+`), lookup(nil))
+	require.NoError(t, err)
+	require.Equal(t, "/run/secrets/http-token", cfg.HTTP.TokenFile)
+	require.Empty(t, cfg.HTTP.Token)
+	require.Nil(t, cfg.HTTP.TLS)
+	require.Equal(t, config.DefaultHTTPListen, cfg.HTTP.Listen)
 }
 
 func TestTwoLinks(t *testing.T) {
@@ -276,7 +290,7 @@ http:
 		`edgelink.yaml:19:9: links[1].to: "edge" is also the source cluster (a link must connect two different clusters)`,
 		`edgelink.yaml:21:13: links[1].rename: "{site}" does not contain {topic} (without it every topic is written to the same destination topic; e.g. "{site}.{topic}")`,
 		`edgelink.yaml:23:11: http.listen: "9644" is not a host:port address (write ":9644" to listen on all interfaces, or "127.0.0.1:9644")`,
-		`edgelink.yaml:24:3: http.port: unknown field (valid keys: listen)`,
+		`edgelink.yaml:24:3: http.port: unknown field (valid keys: listen, tls, token, token_file)`,
 	}, "\n")
 	require.Equal(t, want, err.Error())
 
@@ -366,6 +380,10 @@ func TestRedacted(t *testing.T) {
 	require.Equal(t, "", red.Clusters["backup"].SASL.Password, "an absent secret stays empty")
 	require.Equal(t, "/run/secrets/backup-password", red.Clusters["backup"].SASL.PasswordFile)
 	require.Equal(t, "alice", red.Clusters["cloud"].SASL.Username)
+	require.Equal(t, "[redacted]", red.HTTP.Token)
+	require.Equal(t, "http-t0ken", cfg.HTTP.Token)
+	red.HTTP.TLS.CertFile = "changed"
+	require.Equal(t, "/etc/edgelink/http.pem", cfg.HTTP.TLS.CertFile)
 
 	// The original is untouched and shares nothing mutable with the copy.
 	require.Equal(t, "s3cret: #not-a-comment ${NOT_EXPANDED}", cfg.Clusters["cloud"].SASL.Password)

@@ -28,7 +28,8 @@ var (
 	priorityKeys = []string{"match", "priority"}
 	windowKeys   = []string{"days", "from", "to", "rate"}
 	tuningKeys   = []string{"dial_timeout", "request_timeout", "produce_timeout", "fetch_max_wait", "batch_bytes", "max_in_flight", "transaction_time"}
-	httpKeys     = []string{"listen"}
+	httpKeys     = []string{"listen", "tls", "token", "token_file"}
+	httpTLSKeys  = []string{"cert_file", "key_file"}
 )
 
 var (
@@ -1062,16 +1063,40 @@ func (d *decoder) http(e entry) HTTP {
 	if !ok {
 		return h
 	}
-	listen, n, ok := d.optional(f, "listen", false, DefaultHTTPListen)
-	if !ok || n == nil {
-		return h
+	if listen, n, ok := d.optional(f, "listen", false, DefaultHTTPListen); ok && n != nil {
+		if msg, hint := checkHostPort(listen, true); msg != "" {
+			d.fail(n, f["listen"].path, msg, hint)
+		} else {
+			h.Listen = listen
+		}
 	}
-	if msg, hint := checkHostPort(listen, true); msg != "" {
-		d.fail(n, f["listen"].path, msg, hint)
-		return h
+	if t, ok := f["tls"]; ok && !isNull(t.val) {
+		h.TLS = d.httpTLS(t)
 	}
-	h.Listen = listen
+	_, hasToken := f["token"]
+	_, hasFile := f["token_file"]
+	switch {
+	case hasToken && hasFile:
+		d.exclusive(f, "token", "token_file")
+	case hasToken:
+		h.Token, _, _ = d.required(e, f, "token", true, `set a long random token, e.g. token: "${EDGELINK_HTTP_TOKEN}", or leave token out to serve without one`)
+	case hasFile:
+		h.TokenFile, _, _ = d.required(e, f, "token_file", false, "the path of a file holding the token, or leave token_file out to serve without one")
+	}
 	return h
+}
+
+// httpTLS decodes the http.tls block: a certificate and its key.
+func (d *decoder) httpTLS(e entry) *HTTPTLS {
+	t := &HTTPTLS{}
+	f, ok := d.fields(e, httpTLSKeys, "the HTTP server's TLS")
+	if !ok {
+		return nil
+	}
+	hint := "HTTPS needs both cert_file and key_file (PEM)"
+	t.CertFile, _, _ = d.required(e, f, "cert_file", false, hint)
+	t.KeyFile, _, _ = d.required(e, f, "key_file", false, hint)
+	return t
 }
 
 // compilePattern compiles a topic pattern anchored to match whole names. On

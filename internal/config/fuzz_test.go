@@ -158,11 +158,22 @@ func render(t *testing.T, cfg *config.Config) []byte {
 			"delivery", str(string(l.Delivery)),
 		))
 	}
+	httpBlock := mapping(
+		"listen", str(cfg.HTTP.Listen),
+		"token", str(cfg.HTTP.Token),
+		"token_file", str(cfg.HTTP.TokenFile),
+	)
+	if cfg.HTTP.TLS != nil {
+		httpBlock.Content = append(httpBlock.Content, str("tls"), mapping(
+			"cert_file", str(cfg.HTTP.TLS.CertFile),
+			"key_file", str(cfg.HTTP.TLS.KeyFile),
+		))
+	}
 	root := mapping(
 		"site", str(cfg.Site),
 		"clusters", clusters,
 		"links", links,
-		"http", mapping("listen", str(cfg.HTTP.Listen)),
+		"http", httpBlock,
 	)
 	out, err := yaml.Dump(root)
 	require.NoError(t, err)
