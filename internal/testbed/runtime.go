@@ -98,7 +98,8 @@ func EnsureRuntime(ctx context.Context, progress io.Writer) (*Runtime, error) {
 	}
 	fmt.Fprintf(progress, "fetching Apache Kafka %s jars with Maven into %s\n", version, dir)
 	start := time.Now()
-	if err := fetch(ctx, dir, version); err != nil {
+	want := []string{"kafka_2.13-" + version + ".jar", "kafka-clients-" + version + ".jar", "kafka-server-" + version + ".jar"}
+	if err := fetch(ctx, runtimePOM, dir, "libs", version, want); err != nil {
 		return nil, err
 	}
 	if err := verifyManifest(rt.LibDir); err != nil {
@@ -108,9 +109,10 @@ func EnsureRuntime(ctx context.Context, progress io.Writer) (*Runtime, error) {
 	return rt, nil
 }
 
-// fetch resolves the runtime with Maven (strict checksum verification) into
-// dir/libs, writing a SHA-256 manifest once every expected jar is present.
-func fetch(ctx context.Context, dir, version string) error {
+// fetch resolves pom's runtime dependencies with Maven (strict checksum
+// verification) into dir/libs, writing a SHA-256 manifest once every jar
+// named in want is present.
+func fetch(ctx context.Context, pomXML []byte, dir, libs, version string, want []string) error {
 	mvn, err := exec.LookPath("mvn")
 	if err != nil {
 		return fmt.Errorf("find mvn: %w (install Maven to fetch the Kafka jars)", err)
@@ -121,7 +123,7 @@ func fetch(ctx context.Context, dir, version string) error {
 	}
 	defer os.RemoveAll(work)
 	pom := filepath.Join(work, "pom.xml")
-	if err := os.WriteFile(pom, runtimePOM, 0o644); err != nil {
+	if err := os.WriteFile(pom, pomXML, 0o644); err != nil {
 		return fmt.Errorf("write pom: %w", err)
 	}
 	out := filepath.Join(work, "libs")
@@ -136,15 +138,15 @@ func fetch(ctx context.Context, dir, version string) error {
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("fetch Kafka %s with maven: %w\n%s", version, err, tail(string(msg), 40))
 	}
-	for _, want := range []string{"kafka_2.13-" + version + ".jar", "kafka-clients-" + version + ".jar", "kafka-server-" + version + ".jar"} {
-		if _, err := os.Stat(filepath.Join(out, want)); err != nil {
-			return fmt.Errorf("fetch Kafka %s: %s missing after resolution", version, want)
+	for _, jar := range want {
+		if _, err := os.Stat(filepath.Join(out, jar)); err != nil {
+			return fmt.Errorf("fetch Kafka %s: %s missing after resolution", version, jar)
 		}
 	}
 	if err := writeManifest(out); err != nil {
 		return err
 	}
-	libs := filepath.Join(dir, "libs")
+	libs = filepath.Join(dir, libs)
 	if err := os.RemoveAll(libs); err != nil {
 		return fmt.Errorf("remove stale libs: %w", err)
 	}
