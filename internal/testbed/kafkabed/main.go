@@ -1,7 +1,7 @@
 // Command kafkabed fetches the Apache Kafka runtime and starts real KRaft
 // clusters on 127.0.0.1 for manual testing, outside `go test`.
 //
-//	kafkabed fetch                         fetch and verify the Kafka jars
+//	kafkabed fetch                         fetch and verify the Kafka and MirrorMaker 2 jars
 //	kafkabed start [-clusters N] [-brokers N] [-secure]
 //	                                       start clusters; Ctrl-C stops them
 //	kafkabed reap                          kill test-bed JVMs whose owner died
@@ -39,6 +39,11 @@ func run(args []string) error {
 			return err
 		}
 		fmt.Printf("Apache Kafka %s verified in %s\n", rt.Version, rt.LibDir)
+		mm, err := testbed.EnsureMirrorMakerRuntime(ctx, os.Stdout)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("MirrorMaker 2 %s verified in %s\n", mm.Version, mm.LibDir)
 		return nil
 	case "reap":
 		fmt.Printf("killed %d orphaned broker JVM(s)\n", len(testbed.Reap()))
