@@ -150,11 +150,22 @@ func tlsConfig(t *config.TLS) (*tls.Config, error) {
 		if err != nil {
 			return nil, fmt.Errorf("load tls.cert_file and tls.key_file: %w", err)
 		}
-		cfg.Certificates = []tls.Certificate{cert}
+		// Offered only when a broker asks for it, after a validity check:
+		// a broker that rejects an expired certificate says only
+		// "bad certificate", if anything.
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			if err := checkValidity(cert.Leaf, t.CertFile, time.Now()); err != nil {
+				return nil, err
+			}
+			return &cert, nil
+		}
 	}
 	return cfg, nil
 }
 
+// saslMechanism builds the SASL mechanism of s. A password file is read
+// here, when a session connects, so a rotated password is picked up by
+// the next session; its trailing line break is not part of the password.
 func saslMechanism(s *config.SASL) (sasl.Mechanism, error) {
 	pass := s.Password
 	if s.PasswordFile != "" {
@@ -163,6 +174,9 @@ func saslMechanism(s *config.SASL) (sasl.Mechanism, error) {
 			return nil, fmt.Errorf("read sasl.password_file: %w", err)
 		}
 		pass = strings.TrimRight(string(b), "\r\n")
+		if pass == "" {
+			return nil, fmt.Errorf("sasl.password_file %s is empty", s.PasswordFile)
+		}
 	}
 	switch s.Mechanism {
 	case config.MechanismPlain:
@@ -171,8 +185,10 @@ func saslMechanism(s *config.SASL) (sasl.Mechanism, error) {
 		return scram.Auth{User: s.Username, Pass: pass}.AsSha256Mechanism(), nil
 	case config.MechanismSCRAMSHA512:
 		return scram.Auth{User: s.Username, Pass: pass}.AsSha512Mechanism(), nil
+	case config.MechanismOAuthBearer:
+		return sharedTokenSource(s).Mechanism(), nil
 	default:
-		return nil, fmt.Errorf("sasl mechanism %s: %w in this version (use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)", s.Mechanism, ErrUnsupported)
+		return nil, fmt.Errorf("sasl mechanism %s: %w in this version (use PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER)", s.Mechanism, ErrUnsupported)
 	}
 }
 
@@ -252,4 +268,24 @@ func (h minLevel) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (h minLevel) WithGroup(name string) slog.Handler {
 	return minLevel{h.Handler.WithGroup(name), h.level}
+}
+
+// Connect builds a client for cluster c and asks the cluster for its
+// metadata, so that bad addresses, TLS settings and credentials show at
+// once. Errors are explained (see [Explain]). The caller closes the client.
+func Connect(ctx context.Context, c *config.Cluster, logger *slog.Logger, d Dial, extra ...kgo.Opt) (*kgo.Client, *ClusterInfo, error) {
+	opts, err := ClientOptions(c, logger, d)
+	if err != nil {
+		return nil, nil, err
+	}
+	cl, err := kgo.NewClient(append(append(opts, kgo.RetryTimeout(10*time.Second)), extra...)...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("create client for cluster %s: %w", c.Name, err)
+	}
+	info, err := Probe(ctx, cl)
+	if err != nil {
+		cl.Close()
+		return nil, nil, Explain(fmt.Errorf("connect to cluster %s: %w", c.Name, err), c)
+	}
+	return cl, info, nil
 }

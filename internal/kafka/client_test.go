@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -42,8 +44,22 @@ func TestDialerTLSHandshakeFailureNamesTheHost(t *testing.T) {
 func TestClientOptionsRejectsUnsupportedMechanism(t *testing.T) {
 	_, err := ClientOptions(&config.Cluster{
 		Name: "cloud", Bootstrap: []string{"127.0.0.1:9092"},
-		SASL: &config.SASL{Mechanism: config.MechanismOAuthBearer},
+		SASL: &config.SASL{Mechanism: "GSSAPI"},
 	}, nil, Dial{})
 	require.True(t, errors.Is(err, ErrUnsupported), "%v", err)
 	require.ErrorContains(t, err, "cluster cloud")
+}
+
+func TestClientOptionsPasswordFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "pw")
+	require.NoError(t, os.WriteFile(file, []byte("s3cret\n"), 0o600))
+	m, err := saslMechanism(&config.SASL{Mechanism: config.MechanismPlain, Username: "u", PasswordFile: file})
+	require.NoError(t, err)
+	_, first, err := m.Authenticate(t.Context(), "127.0.0.1:9092")
+	require.NoError(t, err)
+	require.Equal(t, "\x00u\x00s3cret", string(first), "read at connect time, line break trimmed")
+
+	require.NoError(t, os.WriteFile(file, nil, 0o600))
+	_, err = saslMechanism(&config.SASL{Mechanism: config.MechanismPlain, Username: "u", PasswordFile: file})
+	require.EqualError(t, err, "sasl.password_file "+file+" is empty")
 }

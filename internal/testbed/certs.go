@@ -21,6 +21,8 @@ import (
 type TLSFiles struct {
 	// CAFile is the CA certificate that signed both certificates.
 	CAFile string
+	// CAKeyFile is the CA's PKCS#8 key, for [TLSFiles.IssueCert].
+	CAKeyFile string
 	// ServerKeystoreFile holds the server's PKCS#8 key followed by its
 	// certificate chain (Kafka's PEM key store format).
 	ServerKeystoreFile string
@@ -94,6 +96,7 @@ func WriteTLSFiles(dir string, hosts ...string) (*TLSFiles, error) {
 	}
 	f := &TLSFiles{
 		CAFile:             filepath.Join(dir, "ca.pem"),
+		CAKeyFile:          filepath.Join(dir, "ca-key.pem"),
 		ServerKeystoreFile: filepath.Join(dir, "server-keystore.pem"),
 		ClientCertFile:     filepath.Join(dir, "client.pem"),
 		ClientKeyFile:      filepath.Join(dir, "client-key.pem"),
@@ -106,11 +109,16 @@ func WriteTLSFiles(dir string, hosts ...string) (*TLSFiles, error) {
 	if err != nil {
 		return nil, err
 	}
+	caKeyPEM, err := keyPEM(caKey)
+	if err != nil {
+		return nil, err
+	}
 	writes := []struct {
 		path string
 		data []byte
 	}{
 		{f.CAFile, certPEM(caDER)},
+		{f.CAKeyFile, caKeyPEM},
 		{f.ServerKeystoreFile, append(append(serverKeyPEM, certPEM(serverDER)...), certPEM(caDER)...)},
 		{f.ClientCertFile, certPEM(clientDER)},
 		{f.ClientKeyFile, clientKeyPEM},
@@ -161,4 +169,81 @@ func keyPEM(key *ecdsa.PrivateKey) ([]byte, error) {
 		return nil, fmt.Errorf("marshal key: %w", err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+// CertSpec describes a certificate for [TLSFiles.IssueCert].
+type CertSpec struct {
+	// Name is the subject's common name and the files' base name.
+	Name string
+	// Hosts are the IP addresses and DNS names a server certificate is
+	// valid for (none for a client certificate).
+	Hosts []string
+	// NotBefore and NotAfter bound its validity; zero means an hour ago
+	// and 30 days from now. A NotAfter in the past gives an expired certificate.
+	NotBefore, NotAfter time.Time
+	// Client makes a client certificate instead of a server certificate.
+	Client bool
+}
+
+// IssueCert writes a certificate signed by the CA and its key next to the
+// CA's files: NAME.pem and NAME-key.pem. Tests use it for expired or
+// wrong-host certificates.
+func (f *TLSFiles) IssueCert(spec CertSpec) (certFile, keyFile string, err error) {
+	caCertPEM, err := os.ReadFile(f.CAFile)
+	if err != nil {
+		return "", "", fmt.Errorf("read CA: %w", err)
+	}
+	caKeyPEM, err := os.ReadFile(f.CAKeyFile)
+	if err != nil {
+		return "", "", fmt.Errorf("read CA key: %w", err)
+	}
+	pair, err := tls.X509KeyPair(caCertPEM, caKeyPEM)
+	if err != nil {
+		return "", "", fmt.Errorf("load CA: %w", err)
+	}
+	caKey, ok := pair.PrivateKey.(*ecdsa.PrivateKey)
+	if !ok {
+		return "", "", fmt.Errorf("CA key is %T, want ECDSA", pair.PrivateKey)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		Subject:     pkix.Name{CommonName: spec.Name},
+		NotBefore:   spec.NotBefore,
+		NotAfter:    spec.NotAfter,
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	if tmpl.NotBefore.IsZero() {
+		tmpl.NotBefore = now.Add(-time.Hour)
+	}
+	if tmpl.NotAfter.IsZero() {
+		tmpl.NotAfter = now.Add(30 * 24 * time.Hour)
+	}
+	if spec.Client {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	}
+	for _, h := range spec.Hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	key, _, der, err := newCert(tmpl, pair.Leaf, caKey)
+	if err != nil {
+		return "", "", err
+	}
+	kp, err := keyPEM(key)
+	if err != nil {
+		return "", "", err
+	}
+	dir := filepath.Dir(f.CAFile)
+	certFile, keyFile = filepath.Join(dir, spec.Name+".pem"), filepath.Join(dir, spec.Name+"-key.pem")
+	if err := os.WriteFile(certFile, certPEM(der), 0o600); err != nil {
+		return "", "", fmt.Errorf("write %s: %w", certFile, err)
+	}
+	if err := os.WriteFile(keyFile, kp, 0o600); err != nil {
+		return "", "", fmt.Errorf("write %s: %w", keyFile, err)
+	}
+	return certFile, keyFile, nil
 }

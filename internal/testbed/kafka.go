@@ -36,6 +36,9 @@ type Options struct {
 	Security *Security
 	// Props are extra server.properties; they override the defaults.
 	Props map[string]string
+	// JVMProps are extra Java system properties (-Dkey=value) of the
+	// broker JVMs, e.g. org.apache.kafka.sasl.oauthbearer.allowed.urls.
+	JVMProps map[string]string
 	// Dir is where data and logs live; default a new directory under [BaseDir].
 	Dir string
 	// Heap is the JVM's maximum heap, default "512m".
@@ -373,6 +376,9 @@ func (b *Broker) properties() string {
 				p[key] = "org.apache.kafka.common.security.plain.PlainLoginModule required" + users.String() + ";"
 			case "SCRAM-SHA-256", "SCRAM-SHA-512":
 				p[key] = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+			case "OAUTHBEARER":
+				// Validation (e.g. a JWKS endpoint) is configured through Props.
+				p[key] = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;"
 			}
 		}
 		p["listener.name.sasl_ssl.ssl.keystore.type"] = "PEM"
@@ -430,6 +436,9 @@ func (b *Broker) jvmArgs(heap string, fullJIT bool) []string {
 	}
 	if !fullJIT {
 		args = append(args, "-XX:TieredStopAtLevel=1")
+	}
+	for _, k := range sortedKeys(b.cluster.opts.JVMProps) {
+		args = append(args, "-D"+k+"="+b.cluster.opts.JVMProps[k])
 	}
 	return args
 }
