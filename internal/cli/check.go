@@ -1,22 +1,43 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"regexp"
+	"regexp/syntax"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/edgelink/edgelink/internal/config"
+	"github.com/edgelink/edgelink/internal/kafka"
+	"github.com/edgelink/edgelink/internal/link"
 )
 
 func newCheckCmd(g *globals) *cobra.Command {
-	var file string
+	var (
+		file    string
+		connect bool
+		timeout time.Duration
+	)
 	cmd := &cobra.Command{
-		Use:   "check -c FILE",
-		Short: "Validate a configuration file and exit",
+		Use:   "check -c FILE [--connect]",
+		Short: "Validate a configuration file (and the clusters' access) and exit",
 		Long: "Validate a configuration file: syntax, unknown keys, regexes, cluster names,\n" +
-			"environment variables. Exit status 0 when valid, 2 when invalid, 1 otherwise.",
+			"environment variables. Exit status 0 when valid, 2 when invalid, 1 otherwise.\n\n" +
+			"With --connect, also connect to every cluster (TLS, SASL) and check that each\n" +
+			"link's principal has the permissions the link needs at its source and its\n" +
+			"destination; each missing one is printed as the kafka-acls.sh command that\n" +
+			"grants it. Nothing is written or created. Exit status 1 when a cluster cannot\n" +
+			"be reached or a permission is missing.",
 		Args: noArgs,
-		RunE: func(*cobra.Command, []string) error {
+		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := requireConfig(file); err != nil {
 				return err
 			}
@@ -32,11 +53,247 @@ func newCheckCmd(g *globals) *cobra.Command {
 				}
 				fmt.Fprintln(g.stdout)
 			}
-			return nil
+			if !connect {
+				return nil
+			}
+			logger, err := g.logger()
+			if err != nil {
+				return err
+			}
+			return checkAccess(cmd.Context(), g.stdout, logger, cfg, timeout)
 		},
 	}
 	addConfigFlag(cmd, &file)
+	cmd.Flags().BoolVar(&connect, "connect", false, "connect to every cluster and check each link's permissions")
+	cmd.Flags().DurationVar(&timeout, "connect-timeout", 15*time.Second, "how long to try each cluster")
 	return cmd
+}
+
+// reachable is a connected cluster.
+type reachable struct {
+	cl        *kgo.Client
+	info      *kafka.ClusterInfo
+	principal string
+}
+
+// checkAccess connects to every cluster and checks every link's
+// permissions, printing a report to w. It returns an error when a cluster
+// is unreachable, a permission is missing or a mirror topic name is illegal.
+func checkAccess(ctx context.Context, w io.Writer, logger *slog.Logger, cfg *config.Config, timeout time.Duration) error {
+	fmt.Fprintln(w)
+	clusters := make(map[string]*reachable)
+	defer func() {
+		for _, r := range clusters {
+			r.cl.Close()
+		}
+	}()
+	var problems []string
+	for _, name := range cfg.ClusterOrder {
+		c := cfg.Clusters[name]
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		cl, info, err := kafka.Connect(cctx, c, logger, kafka.Dial{}, kafka.AccessOpts()...)
+		if err != nil {
+			cancel()
+			fmt.Fprintf(w, "cluster %s (%s): FAILED: %v\n", name, strings.Join(c.Bootstrap, ","), err)
+			problems = append(problems, fmt.Sprintf("cluster %s: %v", name, err))
+			continue
+		}
+		r := &reachable{cl: cl, info: info, principal: kafka.Principal(cctx, c)}
+		cancel()
+		clusters[name] = r
+		fmt.Fprintf(w, "cluster %s (%s): connected as %s (%s), cluster id %s, %s\n", name, strings.Join(c.Bootstrap, ","),
+			r.principal, security(c), info.ClusterID, plural(len(info.Brokers), "broker"))
+	}
+
+	// Missing ACLs per cluster, in the order found, without repeats.
+	missing := make(map[string][]kafka.ACL)
+	for _, lc := range cfg.Links {
+		src, dst := clusters[lc.From], clusters[lc.To]
+		fmt.Fprintf(w, "link %s (%s -> %s):\n", lc.Name, lc.From, lc.To)
+		if src == nil {
+			fmt.Fprintf(w, "  not checked: source cluster %s unreachable\n", lc.From)
+			continue
+		}
+		topics, notes := sourceTopics(src.info, lc)
+		for _, n := range notes {
+			fmt.Fprintf(w, "  note: %s\n", n)
+		}
+		fmt.Fprintf(w, "  %s selected at the source\n", plural(len(topics), "topic"))
+		for _, t := range topics {
+			m, err := link.MirrorTopic(cfg.Site, lc, t)
+			state := ""
+			switch {
+			case err != nil:
+				state = "NOT REPLICATED: " + err.Error() + " (check the link's rename)"
+				problems = append(problems, fmt.Sprintf("link %s: mirror topic for %s: %v", lc.Name, t, err))
+			case dst == nil:
+			case dst.info.Topics[m] > 0:
+				state = "exists"
+			default:
+				state = "to be created"
+			}
+			fmt.Fprintf(w, "    %s -> %s", t, m)
+			if state != "" {
+				fmt.Fprintf(w, " (%s)", state)
+			}
+			fmt.Fprintln(w)
+		}
+		srcNeeds, dstNeeds := link.Needs(cfg.Site, lc, topics)
+		sides := []struct {
+			role, cluster string
+			r             *reachable
+			needs         []kafka.Need
+		}{{"source", lc.From, src, srcNeeds}, {"destination", lc.To, dst, dstNeeds}}
+		for _, s := range sides {
+			if s.r == nil {
+				fmt.Fprintf(w, "  %s %s: not checked (unreachable)\n", s.role, s.cluster)
+				continue
+			}
+			cctx, cancel := context.WithTimeout(ctx, timeout)
+			findings, err := kafka.CheckAccess(cctx, s.r.cl, s.needs)
+			cancel()
+			if err != nil {
+				err = kafka.Explain(err, cfg.Clusters[s.cluster])
+				fmt.Fprintf(w, "  %s %s: FAILED: %v\n", s.role, s.cluster, err)
+				problems = append(problems, fmt.Sprintf("link %s: check %s %s: %v", lc.Name, s.role, s.cluster, err))
+				continue
+			}
+			problems = append(problems, report(w, lc.Name, s.role, s.cluster, s.r.principal, findings, missing)...)
+		}
+	}
+	if len(missing) > 0 {
+		fmt.Fprintln(w, "\nto grant the missing permissions, run as an administrator of each cluster:")
+		for _, name := range cfg.ClusterOrder {
+			for _, a := range missing[name] {
+				fmt.Fprintf(w, "  %s\n", a.Command(cfg.Clusters[name].Bootstrap[0]))
+			}
+		}
+	}
+	if len(problems) == 0 {
+		fmt.Fprintln(w, "\nall clusters reachable; every link has the permissions it needs")
+		return nil
+	}
+	return fmt.Errorf("check failed: %s", strings.Join(problems, "; "))
+}
+
+// report prints one side's findings and adds its missing ACLs to missing;
+// it returns the problems (missing required permissions).
+func report(w io.Writer, linkName, role, cluster, principal string, findings []kafka.Finding, missing map[string][]kafka.ACL) []string {
+	var req, later, unknown []kafka.Finding
+	needed := 0
+	for _, f := range findings {
+		if f.Verdict == kafka.NotNeeded {
+			continue
+		}
+		needed++
+		switch {
+		case f.Verdict == kafka.Unknown:
+			unknown = append(unknown, f)
+		case f.Verdict != kafka.Missing:
+		case f.Later:
+			later = append(later, f)
+		default:
+			req = append(req, f)
+		}
+	}
+	if len(req) == 0 && len(later) == 0 && len(unknown) == 0 {
+		fmt.Fprintf(w, "  %s %s: %s granted to %s\n", role, cluster, plural(needed, "permission"), principal)
+		return nil
+	}
+	var problems []string
+	if len(req) > 0 {
+		fmt.Fprintf(w, "  %s %s: %s of %d MISSING for %s:\n", role, cluster, plural(len(req), "permission"), needed, principal)
+		for _, f := range req {
+			printMissing(w, principal, f, cluster, missing)
+		}
+		problems = append(problems, fmt.Sprintf("link %s: %s missing on %s cluster %s", linkName, plural(len(req), "permission"), role, cluster))
+	}
+	if len(later) > 0 {
+		fmt.Fprintf(w, "  %s %s: %s needed later, when the source topics change, missing for %s:\n", role, cluster, plural(len(later), "permission"), principal)
+		for _, f := range later {
+			printMissing(w, principal, f, cluster, missing)
+		}
+	}
+	for _, f := range unknown {
+		fmt.Fprintf(w, "  %s %s: could not check %s on %s: %s\n", role, cluster, kafka.OperationName(f.Op), f.Name, f.Note)
+	}
+	return problems
+}
+
+func printMissing(w io.Writer, principal string, f kafka.Finding, cluster string, missing map[string][]kafka.ACL) {
+	a := kafka.ACLFor(principal, f.Need)
+	fmt.Fprintf(w, "    %s: to %s\n", a, f.For)
+	if !slices.Contains(missing[cluster], a) {
+		missing[cluster] = append(missing[cluster], a)
+	}
+}
+
+// sourceTopics returns the topics lc selects among those the source shows,
+// plus the literal include patterns it does not show (they may not exist
+// yet, or be hidden from the principal), and notes for include patterns
+// that select nothing.
+func sourceTopics(info *kafka.ClusterInfo, lc *config.Link) (topics, notes []string) {
+	for _, t := range info.TopicNames() {
+		if !strings.HasPrefix(t, "__") && lc.Topics.Match(t) {
+			topics = append(topics, t)
+		}
+	}
+	for _, p := range lc.Topics.Include {
+		if lit, ok := literal(p); ok {
+			if !slices.Contains(topics, lit) && !strings.HasPrefix(lit, "__") && lc.Topics.Match(lit) {
+				topics = append(topics, lit)
+				notes = append(notes, fmt.Sprintf("topic %s is not visible at the source: it does not exist yet, or the principal may not describe it", lit))
+			}
+			continue
+		}
+		re := regexp.MustCompile("^(?:" + p + ")$")
+		if slices.ContainsFunc(topics, re.MatchString) {
+			continue
+		}
+		n := fmt.Sprintf("no visible source topic matches %q: none exists yet, or the principal may not describe them", p)
+		if prefix, _ := regexp.MustCompile(p).LiteralPrefix(); prefix != "" {
+			n += fmt.Sprintf(" (ACLs with --resource-pattern-type prefixed --topic %s would cover them)", prefix)
+		}
+		notes = append(notes, n)
+	}
+	slices.Sort(topics)
+	return topics, notes
+}
+
+// literal returns the topic name a pattern matches when it matches
+// exactly one.
+func literal(pattern string) (string, bool) {
+	re, err := syntax.Parse(pattern, syntax.Perl)
+	if err != nil {
+		return "", false
+	}
+	re = re.Simplify()
+	if re.Op != syntax.OpLiteral || re.Flags&syntax.FoldCase != 0 {
+		return "", false
+	}
+	return string(re.Rune), true
+}
+
+// security describes how edgelink authenticates to c, never with secrets.
+func security(c *config.Cluster) string {
+	var parts []string
+	if c.SASL != nil {
+		parts = append(parts, "SASL "+c.SASL.Mechanism)
+	}
+	if c.TLS != nil && c.TLS.Enabled {
+		t := "TLS"
+		if c.TLS.CertFile != "" {
+			t += " with client certificate"
+		}
+		if c.TLS.InsecureSkipVerify {
+			t += ", server NOT VERIFIED"
+		}
+		parts = append(parts, t)
+	}
+	if len(parts) == 0 {
+		return "plaintext, no authentication"
+	}
+	return strings.Join(parts, ", ")
 }
 
 func addConfigFlag(cmd *cobra.Command, file *string) {
@@ -45,7 +302,7 @@ func addConfigFlag(cmd *cobra.Command, file *string) {
 
 func requireConfig(file string) error {
 	if file == "" {
-		return usageError{fmt.Errorf("no configuration file: pass -c FILE (see examples/edgelink.yaml)")}
+		return usageError{errors.New("no configuration file: pass -c FILE (see examples/edgelink.yaml)")}
 	}
 	return nil
 }

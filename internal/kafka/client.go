@@ -109,7 +109,9 @@ func (d Dial) dialer(tlsCfg *tls.Config) DialFunc {
 		tc := tls.Client(conn, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			_ = conn.Close()
-			return nil, fmt.Errorf("tls handshake with %s: %w", host, err)
+			// Explained here, so that every caller (a link's session
+			// included) sees what to change, not only an x509 error.
+			return nil, Explain(fmt.Errorf("tls handshake with %s: %w", host, err))
 		}
 		return tc, nil
 	}

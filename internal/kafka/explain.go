@@ -102,7 +102,7 @@ func explain(err error, clusters []*config.Cluster) (problem, advice string) {
 	)
 	switch {
 	case errors.Is(err, kerr.SaslAuthenticationFailed):
-		if strings.Contains(msg, "OAUTHBEARER") {
+		if strings.Contains(msg, "OAUTHBEARER") || strings.Contains(msg, "invalid_token") || usesOAuth(clusters) {
 			return "SASL authentication failed", "the broker rejected the OAuth token: check that the broker trusts the token's issuer and keys (JWKS) and accepts its audience, scope and subject"
 		}
 		return "SASL authentication failed", "the broker rejected the user name or password: check sasl.username and sasl.password (or password_file); " +
@@ -158,6 +158,18 @@ func explain(err error, clusters []*config.Cluster) (problem, advice string) {
 		return "not authorized", "the cluster's ACLs do not allow this: run `edgelink check -c FILE --connect` to list the ACLs each link needs"
 	}
 	return "", ""
+}
+
+// usesOAuth reports whether the only SASL cluster among clusters uses
+// OAUTHBEARER.
+func usesOAuth(clusters []*config.Cluster) bool {
+	var sasl []*config.Cluster
+	for _, c := range clusters {
+		if c != nil && c.SASL != nil {
+			sasl = append(sasl, c)
+		}
+	}
+	return len(sasl) == 1 && sasl[0].SASL.Mechanism == config.MechanismOAuthBearer
 }
 
 // tlsAgainstPlaintext recognises a TLS handshake that a plaintext listener

@@ -30,6 +30,8 @@ type OAuthServer struct {
 	Subject string
 	// Audience is the tokens' "aud" claim.
 	Audience string
+	// Issuer is the tokens' "iss" claim.
+	Issuer string
 
 	key *rsa.PrivateKey
 	srv *http.Server
@@ -55,7 +57,7 @@ func StartOAuthServer(t testing.TB, clientID, clientSecret, subject string, life
 	base := "http://" + l.Addr().String()
 	s := &OAuthServer{
 		TokenURL: base + "/oauth2/token", JWKSURL: base + "/jwks",
-		ClientID: clientID, ClientSecret: clientSecret, Subject: subject, Audience: "kafka",
+		ClientID: clientID, ClientSecret: clientSecret, Subject: subject, Audience: "kafka", Issuer: "edgelink-testbed",
 		key: key, lifetime: lifetime,
 	}
 	mux := http.NewServeMux()
@@ -81,6 +83,7 @@ func (s *OAuthServer) BrokerProps() map[string]string {
 		"listener.name.sasl_ssl.oauthbearer.sasl.server.callback.handler.class": "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler",
 		"sasl.oauthbearer.jwks.endpoint.url":                                    s.JWKSURL,
 		"sasl.oauthbearer.expected.audience":                                    s.Audience,
+		"sasl.oauthbearer.expected.issuer":                                      s.Issuer,
 	}
 }
 
@@ -129,10 +132,14 @@ func (s *OAuthServer) token(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	var jti [8]byte
 	_, _ = rand.Read(jti[:])
-	tok, err := s.sign(map[string]any{
-		"jti": b64(jti[:]), "sub": s.Subject, "aud": s.Audience, "iss": "edgelink-testbed",
-		"iat": now.Unix(), "exp": now.Add(lifetime).Unix(), "scope": r.PostForm.Get("scope"),
-	})
+	claims := map[string]any{
+		"jti": b64(jti[:]), "sub": s.Subject, "aud": s.Audience, "iss": s.Issuer,
+		"iat": now.Unix(), "exp": now.Add(lifetime).Unix(),
+	}
+	if scope := r.PostForm.Get("scope"); scope != "" {
+		claims["scope"] = scope // Kafka refuses an empty scope claim
+	}
+	tok, err := s.sign(claims)
 	if err != nil {
 		oauthError(w, http.StatusInternalServerError, "server_error", err.Error())
 		return

@@ -1,0 +1,92 @@
+package link
+
+import (
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/edgelink/edgelink/internal/config"
+	"github.com/edgelink/edgelink/internal/kafka"
+)
+
+// TransactionalID returns the transactional id of the destination producer
+// of the link named name. Every instance of the link shares it, so that a
+// new instance fences the old one.
+func TransactionalID(name string) string { return "edgelink-" + name + "-0" }
+
+// MirrorTopic returns the destination topic of a source topic of lc, and
+// an error when that name is not a legal Kafka topic name (the link then
+// reports the topic and does not replicate it).
+func MirrorTopic(site string, lc *config.Link, topic string) (string, error) {
+	dst := lc.DestinationTopic(site, topic)
+	return dst, validTopicName(dst)
+}
+
+// Needs returns the permissions link lc needs to replicate srcTopics: at
+// the source, and at the destination (mirror topics with legal names, the
+// checkpoint topic, the skipped-records topic, the transactional id).
+// Consumer groups are not used: a link needs no group ACL.
+func Needs(site string, lc *config.Link, srcTopics []string) (src, dst []kafka.Need) {
+	topic := func(op kmsg.ACLOperation, name, why string) kafka.Need {
+		return kafka.Need{Op: op, Resource: kmsg.ACLResourceTypeTopic, Name: name, For: why}
+	}
+	const (
+		describe        = kmsg.ACLOperationDescribe
+		read            = kmsg.ACLOperationRead
+		write           = kmsg.ACLOperationWrite
+		create          = kmsg.ACLOperationCreate
+		describeConfigs = kmsg.ACLOperationDescribeConfigs
+		alterConfigs    = kmsg.ACLOperationAlterConfigs
+		alter           = kmsg.ACLOperationAlter
+	)
+	for _, t := range srcTopics {
+		src = append(src,
+			topic(describe, t, "list the source topic and its offsets"),
+			topic(read, t, "read the source topic"),
+			topic(describeConfigs, t, "copy the source topic's configs to its mirror"))
+	}
+	for _, t := range srcTopics {
+		m, err := MirrorTopic(site, lc, t)
+		if err != nil {
+			continue
+		}
+		mk := func(op kmsg.ACLOperation, why string) kafka.Need { return topic(op, m, why) }
+		c := mk(create, "create the mirror topic")
+		c.IfAbsent = true
+		ac := mk(alterConfigs, "follow changes of the source topic's configs")
+		ac.Later = true
+		al := mk(alter, "add partitions when the source topic grows")
+		al.Later = true
+		dst = append(dst,
+			mk(describe, "find the mirror topic and its partitions"),
+			mk(describeConfigs, "compare the mirror topic's configs with the source's"),
+			c,
+			mk(write, "write records to the mirror topic"),
+			ac, al)
+	}
+	cp := lc.CheckpointTopic
+	if cp == "" {
+		cp = config.DefaultCheckpointTopic
+	}
+	// Every session asks to create the checkpoint topic (and the
+	// skipped-records topic), even when it exists, so Create is needed
+	// on them at all times.
+	cc := topic(create, cp, "create the checkpoint topic")
+	dst = append(dst,
+		topic(describe, cp, "find the checkpoint topic and its end offset"),
+		cc,
+		topic(read, cp, "read the link's checkpoints when it starts"),
+		topic(write, cp, "write the link's checkpoints"))
+	if lc.OnError == config.OnErrorSkip {
+		sc := topic(create, SkippedTopic, "create the skipped-records topic")
+		dst = append(dst,
+			topic(describe, SkippedTopic, "find the skipped-records topic"),
+			sc,
+			topic(write, SkippedTopic, "record refused source records (on_error: skip-and-record)"))
+	}
+	if lc.Delivery != config.DeliveryAtLeastOnce {
+		dst = append(dst, kafka.Need{
+			Op: kmsg.ACLOperationWrite, Resource: kmsg.ACLResourceTypeTransactionalId, Name: TransactionalID(lc.Name),
+			For: "write exactly once, in transactions (this also fences a second instance of the link)",
+		})
+	}
+	return src, dst
+}
