@@ -1,0 +1,249 @@
+package demo_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/edgelink/edgelink/internal/demo"
+	"github.com/edgelink/edgelink/internal/observe"
+	"github.com/edgelink/edgelink/internal/testbed"
+	"github.com/edgelink/edgelink/internal/verify"
+)
+
+// running is a demo running until the test ends (or stop is called).
+type running struct {
+	*demo.Demo
+	stop func() error
+}
+
+func logger(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// startDemo runs a demo on dir at rate records per second.
+func startDemo(t *testing.T, dir string, rate int) *running {
+	t.Helper()
+	d, err := demo.New(t.Context(), demo.Options{
+		DataDir: dir, Listen: "127.0.0.1:0", Rate: rate, Version: "v0.0.0-test",
+		Logger: logger(t), SampleInterval: 200 * time.Millisecond,
+	})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	var stopped bool
+	var runErr error
+	stop := func() error {
+		if !stopped {
+			stopped = true
+			cancel()
+			select {
+			case runErr = <-done:
+			case <-time.After(30 * time.Second):
+				runErr = fmt.Errorf("demo did not stop within 30s")
+			}
+		}
+		return runErr
+	}
+	t.Cleanup(func() { _ = stop() })
+	return &running{Demo: d, stop: stop}
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	require.NoError(t, err)
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, res.StatusCode, "%s: %s", url, b)
+	return string(b)
+}
+
+func post(t *testing.T, url string) string {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, url, nil)
+	require.NoError(t, err)
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, res.StatusCode, "%s: %s", url, b)
+	return string(b)
+}
+
+func status(t *testing.T, d *running) observe.LinkStatus {
+	t.Helper()
+	var st observe.StatusResponse
+	require.NoError(t, json.Unmarshal([]byte(get(t, d.URL()+"api/v1/status")), &st))
+	require.Len(t, st.Links, 1)
+	return st.Links[0]
+}
+
+// metric returns one series' value from a scrape of /metrics.
+func metric(t *testing.T, d *running, series string) float64 {
+	t.Helper()
+	scrape := get(t, d.URL()+"metrics")
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`).FindStringSubmatch(scrape)
+	require.NotNil(t, m, "series %s missing from\n%s", series, scrape)
+	v, err := strconv.ParseFloat(m[1], 64)
+	require.NoError(t, err)
+	return v
+}
+
+// TestDemoOutageAndResume runs the demo through an outage and a restart:
+// the link replicates, "cut" disconnects it while the backlog (status API
+// and metrics) grows, "restore" drains the backlog to zero, and a demo
+// started again on the same data directory resumes and completes the
+// mirror, which then holds every record the plant wrote exactly once.
+func TestDemoOutageAndResume(t *testing.T) {
+	dir := t.TempDir()
+	d := startDemo(t, dir, 400)
+	require.False(t, d.Resumed())
+	const lk = `{link="` + demo.LinkName + `"}`
+
+	testbed.Eventually(t, 30*time.Second, func() error {
+		if l := status(t, d); l.State != "live" || l.Records < 400 {
+			return fmt.Errorf("state %s, %d records replicated", l.State, l.Records)
+		}
+		return nil
+	})
+	records := metric(t, d, "edgelink_link_records_total"+lk)
+	require.Positive(t, records)
+	require.Equal(t, 1.0, metric(t, d, `edgelink_link_state{link="telemetry-up",state="live"}`))
+	require.Equal(t, 1.0, metric(t, d, "edgelink_link_connected"+lk))
+	require.Equal(t, 0.0, metric(t, d, "edgelink_link_backlog_estimated"+lk))
+	for _, topic := range []string{demo.TopicTemperature, demo.TopicVibration} {
+		require.Positive(t, metric(t, d, `edgelink_topic_records_total{link="telemetry-up",topic="`+topic+`"}`), topic)
+	}
+	testbed.Eventually(t, 10*time.Second, func() error {
+		if v := metric(t, d, "edgelink_link_records_total"+lk); v <= records {
+			return fmt.Errorf("records_total still %v", v)
+		}
+		return nil
+	})
+
+	// Cut: the link disconnects and the backlog grows while the plant writes.
+	cutAt := time.Now()
+	require.JSONEq(t, `{"link":"telemetry-up","link_cut":true}`, post(t, d.URL()+"api/v1/links/telemetry-up/cut"))
+	require.True(t, d.IsCut())
+	testbed.Eventually(t, 30*time.Second, func() error {
+		if l := status(t, d); l.State != "disconnected" {
+			return fmt.Errorf("state %s", l.State)
+		}
+		return nil
+	})
+	t.Logf("disconnected %s after the cut", time.Since(cutAt).Round(time.Millisecond))
+	var before int64
+	testbed.Eventually(t, 10*time.Second, func() error {
+		l := status(t, d)
+		before = l.Backlog.Records
+		if !l.Backlog.Estimated || before < 200 {
+			return fmt.Errorf("backlog %d (estimated %v)", before, l.Backlog.Estimated)
+		}
+		return nil
+	})
+	testbed.Eventually(t, 10*time.Second, func() error {
+		if b := metric(t, d, "edgelink_link_backlog_records"+lk); b < float64(before)+200 {
+			return fmt.Errorf("backlog %v, was %d", b, before)
+		}
+		return nil
+	})
+	require.Equal(t, 1.0, metric(t, d, `edgelink_link_state{link="telemetry-up",state="disconnected"}`))
+	require.Equal(t, 1.0, metric(t, d, "edgelink_link_backlog_estimated"+lk))
+	require.Positive(t, metric(t, d, "edgelink_link_backlog_age_seconds"+lk))
+	cutRecords := status(t, d).Records
+
+	// Restore: the backlog drains to zero.
+	restoreAt := time.Now()
+	require.JSONEq(t, `{"link":"telemetry-up","link_cut":false}`, post(t, d.URL()+"api/v1/links/telemetry-up/restore"))
+	testbed.Eventually(t, 60*time.Second, func() error {
+		if l := status(t, d); l.State != "live" || l.Backlog.Records != 0 || l.Backlog.Estimated {
+			return fmt.Errorf("state %s, backlog %d (estimated %v)", l.State, l.Backlog.Records, l.Backlog.Estimated)
+		}
+		return nil
+	})
+	t.Logf("backlog drained %s after the restore", time.Since(restoreAt).Round(time.Millisecond))
+	l := status(t, d)
+	require.Greater(t, l.Records, cutRecords+int64(before))
+	var kinds []string
+	for _, e := range l.Events {
+		kinds = append(kinds, e.Kind+": "+e.Message)
+	}
+	require.Contains(t, strings.Join(kinds, "\n"), "→ disconnected", "the outage is among the events")
+
+	require.NoError(t, d.stop())
+	written := d.Written()
+	require.Positive(t, written)
+
+	// A second demo on the same data resumes; without a workload it
+	// replicates what the first left behind, and then the mirror is exact.
+	d2 := startDemo(t, dir, 0)
+	require.True(t, d2.Resumed())
+	testbed.Eventually(t, 30*time.Second, func() error {
+		if l := status(t, d2); l.State != "live" || l.Backlog.Records != 0 || l.Backlog.MeasuredAt == nil {
+			return fmt.Errorf("state %s, backlog %d", l.State, l.Backlog.Records)
+		}
+		return nil
+	})
+	src, err := kgo.NewClient(kgo.SeedBrokers(d2.EdgeAddrs()...))
+	require.NoError(t, err)
+	defer src.Close()
+	dst, err := kgo.NewClient(kgo.SeedBrokers(d2.CloudAddrs()...))
+	require.NoError(t, err)
+	defer dst.Close()
+	var pairs []verify.Pair
+	for _, p := range demo.Topics() {
+		pairs = append(pairs, verify.Pair{Source: p[0], Destination: p[1]})
+	}
+	rep, err := verify.Check(t.Context(), verify.Options{Source: src, Destination: dst, Topics: pairs, Timeout: time.Minute})
+	require.NoError(t, err)
+	require.True(t, rep.OK(), "%s", rep)
+	require.Equal(t, written, rep.SourceRecords, "the edge holds what the plant wrote")
+	require.Equal(t, written, rep.DestinationRecords, "the cloud holds every record once")
+}
+
+// TestDemoDataDir: a directory that holds something else is refused, and
+// Reset removes only demo data.
+func TestDemoDataDir(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(dir+"/notes.txt", []byte("mine"), 0o600))
+	_, err := demo.New(t.Context(), demo.Options{DataDir: dir, Listen: "127.0.0.1:0"})
+	require.ErrorContains(t, err, "holds no demo data")
+	require.ErrorContains(t, demo.Reset(dir), "not removing")
+	require.FileExists(t, dir+"/notes.txt")
+
+	fresh := t.TempDir() + "/demo"
+	d, err := demo.New(t.Context(), demo.Options{DataDir: fresh, Listen: "127.0.0.1:0"})
+	require.NoError(t, err)
+	d.Close()
+	require.NoError(t, demo.Reset(fresh))
+	require.NoDirExists(t, fresh)
+	require.NoError(t, demo.Reset(fresh), "nothing to remove is fine")
+}

@@ -1,0 +1,250 @@
+// Package observe serves what an operator needs to see a running agent: the
+// status page, the status API, Prometheus metrics and health checks, on one
+// HTTP server (loopback by default).
+//
+// Routes:
+//
+//	GET  /                                  status page (HTML; polls the status API every second)
+//	GET  /api/v1/status                     links, counters, backlog, topics, recent events (JSON)
+//	GET  /api/v1/links/{link}/translate     source offset → mirror offset (?topic=&partition=&offset=)
+//	POST /api/v1/links/{link}/cut           only with a Control (the demo): cut the link's network
+//	POST /api/v1/links/{link}/restore       only with a Control (the demo): restore it
+//	GET  /metrics                           Prometheus metrics
+//	GET  /healthz                           200 while the process serves
+//	GET  /readyz                            200 when ready (see Server.Ready), 503 otherwise
+//
+// With a bearer token configured, everything except /healthz, /readyz and
+// the page's static files requires "Authorization: Bearer <token>". The page
+// itself asks for the token once and keeps it in the browser tab's
+// sessionStorage.
+package observe
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edgelink/edgelink/internal/config"
+	"github.com/edgelink/edgelink/internal/link"
+)
+
+// Control is what the status page's control actions do; the demo provides
+// one that cuts and restores the simulated network of a link.
+type Control interface {
+	// Cut makes the named link's network a black hole.
+	Cut(link string) error
+	// Restore undoes Cut.
+	Restore(link string) error
+	// IsCut reports whether the named link's network is cut.
+	IsCut(link string) bool
+}
+
+// ErrUnknownLink is returned by a Control for a link it does not know.
+var ErrUnknownLink = errors.New("unknown link")
+
+// Options configure a Server.
+type Options struct {
+	// HTTP is the listen address, TLS and token.
+	HTTP config.HTTP
+	// Config is the running configuration: the site, each link's clusters
+	// (for the status and offset translation). It may be nil in tests.
+	Config *config.Config
+	// Links are the running links, in configuration order.
+	Links []*link.Link
+	// Control, when set, adds the cut and restore actions.
+	Control Control
+	// Version is reported in the status and the build info metric.
+	Version string
+	// Logger receives the server's logs; nil discards them.
+	Logger *slog.Logger
+	// SampleInterval is how often link throughput is sampled; default 1s.
+	SampleInterval time.Duration
+}
+
+// shutdownTimeout bounds the graceful shutdown of the HTTP server.
+const shutdownTimeout = 5 * time.Second
+
+// Server is the HTTP server. Create it with Listen, run it with Run.
+type Server struct {
+	opts     Options
+	logger   *slog.Logger
+	token    string
+	ln       net.Listener
+	scheme   string
+	srv      *http.Server
+	registry *prometheus.Registry
+	started  time.Time
+	stopping atomic.Bool
+
+	// watches follow each link's source end offsets (see sourceWatch);
+	// empty without a Config. The map is not changed after Listen.
+	watches map[string]*sourceWatch
+
+	mu      sync.Mutex
+	samples map[string]*sampler
+}
+
+// Listen validates opts (reading the token file and the TLS key pair) and
+// binds the listen address, so that Addr is known before Run.
+func Listen(ctx context.Context, opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.SampleInterval <= 0 {
+		opts.SampleInterval = time.Second
+	}
+	if opts.HTTP.Listen == "" {
+		opts.HTTP.Listen = config.DefaultHTTPListen
+	}
+	s := &Server{
+		opts:    opts,
+		logger:  opts.Logger.With("component", "http"),
+		token:   opts.HTTP.Token,
+		scheme:  "http",
+		started: time.Now(),
+		samples: make(map[string]*sampler),
+		watches: make(map[string]*sourceWatch),
+	}
+	if opts.HTTP.TokenFile != "" {
+		b, err := os.ReadFile(opts.HTTP.TokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("read http.token_file: %w", err)
+		}
+		s.token = strings.TrimSpace(string(b))
+		if s.token == "" {
+			return nil, fmt.Errorf("http.token_file %s is empty: write the token into it", opts.HTTP.TokenFile)
+		}
+	}
+	var tlsCfg *tls.Config
+	if t := opts.HTTP.TLS; t != nil {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("load http.tls certificate %s and key %s: %w", t.CertFile, t.KeyFile, err)
+		}
+		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		s.scheme = "https"
+	}
+	for _, l := range opts.Links {
+		if lc := s.linkConfig(l.Name()); lc != nil && opts.Config.Clusters[lc.From] != nil {
+			s.watches[l.Name()] = &sourceWatch{
+				link: l, cluster: opts.Config.Clusters[lc.From],
+				logger: s.logger.With("link", l.Name()),
+			}
+		}
+	}
+	s.registry = newRegistry(s)
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", opts.HTTP.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s (http.listen): %w", opts.HTTP.Listen, err)
+	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
+	s.ln = ln
+	s.srv = &http.Server{
+		Handler:           s.routes(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+// Addr returns the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// URL returns the status page's URL; an unspecified host (":9644") is
+// shown as 127.0.0.1.
+func (s *Server) URL() string {
+	host, port, _ := net.SplitHostPort(s.ln.Addr().String())
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return s.scheme + "://" + net.JoinHostPort(host, port) + "/"
+}
+
+// TokenRequired reports whether the API requires a bearer token.
+func (s *Server) TokenRequired() bool { return s.token != "" }
+
+// Stopping marks the agent as shutting down: /readyz answers 503 from now on.
+func (s *Server) Stopping() { s.stopping.Store(true) }
+
+// Run serves until ctx ends, then shuts the server down gracefully
+// (bounded by 5 s). It samples the links' throughput meanwhile.
+func (s *Server) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	wg.Go(func() { s.sampleLoop(sctx) })
+	for _, w := range s.watches {
+		wg.Go(func() { w.run(sctx, s.opts.SampleInterval) })
+	}
+
+	errc := make(chan error, 1)
+	wg.Go(func() { errc <- s.srv.Serve(s.ln) })
+	s.logger.Info("http server listening", "url", s.URL(), "token", s.TokenRequired())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve http: %w", err)
+	case <-ctx.Done():
+	}
+	s.Stopping()
+	shutCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer stop()
+	err := s.srv.Shutdown(shutCtx)
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		return fmt.Errorf("serve http: %w", serr)
+	}
+	if err != nil {
+		_ = s.srv.Close()
+		return fmt.Errorf("shut down http server: %w", err)
+	}
+	return nil
+}
+
+// Close releases the listen address of a server that never ran; Run
+// releases it itself.
+func (s *Server) Close() error {
+	if err := s.ln.Close(); err != nil {
+		return fmt.Errorf("close http listener: %w", err)
+	}
+	return nil
+}
+
+// linkConfig returns the configuration of the named link, or nil.
+func (s *Server) linkConfig(name string) *config.Link {
+	if s.opts.Config == nil {
+		return nil
+	}
+	for _, l := range s.opts.Config.Links {
+		if l.Name == name {
+			return l
+		}
+	}
+	return nil
+}
+
+// findLink returns the running link called name, or nil.
+func (s *Server) findLink(name string) *link.Link {
+	for _, l := range s.opts.Links {
+		if l.Name() == name {
+			return l
+		}
+	}
+	return nil
+}

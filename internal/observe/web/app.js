@@ -1,0 +1,259 @@
+// edgelink status page: polls /api/v1/status every second and updates the
+// link cards in place. No framework; no build step.
+"use strict";
+
+(function () {
+  const TOKEN_KEY = "edgelink.token";
+  const HISTORY = 120; // samples kept for the chart (two minutes)
+  const $ = (sel, root) => (root || document).querySelector(sel);
+  const history = new Map(); // link name -> [{rps, backlog}]
+  let timer = null;
+
+  const fmtCount = (n) => Math.round(n).toLocaleString("en-US");
+  function fmtBytes(n) {
+    if (n < 1024) return n + " B";
+    const units = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    let v = n / 1024, i = 0;
+    while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+    return v.toFixed(1) + " " + units[i];
+  }
+  function fmtSeconds(s) {
+    if (!s || s <= 0) return "0s";
+    if (s < 1) return Math.round(s * 1000) + "ms";
+    if (s < 60) return s.toFixed(1) + "s";
+    if (s < 3600) return Math.floor(s / 60) + "m" + String(Math.floor(s % 60)).padStart(2, "0") + "s";
+    if (s < 86400) return Math.floor(s / 3600) + "h" + String(Math.floor((s % 3600) / 60)).padStart(2, "0") + "m";
+    return Math.floor(s / 86400) + "d" + Math.floor((s % 86400) / 3600) + "h";
+  }
+  const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+  const clock = (iso) => new Date(iso).toLocaleTimeString("en-GB", { hour12: false });
+
+  function headers() {
+    const h = { Accept: "application/json" };
+    const t = sessionStorage.getItem(TOKEN_KEY);
+    if (t) h.Authorization = "Bearer " + t;
+    return h;
+  }
+
+  function showLogin(message) {
+    $("#login").hidden = false;
+    $("#links").hidden = true;
+    $("#signout").hidden = true;
+    $("#ready").textContent = "";
+    $("#updated").textContent = "";
+    const err = $("#login-error");
+    err.hidden = !message;
+    err.textContent = message || "";
+    $("#token").focus();
+  }
+
+  function banner(message) {
+    const b = $("#banner");
+    b.hidden = !message;
+    b.textContent = message || "";
+  }
+
+  async function poll() {
+    clearTimeout(timer);
+    try {
+      const res = await fetch("/api/v1/status", { headers: headers(), cache: "no-store" });
+      if (res.status === 401) {
+        const had = sessionStorage.getItem(TOKEN_KEY);
+        sessionStorage.removeItem(TOKEN_KEY);
+        showLogin(had ? "That token was not accepted." : "");
+        return; // polling resumes after signing in
+      }
+      if (!res.ok) throw new Error("status API answered " + res.status);
+      render(await res.json());
+      banner("");
+    } catch (e) {
+      banner("Cannot reach the agent: " + e.message + ". Retrying…");
+    }
+    timer = setTimeout(poll, 1000);
+  }
+
+  function render(st) {
+    $("#login").hidden = true;
+    $("#links").hidden = false;
+    $("#signout").hidden = !sessionStorage.getItem(TOKEN_KEY);
+    $("#site").textContent = st.site ? "site " + st.site : "";
+    $("#version").textContent = st.version || "";
+    const ready = $("#ready");
+    ready.textContent = st.ready ? "ready" : "not ready";
+    ready.className = "badge " + (st.ready ? "ok" : "bad");
+    ready.title = st.reason || "";
+    $("#updated").textContent = "updated " + clock(st.time);
+
+    const container = $("#links");
+    const seen = new Set();
+    for (const l of st.links) {
+      seen.add(l.name);
+      let card = container.querySelector('article.link[data-link="' + CSS.escape(l.name) + '"]');
+      if (!card || !card.dataset.live) {
+        const fresh = createCard(l.name);
+        if (card) card.replaceWith(fresh); else container.appendChild(fresh);
+        card = fresh;
+      }
+      updateCard(card, l, st.controls);
+    }
+    for (const card of container.querySelectorAll("article.link")) {
+      if (!seen.has(card.dataset.link)) card.remove();
+    }
+    for (const p of container.querySelectorAll("p.empty")) p.remove();
+    if (st.links.length === 0) container.insertAdjacentHTML("beforeend", '<p class="empty">No links are configured.</p>');
+  }
+
+  function createCard(name) {
+    const card = document.createElement("article");
+    card.className = "link";
+    card.dataset.link = name;
+    card.dataset.live = "1";
+    card.innerHTML =
+      '<div class="link-head"><h2></h2><span class="route"></span>' +
+      '<span class="state" data-field="state"></span><span class="meta" data-field="since"></span>' +
+      '<span class="grow"></span>' +
+      '<span class="controls" data-field="controls" hidden>' +
+      '<button type="button" class="danger" data-action="cut">Cut link</button> ' +
+      '<button type="button" class="primary" data-action="restore">Restore link</button></span></div>' +
+      '<div class="error-line" data-field="error" hidden></div>' +
+      '<div class="stats" data-field="stats"></div>' +
+      '<div class="chart"><svg viewBox="0 0 600 64" preserveAspectRatio="none" aria-label="throughput and backlog, last two minutes">' +
+      '<polyline data-field="line-backlog" fill="none" stroke="#b45309" stroke-width="1.5" vector-effect="non-scaling-stroke"></polyline>' +
+      '<polyline data-field="line-rate" fill="none" stroke="#0f766e" stroke-width="1.5" vector-effect="non-scaling-stroke"></polyline></svg>' +
+      '<div class="legend"><span><i class="l-rate"></i><span data-field="legend-rate">records/s</span></span>' +
+      '<span><i class="l-backlog"></i><span data-field="legend-backlog">backlog</span></span><span>last 2 minutes</span></div></div>' +
+      '<div class="cols"><div><h3>Topics</h3><table><thead><tr><th>source</th><th>destination</th><th class="n">part.</th>' +
+      '<th class="n">prio</th><th class="n">replicated</th><th class="n">backlog</th><th>progress</th></tr></thead>' +
+      '<tbody data-field="topics"></tbody></table></div>' +
+      '<div><h3>Recent events</h3><ol class="events" data-field="events"></ol></div></div>';
+    $("h2", card).textContent = name;
+    $(".l-rate", card).style.background = "#0f766e";
+    $(".l-backlog", card).style.background = "#b45309";
+    return card;
+  }
+
+  function setHTML(el, html) {
+    if (el.dataset.html !== html) {
+      el.innerHTML = html;
+      el.dataset.html = html;
+    }
+  }
+
+  function stat(label, value, sub, field, warn) {
+    return '<div class="stat"><div class="label">' + esc(label) + '</div><div class="value' + (warn ? " warn" : "") + '"' +
+      (field ? ' data-field="' + field + '"' : "") + ">" + esc(value) + '</div><div class="sub">' + esc(sub) + "</div></div>";
+  }
+
+  function updateCard(card, l, controls) {
+    card.dataset.state = l.state;
+    $(".route", card).textContent = l.from && l.to ? l.from + " → " + l.to : "";
+    const state = $('[data-field="state"]', card);
+    state.textContent = l.state;
+    state.className = "state state-" + l.state;
+    $('[data-field="since"]', card).textContent = "for " + fmtSeconds(l.state_seconds);
+
+    const ctl = $('[data-field="controls"]', card);
+    ctl.hidden = !controls;
+    if (controls) {
+      $('[data-action="cut"]', card).disabled = !!l.link_cut;
+      $('[data-action="restore"]', card).disabled = !l.link_cut;
+    }
+    const err = $('[data-field="error"]', card);
+    const showErr = l.last_error && l.state !== "live" && l.state !== "catching-up";
+    err.hidden = !showErr;
+    err.textContent = showErr ? "last error: " + l.last_error : "";
+    err.title = l.last_error || "";
+
+    const b = l.backlog;
+    const wireRatio = l.bytes > 0 ? Math.round((100 * l.wire_bytes) / l.bytes) + "% of payload" : "bytes sent";
+    const lossy = l.lost_records + l.skipped_records;
+    setHTML($('[data-field="stats"]', card),
+      stat("Replicated", fmtCount(l.records), "records · " + fmtBytes(l.bytes), "records") +
+      stat("Throughput", fmtCount(l.records_per_second) + "/s", fmtBytes(l.bytes_per_second) + "/s", "rate") +
+      stat("Lag", fmtCount(b.records), "records · " + fmtSeconds(b.age_seconds) + " behind", "backlog") +
+      stat("Drain ETA", b.records > 0 && b.drain_eta_seconds > 0 ? fmtSeconds(b.drain_eta_seconds) : "—",
+        b.records > 0 ? "≈ " + fmtBytes(b.bytes) + " to send" : "up to date", "eta") +
+      stat("On the wire", fmtBytes(l.wire_bytes), wireRatio, "wire") +
+      stat("Transactions", fmtCount(l.transactions), l.partitions + " partitions", "transactions") +
+      stat("Lost · skipped", fmtCount(l.lost_records) + " · " + fmtCount(l.skipped_records),
+        l.skipped_loops > 0 ? fmtCount(l.skipped_loops) + " loop records" : "by retention · refused", "lost", lossy > 0));
+
+    let h = history.get(l.name);
+    if (!h) history.set(l.name, (h = []));
+    h.push({ rps: l.records_per_second, backlog: b.records });
+    if (h.length > HISTORY) h.shift();
+    drawLine($('[data-field="line-rate"]', card), h.map((p) => p.rps));
+    drawLine($('[data-field="line-backlog"]', card), h.map((p) => p.backlog));
+    $('[data-field="legend-rate"]', card).textContent = "records/s (max " + fmtCount(Math.max(...h.map((p) => p.rps))) + ")";
+    $('[data-field="legend-backlog"]', card).textContent = "backlog (max " + fmtCount(Math.max(...h.map((p) => p.backlog))) + ")";
+
+    setHTML($('[data-field="topics"]', card), l.topics.length === 0
+      ? '<tr><td colspan="7" class="meta">no topics replicated yet</td></tr>'
+      : l.topics.map((t) => {
+        const total = t.records + t.backlog_records;
+        const pct = total > 0 ? Math.round((100 * t.records) / total) : 100;
+        return '<tr data-topic="' + esc(t.source) + '"><td class="topic" title="' + esc(t.source) + '">' + esc(t.source) +
+          '</td><td class="topic" title="' + esc(t.destination) + '">' + esc(t.destination) + '</td><td class="n">' + t.partitions +
+          '</td><td class="n">' + t.priority + '</td><td class="n">' + fmtCount(t.records) + '</td><td class="n">' +
+          fmtCount(t.backlog_records) + '</td><td><svg class="bar" viewBox="0 0 100 6" preserveAspectRatio="none">' +
+          '<rect width="100" height="6" fill="#e5e7eb"></rect><rect width="' + pct + '" height="6" fill="#0f766e"></rect></svg> ' +
+          pct + "%</td></tr>";
+      }).join(""));
+
+    setHTML($('[data-field="events"]', card), l.events.length === 0
+      ? '<li class="meta">nothing yet</li>'
+      : l.events.slice(0, 30).map((e) =>
+        '<li><time datetime="' + esc(e.time) + '">' + clock(e.time) + '</time><span class="kind kind-' + esc(e.kind) + '">' +
+        esc(e.kind) + '</span><span class="msg">' + esc(e.message) + "</span></li>").join(""));
+  }
+
+  function drawLine(el, values) {
+    const max = Math.max(1, ...values);
+    const n = values.length;
+    const pts = values.map((v, i) => {
+      const x = n <= 1 ? 600 : (600 * (HISTORY - n + i)) / (HISTORY - 1);
+      const y = 62 - (60 * v) / max;
+      return x.toFixed(1) + "," + y.toFixed(1);
+    });
+    el.setAttribute("points", pts.join(" "));
+  }
+
+  async function control(name, action, button) {
+    button.disabled = true;
+    try {
+      const res = await fetch("/api/v1/links/" + encodeURIComponent(name) + "/" + action, { method: "POST", headers: headers() });
+      if (!res.ok) {
+        const body = await res.json().catch(() => ({}));
+        banner(action + " failed: " + (body.error || res.status));
+      }
+    } catch (e) {
+      banner(action + " failed: " + e.message);
+    }
+    poll();
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    $("#links").addEventListener("click", (ev) => {
+      const button = ev.target.closest("button[data-action]");
+      if (!button) return;
+      const card = button.closest("article.link");
+      control(card.dataset.link, button.dataset.action, button);
+    });
+    $("#login").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      sessionStorage.setItem(TOKEN_KEY, $("#token").value.trim());
+      $("#token").value = "";
+      poll();
+    });
+    $("#signout").addEventListener("click", () => {
+      sessionStorage.removeItem(TOKEN_KEY);
+      clearTimeout(timer);
+      showLogin("");
+    });
+    if (document.body.dataset.authorized === "false" && !sessionStorage.getItem(TOKEN_KEY)) {
+      showLogin("");
+      return;
+    }
+    poll();
+  });
+})();
