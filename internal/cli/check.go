@@ -24,10 +24,11 @@ func newCheckCmd(g *globals) *cobra.Command {
 	var (
 		file    string
 		connect bool
+		print   bool
 		timeout time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "check -c FILE [--connect]",
+		Use:   "check -c FILE [--connect] [--print]",
 		Short: "Validate a configuration file (and the clusters' access) and exit",
 		Long: "Validate a configuration file: syntax, unknown keys, regexes, cluster names,\n" +
 			"environment variables. Exit status 0 when valid, 2 when invalid, 1 otherwise.\n\n" +
@@ -35,7 +36,9 @@ func newCheckCmd(g *globals) *cobra.Command {
 			"link's principal has the permissions the link needs at its source and its\n" +
 			"destination; each missing one is printed as the kafka-acls.sh command that\n" +
 			"grants it. Nothing is written or created. Exit status 1 when a cluster cannot\n" +
-			"be reached or a permission is missing.",
+			"be reached or a permission is missing.\n\n" +
+			"With --print, also print the configuration with its defaults filled in and\n" +
+			"its secrets (passwords, client secrets, the HTTP token) redacted.",
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := requireConfig(file); err != nil {
@@ -53,6 +56,12 @@ func newCheckCmd(g *globals) *cobra.Command {
 				}
 				fmt.Fprintln(g.stdout)
 			}
+			if print {
+				fmt.Fprintln(g.stdout)
+				if err := printConfig(g.stdout, cfg); err != nil {
+					return err
+				}
+			}
 			if !connect {
 				return nil
 			}
@@ -65,6 +74,7 @@ func newCheckCmd(g *globals) *cobra.Command {
 	}
 	addConfigFlag(cmd, &file)
 	cmd.Flags().BoolVar(&connect, "connect", false, "connect to every cluster and check each link's permissions")
+	cmd.Flags().BoolVar(&print, "print", false, "print the effective configuration, secrets redacted")
 	cmd.Flags().DurationVar(&timeout, "connect-timeout", 15*time.Second, "how long to try each cluster")
 	return cmd
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -46,6 +47,47 @@ func TestCheckConnectFake(t *testing.T) {
 	require.Equal(t, 1, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
 	require.Contains(t, r.stdout, "cluster cloud (127.0.0.1:1): FAILED: connection refused")
 	require.Contains(t, r.stdout, "destination cloud: not checked (unreachable)")
+}
+
+// TestCheckPrintRedactsSecrets: check --print shows the whole effective
+// configuration, loadable again, with every secret redacted.
+func TestCheckPrintRedactsSecrets(t *testing.T) {
+	full, err := filepath.Abs("../config/testdata/full.good.yaml")
+	require.NoError(t, err)
+	env := []string{
+		"SITE=plant-berlin", "CLOUD_USER=alice", "CLOUD_PASSWORD=pw-" + scramPassword,
+		"CLOUD_BROKERS=b1.example.com:9093", "OAUTH_SECRET=" + oauthSecret, "HTTP_TOKEN=" + httpToken,
+	}
+	r := edgelink(t, env, "check", "--print", "-c", full)
+	require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+	for _, secret := range []string{scramPassword, oauthSecret, httpToken} {
+		require.NotContains(t, r.stdout+r.stderr, secret)
+	}
+	_, dump, ok := strings.Cut(r.stdout, "\n\n")
+	require.True(t, ok, r.stdout)
+	require.Equal(t, 3, strings.Count(dump, "[redacted]"), dump)
+	require.Contains(t, dump, "password_file: /run/secrets/backup-password")
+	require.Contains(t, dump, "username: $${NOT_A_VARIABLE}")
+
+	want, err := config.ParseWithEnv("x.yaml", mustRead(t, full), func(k string) (string, bool) {
+		for _, kv := range env {
+			if name, v, _ := strings.Cut(kv, "="); name == k {
+				return v, true
+			}
+		}
+		return "", false
+	})
+	require.NoError(t, err)
+	got, err := config.ParseWithEnv("x.yaml", []byte(dump), nil)
+	require.NoError(t, err, dump)
+	require.Equal(t, want.Redacted(), got.Redacted())
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	return b
 }
 
 // Secrets of TestRealKafkaCheck: none may appear in any output.

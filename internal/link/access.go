@@ -1,6 +1,8 @@
 package link
 
 import (
+	"fmt"
+
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/edgelink/edgelink/internal/config"
@@ -14,10 +16,17 @@ func TransactionalID(name string) string { return "edgelink-" + name + "-0" }
 
 // MirrorTopic returns the destination topic of a source topic of lc, and
 // an error when that name is not a legal Kafka topic name (the link then
-// reports the topic and does not replicate it).
+// reports the topic and does not replicate it), or is one of edgelink's
+// own topics at the destination.
 func MirrorTopic(site string, lc *config.Link, topic string) (string, error) {
 	dst := lc.DestinationTopic(site, topic)
-	return dst, validTopicName(dst)
+	if err := validTopicName(dst); err != nil {
+		return dst, err
+	}
+	if dst == lc.CheckpointTopic || dst == config.DefaultCheckpointTopic || dst == SkippedTopic {
+		return dst, fmt.Errorf("topic name %q is edgelink's own checkpoint or skipped-records topic", dst)
+	}
+	return dst, nil
 }
 
 // Needs returns the permissions link lc needs to replicate srcTopics: at

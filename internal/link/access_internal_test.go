@@ -2,6 +2,7 @@ package link
 
 import (
 	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -18,4 +19,34 @@ links: [{name: up-1, from: a, to: b, topics: {include: [x]}}]
 	require.NoError(t, err)
 	l := New(cfg, cfg.Links[0], Options{}, slog.New(slog.DiscardHandler))
 	require.Equal(t, l.transactionalID(), TransactionalID("up-1"))
+}
+
+func TestMirrorTopicRefusesIllegalAndOwnNames(t *testing.T) {
+	cfg, err := config.Parse("t.yaml", []byte(`site: s
+clusters: {a: {bootstrap: ["h:1"]}, b: {bootstrap: ["h:2"]}}
+links:
+  - {name: up, from: a, to: b, topics: {include: [".*"]}, rename: "{site}.{topic}"}
+  - {name: raw, from: a, to: b, topics: {include: [".*"]}, rename: "__edgelink.{topic}"}
+`))
+	require.NoError(t, err)
+	up, raw := cfg.Links[0], cfg.Links[1]
+	for _, tc := range []struct {
+		lc    *config.Link
+		topic string
+		want  string // "" when legal
+	}{
+		{up, "alerts", ""},
+		{up, strings.Repeat("x", 247), ""}, // 249 characters
+		{up, strings.Repeat("x", 248), "is 250 characters long, Kafka allows 249"},
+		{raw, "checkpoints", `"__edgelink.checkpoints" is edgelink's own`},
+		{raw, "skipped", `"__edgelink.skipped" is edgelink's own`},
+		{raw, "alerts", ""},
+	} {
+		_, err := MirrorTopic(cfg.Site, tc.lc, tc.topic)
+		if tc.want == "" {
+			require.NoError(t, err, tc.topic)
+			continue
+		}
+		require.ErrorContains(t, err, tc.want, tc.topic)
+	}
 }
