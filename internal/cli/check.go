@@ -98,6 +98,7 @@ func checkAccess(ctx context.Context, w io.Writer, logger *slog.Logger, cfg *con
 		}
 	}()
 	var problems []string
+	later := 0 // missing permissions needed only when the source changes
 	for _, name := range cfg.ClusterOrder {
 		c := cfg.Clusters[name]
 		cctx, cancel := context.WithTimeout(ctx, timeout)
@@ -168,7 +169,8 @@ func checkAccess(ctx context.Context, w io.Writer, logger *slog.Logger, cfg *con
 				problems = append(problems, fmt.Sprintf("link %s: check %s %s: %v", lc.Name, s.role, s.cluster, err))
 				continue
 			}
-			problems = append(problems, report(w, lc.Name, s.role, s.cluster, s.r.principal, findings, missing)...)
+			p, l := report(w, lc.Name, s.role, s.cluster, s.r.principal, findings, missing)
+			problems, later = append(problems, p...), later+l
 		}
 	}
 	if len(missing) > 0 {
@@ -180,15 +182,20 @@ func checkAccess(ctx context.Context, w io.Writer, logger *slog.Logger, cfg *con
 		}
 	}
 	if len(problems) == 0 {
-		fmt.Fprintln(w, "\nall clusters reachable; every link has the permissions it needs")
+		fmt.Fprint(w, "\nall clusters reachable; every link has the permissions it needs")
+		if later > 0 {
+			fmt.Fprintf(w, " to start (%s needed later missing, see above)", plural(later, "permission"))
+		}
+		fmt.Fprintln(w)
 		return nil
 	}
 	return fmt.Errorf("check failed: %s", strings.Join(problems, "; "))
 }
 
 // report prints one side's findings and adds its missing ACLs to missing;
-// it returns the problems (missing required permissions).
-func report(w io.Writer, linkName, role, cluster, principal string, findings []kafka.Finding, missing map[string][]kafka.ACL) []string {
+// it returns the problems (missing required permissions) and the number of
+// missing permissions needed only later.
+func report(w io.Writer, linkName, role, cluster, principal string, findings []kafka.Finding, missing map[string][]kafka.ACL) (problems []string, laterMissing int) {
 	var req, later, unknown []kafka.Finding
 	needed := 0
 	for _, f := range findings {
@@ -208,9 +215,8 @@ func report(w io.Writer, linkName, role, cluster, principal string, findings []k
 	}
 	if len(req) == 0 && len(later) == 0 && len(unknown) == 0 {
 		fmt.Fprintf(w, "  %s %s: %s granted to %s\n", role, cluster, plural(needed, "permission"), principal)
-		return nil
+		return nil, 0
 	}
-	var problems []string
 	if len(req) > 0 {
 		fmt.Fprintf(w, "  %s %s: %s of %d MISSING for %s:\n", role, cluster, plural(len(req), "permission"), needed, principal)
 		for _, f := range req {
@@ -227,7 +233,7 @@ func report(w io.Writer, linkName, role, cluster, principal string, findings []k
 	for _, f := range unknown {
 		fmt.Fprintf(w, "  %s %s: could not check %s on %s: %s\n", role, cluster, kafka.OperationName(f.Op), f.Name, f.Note)
 	}
-	return problems
+	return problems, len(later)
 }
 
 func printMissing(w io.Writer, principal string, f kafka.Finding, cluster string, missing map[string][]kafka.ACL) {
