@@ -22,14 +22,30 @@ type Limiter struct {
 // New returns a limiter of bytesPerSecond. The burst, the most that may pass
 // at once after a quiet spell, is a twentieth of a second's worth (at least
 // 4 KiB), which keeps the rate accurate over any window of a second or more.
+// A rate of 0 means unlimited.
 func New(bytesPerSecond int64) *Limiter {
-	r := float64(bytesPerSecond)
-	burst := max(r/20, 4096)
-	return &Limiter{rate: r, burst: burst, tokens: burst, last: time.Now()}
+	l := &Limiter{last: time.Now()}
+	l.SetRate(bytesPerSecond)
+	l.tokens = l.burst
+	return l
 }
 
-// Rate returns the limiter's bytes per second.
-func (l *Limiter) Rate() int64 { return int64(l.rate) }
+// SetRate changes the budget to bytesPerSecond from now on; 0 (or less)
+// means unlimited.
+func (l *Limiter) SetRate(bytesPerSecond int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r := float64(max(bytesPerSecond, 0))
+	l.rate, l.burst = r, max(r/20, 4096)
+	l.tokens = min(l.tokens, l.burst)
+}
+
+// Rate returns the limiter's bytes per second; 0 is unlimited.
+func (l *Limiter) Rate() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return int64(l.rate)
+}
 
 // reserve takes up to n bytes of budget and returns how many it took and how
 // long the caller must wait before sending them.
@@ -37,6 +53,10 @@ func (l *Limiter) reserve(n int) (int, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := time.Now()
+	if l.rate == 0 {
+		l.last = now
+		return n, 0
+	}
 	l.tokens = min(l.burst, l.tokens+now.Sub(l.last).Seconds()*l.rate)
 	l.last = now
 	take := min(float64(n), l.burst)

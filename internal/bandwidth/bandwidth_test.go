@@ -59,3 +59,41 @@ func TestRateIsKeptAcrossConnections(t *testing.T) {
 	mu.Unlock()
 	require.InEpsilon(t, rate, got, 0.10, "measured %.0f B/s", got)
 }
+
+// TestSetRate changes the budget while a sender runs: unlimited, then
+// 200 KB/s, measured on bytes written.
+func TestSetRate(t *testing.T) {
+	var sink countingConn
+	lim := New(0)
+	c := lim.Wrap(&sink)
+	buf := make([]byte, 32<<10)
+	start := time.Now()
+	for range 100 {
+		_, err := c.Write(buf)
+		require.NoError(t, err)
+	}
+	require.Less(t, time.Since(start), 500*time.Millisecond, "a zero rate is unlimited")
+	require.Equal(t, int64(0), lim.Rate())
+
+	lim.SetRate(200_000)
+	require.Equal(t, int64(200_000), lim.Rate())
+	sink.n = 0
+	start = time.Now()
+	for time.Since(start) < time.Second {
+		_, err := c.Write(buf[:4096])
+		require.NoError(t, err)
+	}
+	got := float64(sink.n) / time.Since(start).Seconds()
+	require.InEpsilon(t, 200_000, got, 0.15, "measured %.0f B/s", got)
+}
+
+// countingConn is a net.Conn that counts and discards what is written.
+type countingConn struct {
+	net.Conn
+	n int64
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.n += int64(len(p))
+	return len(p), nil
+}

@@ -314,9 +314,6 @@ type Tuning struct {
 	FetchMaxWait time.Duration
 	// BatchBytes is the largest batch the producer sends to one partition.
 	BatchBytes int
-	// MaxInFlight is the number of produce requests in flight per broker
-	// (1 to 5).
-	MaxInFlight int
 	// TransactionTime is the target time for sending one transaction:
 	// transactions are sized to what the link sent in that time recently,
 	// so that a slow link commits often and a priority topic waits little.

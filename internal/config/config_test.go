@@ -521,7 +521,6 @@ links:
       produce_timeout: 5s
       fetch_max_wait: 250ms
       batch_bytes: 256KiB
-      max_in_flight: 2
       transaction_time: 500ms
 `)
 	cfg, err := config.Parse("t.yaml", data)
@@ -532,7 +531,7 @@ links:
 	require.Equal(t, config.DefaultPriority, l.PriorityOf("rawer"))
 	require.Equal(t, config.Tuning{
 		DialTimeout: 3 * time.Second, RequestTimeout: 4 * time.Second, ProduceTimeout: 5 * time.Second,
-		FetchMaxWait: 250 * time.Millisecond, BatchBytes: 256 << 10, MaxInFlight: 2, TransactionTime: 500 * time.Millisecond,
+		FetchMaxWait: 250 * time.Millisecond, BatchBytes: 256 << 10, TransactionTime: 500 * time.Millisecond,
 	}, l.Tuning)
 
 	at := func(day time.Weekday, hh, mm int) time.Time {

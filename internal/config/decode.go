@@ -27,7 +27,7 @@ var (
 	topicsKeys   = []string{"include", "exclude"}
 	priorityKeys = []string{"match", "priority"}
 	windowKeys   = []string{"days", "from", "to", "rate"}
-	tuningKeys   = []string{"dial_timeout", "request_timeout", "produce_timeout", "fetch_max_wait", "batch_bytes", "max_in_flight", "transaction_time"}
+	tuningKeys   = []string{"dial_timeout", "request_timeout", "produce_timeout", "fetch_max_wait", "batch_bytes", "transaction_time"}
 	httpKeys     = []string{"listen", "tls", "token", "token_file"}
 	httpTLSKeys  = []string{"cert_file", "key_file"}
 )
@@ -1284,14 +1284,6 @@ func (d *decoder) tuning(e entry) Tuning {
 			d.fail(n, f["batch_bytes"].path, "batch_bytes is out of range", "use a size from 1KiB to 64MiB; the broker's message.max.bytes must allow it")
 		default:
 			t.BatchBytes = int(b)
-		}
-	}
-	if v, n, ok := d.optional(f, "max_in_flight", false, ""); ok && n != nil {
-		i, err := strconv.Atoi(v)
-		if err != nil || i < 1 || i > 5 {
-			d.fail(n, f["max_in_flight"].path, "invalid max_in_flight "+quote(v), "a whole number from 1 to 5; Kafka keeps the order of idempotent writes with up to 5 requests in flight")
-		} else {
-			t.MaxInFlight = i
 		}
 	}
 	return t

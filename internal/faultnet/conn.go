@@ -137,8 +137,9 @@ type chunk struct {
 	eof     bool
 }
 
-// queue is a FIFO of chunks holding at most BufferSize bytes.
+// queue is a FIFO of chunks holding at most limit bytes.
 type queue struct {
+	limit  int
 	mu     sync.Mutex
 	chunks []chunk
 	bytes  int
@@ -146,15 +147,15 @@ type queue struct {
 	space  chan struct{} // signalled when a chunk is popped
 }
 
-func newQueue() *queue {
-	return &queue{ready: make(chan struct{}, 1), space: make(chan struct{}, 1)}
+func newQueue(limit int) *queue {
+	return &queue{limit: limit, ready: make(chan struct{}, 1), space: make(chan struct{}, 1)}
 }
 
 // push appends ch, waiting for room; it returns false when done closes.
 func (q *queue) push(ch chunk, done <-chan struct{}) bool {
 	for {
 		q.mu.Lock()
-		if q.bytes == 0 || q.bytes+len(ch.data) <= BufferSize {
+		if q.bytes == 0 || q.bytes+len(ch.data) <= q.limit {
 			q.chunks = append(q.chunks, ch)
 			q.bytes += len(ch.data)
 			q.mu.Unlock()

@@ -73,6 +73,7 @@ type Network struct {
 	latency time.Duration
 	jitter  time.Duration
 	timeout time.Duration // of dials; 0 is none
+	buffer  int           // per direction of a connection
 	conns   map[*conn]struct{}
 	changed chan struct{} // closed and replaced on every change of cut
 	done    chan struct{} // closed by Close
@@ -91,6 +92,7 @@ func New(logger *slog.Logger) *Network {
 	return &Network{
 		logger:  logger.With("component", "faultnet"),
 		timeout: DefaultDialTimeout,
+		buffer:  BufferSize,
 		conns:   make(map[*conn]struct{}),
 		changed: make(chan struct{}),
 		done:    make(chan struct{}),
@@ -109,6 +111,16 @@ func (n *Network) Dialer() func(ctx context.Context, network, host string) (net.
 func (n *Network) SetDialTimeout(d time.Duration) {
 	n.mu.Lock()
 	n.timeout = max(d, 0)
+	n.mu.Unlock()
+}
+
+// SetBuffer sets how many bytes each direction of a connection opened from
+// now on queues before its sender blocks; the default is [BufferSize]. A
+// link simulated with a long latency needs at least its bandwidth-delay
+// product (bandwidth × one-way latency) to be filled.
+func (n *Network) SetBuffer(bytes int) {
+	n.mu.Lock()
+	n.buffer = max(bytes, readSize)
 	n.mu.Unlock()
 }
 
@@ -160,7 +172,7 @@ func (n *Network) dial(ctx context.Context, network, host string) (net.Conn, err
 	n.conns[c] = struct{}{}
 	n.opened.Add(1)
 	n.active.Add(1)
-	upQ, downQ := newQueue(), newQueue()
+	upQ, downQ := newQueue(n.buffer), newQueue(n.buffer)
 	n.wg.Add(4)
 	go func() { defer n.wg.Done(); c.read(inner, upQ) }()
 	go func() { defer n.wg.Done(); c.write(rc, upQ, &n.up, &n.upN) }()

@@ -2,9 +2,12 @@ package link
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +43,39 @@ type checkpoint struct {
 // nor topic names may contain "/".
 func checkpointKey(link string, t tp) []byte {
 	return []byte(link + "/" + t.Topic + "/" + strconv.Itoa(int(t.Partition)))
+}
+
+// claim is the value of a link's ownership record, "<link>/owner", which
+// every exactly-once session commits as soon as its transactional producer
+// has fenced earlier instances. An instance whose session fails reads it
+// back before reconnecting: if another instance claimed the link since, it
+// stops instead of fencing the newer one in turn. (Since transactions v2,
+// a producer fenced mid-transaction can see INVALID_TXN_STATE rather than
+// PRODUCER_FENCED, so the error alone cannot tell.)
+type claim struct {
+	Instance string    `json:"instance"`
+	Host     string    `json:"host,omitempty"`
+	PID      int       `json:"pid,omitempty"`
+	Since    time.Time `json:"since"`
+}
+
+func (c claim) String() string {
+	return fmt.Sprintf("instance %s (host %s, pid %d) since %s", c.Instance, c.Host, c.PID, c.Since.Format(time.RFC3339))
+}
+
+// newClaim identifies this process.
+func newClaim() claim {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails
+	host, _ := os.Hostname()
+	return claim{Instance: hex.EncodeToString(b), Host: host, PID: os.Getpid()}
+}
+
+func ownerKey(link string) []byte { return []byte(link + "/owner") }
+
+func claimRecord(topic, link string, c claim) *kgo.Record {
+	v, _ := json.Marshal(c) // a struct of plain fields cannot fail to marshal
+	return &kgo.Record{Topic: topic, Partition: 0, Key: ownerKey(link), Value: v}
 }
 
 func parseCheckpointKey(key []byte) (link string, t tp, ok bool) {
@@ -81,22 +117,30 @@ func ensureTopic(ctx context.Context, adm *kadm.Client, topic string, cfg map[st
 	return nil
 }
 
+// saved is what the checkpoint topic holds for one link.
+type saved struct {
+	checkpoints map[tp]checkpoint
+	owner       claim
+}
+
 // loadCheckpoints reads the checkpoint topic to its last stable offset and
-// returns the latest checkpoint of every partition of link. The caller must
+// returns the latest checkpoint of every partition of link, and the link's
+// latest ownership claim. The caller must
 // have fenced earlier instances first (initialised its transactional
 // producer) so that no transaction of the link is still open.
-func loadCheckpoints(ctx context.Context, opts []kgo.Opt, adm *kadm.Client, topic, link string) (map[tp]checkpoint, error) {
+func loadCheckpoints(ctx context.Context, opts []kgo.Opt, adm *kadm.Client, topic, link string) (saved, error) {
 	ends, err := adm.ListCommittedOffsets(ctx, topic)
 	if err != nil {
-		return nil, fmt.Errorf("list end offsets of %s: %w", topic, err)
+		return saved{}, fmt.Errorf("list end offsets of %s: %w", topic, err)
 	}
 	end, ok := ends.Lookup(topic, 0)
 	if !ok || end.Err != nil {
-		return nil, fmt.Errorf("list end offsets of %s: %w", topic, end.Err)
+		return saved{}, fmt.Errorf("list end offsets of %s: %w", topic, end.Err)
 	}
 	out := make(map[tp]checkpoint)
+	var owner claim
 	if end.Offset == 0 {
-		return out, nil
+		return saved{checkpoints: out}, nil
 	}
 	cl, err := kgo.NewClient(append(opts,
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}),
@@ -104,7 +148,7 @@ func loadCheckpoints(ctx context.Context, opts []kgo.Opt, adm *kadm.Client, topi
 		kgo.KeepControlRecords(),
 	)...)
 	if err != nil {
-		return nil, fmt.Errorf("create checkpoint reader: %w", err)
+		return saved{}, fmt.Errorf("create checkpoint reader: %w", err)
 	}
 	defer cl.Close()
 	prefix := link + "/"
@@ -119,10 +163,10 @@ func loadCheckpoints(ctx context.Context, opts []kgo.Opt, adm *kadm.Client, topi
 		fs := cl.PollFetches(pctx)
 		cancel()
 		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("read checkpoints from %s (at %d of %d): %w", topic, pos+1, end.Offset, err)
+			return saved{}, fmt.Errorf("read checkpoints from %s (at %d of %d): %w", topic, pos+1, end.Offset, err)
 		}
 		if err := fs.Err0(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-			return nil, fmt.Errorf("read checkpoints from %s: %w", topic, err)
+			return saved{}, fmt.Errorf("read checkpoints from %s: %w", topic, err)
 		}
 		if fs.NumRecords() == 0 {
 			idle++
@@ -132,6 +176,13 @@ func loadCheckpoints(ctx context.Context, opts []kgo.Opt, adm *kadm.Client, topi
 		fs.EachRecord(func(r *kgo.Record) {
 			pos = r.Offset
 			if r.Attrs.IsControl() || !strings.HasPrefix(string(r.Key), prefix) {
+				return
+			}
+			if string(r.Key) == string(ownerKey(link)) {
+				var c claim
+				if r.Value != nil && json.Unmarshal(r.Value, &c) == nil {
+					owner = c
+				}
 				return
 			}
 			l, t, ok := parseCheckpointKey(r.Key)
@@ -149,5 +200,5 @@ func loadCheckpoints(ctx context.Context, opts []kgo.Opt, adm *kadm.Client, topi
 			out[t] = c
 		})
 	}
-	return out, nil
+	return saved{checkpoints: out, owner: owner}, nil
 }

@@ -128,3 +128,51 @@ func TestBandwidthBudgetFake(t *testing.T) {
 	require.InEpsilon(t, 200_000, rate, 0.15, "measured %.0f B/s to the destination", rate)
 	require.Positive(t, l.Status().BacklogRecords, "still draining at the end of the window")
 }
+
+// TestFencedDuringOutageStaysStoppedFake: an instance that loses the
+// destination while a second instance takes over must not fence the second
+// one when the network returns, whatever error its failed session saw; it
+// finds the newer ownership claim and stops.
+func TestFencedDuringOutageStaysStoppedFake(t *testing.T) {
+	src := testbed.StartFake(t, kfake.SeedTopics(2, "alerts"))
+	dst := testbed.StartFake(t)
+	wan := faultnet.New(nil)
+	t.Cleanup(func() { _ = wan.Close() })
+	wan.SetDialTimeout(time.Second)
+	cfg := linkConfig(t, src.ListenAddrs(), dst.ListenAddrs(), "")
+	opts := fastOpts
+	opts.DestinationDialer = wan.Dialer()
+	first, stopFirst := runLink(t, cfg, opts)
+	recs := produce(t, src.ListenAddrs(), "alerts", 2, 50, "a")
+	requireMirrored(t, recs, readAll(t, dst.ListenAddrs(), "alerts", len(recs)), "alerts")
+
+	// The first instance loses the destination and notices.
+	wan.Refuse(true)
+	wan.Reset()
+	recs = append(recs, produce(t, src.ListenAddrs(), "alerts", 2, 20, "b")...)
+	testbed.Eventually(t, 30*time.Second, func() error {
+		if s := first.Status(); s.State != link.StateDisconnected {
+			return fmt.Errorf("first instance is %s", s.State)
+		}
+		return nil
+	})
+	// A second instance takes over meanwhile.
+	second, stopSecond := runLink(t, cfg, fastOpts)
+	recs = append(recs, produce(t, src.ListenAddrs(), "alerts", 2, 20, "c")...)
+	requireMirrored(t, recs, readAll(t, dst.ListenAddrs(), "alerts", len(recs)), "alerts")
+
+	wan.Refuse(false)
+	testbed.Eventually(t, 30*time.Second, func() error {
+		if s := first.Status(); s.State != link.StateFailed {
+			return fmt.Errorf("first instance is %s", s.State)
+		}
+		return nil
+	})
+	require.ErrorIs(t, stopFirst(), link.ErrFenced)
+	require.Contains(t, first.Status().LastError, "claimed the link")
+
+	recs = append(recs, produce(t, src.ListenAddrs(), "alerts", 2, 20, "d")...)
+	requireMirrored(t, recs, readAll(t, dst.ListenAddrs(), "alerts", len(recs)), "alerts")
+	require.NotEqual(t, link.StateFailed, second.Status().State)
+	require.NoError(t, stopSecond())
+}

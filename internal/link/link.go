@@ -38,8 +38,9 @@ type Options struct {
 	// CommitInterval is how long a transaction collects records before it
 	// commits, default 100ms.
 	CommitInterval time.Duration
-	// MaxTransactionBytes commits a transaction early once it holds this
-	// many payload bytes, default 16 MiB.
+	// MaxTransactionBytes caps a transaction's payload, default 16 MiB.
+	// Below the cap, transactions are sized to what the link sent in the
+	// profile's transaction time (see copier.txLimit).
 	MaxTransactionBytes int
 	// DiscoveryInterval is how often source topics are listed to find new
 	// topics and partitions, default 10s.
@@ -134,6 +135,12 @@ type Link struct {
 	// outlives sessions; it is owned by the goroutine running Run.
 	skip map[tp]map[int64]string
 
+	// self identifies this instance in the link's ownership claim; claimed
+	// is set once a session committed it (owned by the goroutine running
+	// Run).
+	self    claim
+	claimed bool
+
 	// Session state, owned by the goroutine running Run.
 	srcAdm, dstAdm *kadm.Client
 	dstCl          *kgo.Client
@@ -224,9 +231,10 @@ func New(cfg *config.Config, lc *config.Link, opts Options, logger *slog.Logger)
 		logger: logger.With("component", "link", "link", lc.Name),
 		status: Status{Name: lc.Name, State: StateStarting, StateSince: time.Now()},
 		skip:   make(map[tp]map[int64]string),
+		self:   newClaim(),
 	}
-	if lc.Bandwidth > 0 {
-		l.limit = bandwidth.New(lc.Bandwidth)
+	if lc.Bandwidth > 0 || len(lc.BandwidthSchedule) > 0 {
+		l.limit = bandwidth.New(lc.BandwidthAt(time.Now()))
 	}
 	return l
 }
@@ -367,6 +375,17 @@ func (l *Link) session(ctx context.Context) error {
 	}
 
 	eos := l.cfg.Delivery != config.DeliveryAtLeastOnce
+	if eos && l.claimed {
+		// Before fencing anyone again: has another instance claimed the
+		// link since this one did?
+		s, err := loadCheckpoints(ctx, dstOpts, l.dstAdm, l.cfg.CheckpointTopic, l.cfg.Name)
+		if err != nil {
+			return err
+		}
+		if s.owner.Instance != "" && s.owner.Instance != l.self.Instance {
+			return fmt.Errorf("%w: %s claimed the link", ErrFenced, s.owner)
+		}
+	}
 	prodOpts := dstOpts
 	if eos {
 		prodOpts = append(prodOpts,
@@ -374,12 +393,13 @@ func (l *Link) session(ctx context.Context) error {
 			kgo.TransactionTimeout(l.opts.TransactionTimeout))
 	}
 	prodOpts = append(prodOpts, tune.producerOpts()...)
+	dstReach := &reach{}
 	producer, err := kgo.NewClient(append(prodOpts,
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(0),
 		kgo.MaxBufferedBytes(64<<20),
-		kgo.WithHooks(wireCounter{l}),
+		kgo.WithHooks(wireCounter{l}, dstReach),
 		// No RecordDeliveryTimeout: franz-go measures it from the record's
 		// timestamp, which for a mirrored record is its source timestamp.
 		// A transaction is bounded by the flush deadline in commit instead.
@@ -393,7 +413,12 @@ func (l *Link) session(ctx context.Context) error {
 	if _, _, err := producer.ProducerID(ctx); err != nil && eos {
 		return fmt.Errorf("initialise transactional producer %s: %w", l.transactionalID(), classify(err))
 	}
-	cps, err := loadCheckpoints(ctx, dstOpts, l.dstAdm, l.cfg.CheckpointTopic, l.cfg.Name)
+	if eos {
+		if err := l.claim(ctx, producer); err != nil {
+			return err
+		}
+	}
+	saved, err := loadCheckpoints(ctx, dstOpts, l.dstAdm, l.cfg.CheckpointTopic, l.cfg.Name)
 	if err != nil {
 		return err
 	}
@@ -411,13 +436,14 @@ func (l *Link) session(ctx context.Context) error {
 	defer consumer.Close()
 
 	c := &copier{
-		l: l, producer: producer, consumer: consumer, eos: eos,
+		l: l, producer: producer, consumer: consumer, eos: eos, tune: tune, reach: dstReach,
+		sched: newScheduler(), held: make(map[tp]int),
 		committed: make(map[tp]int64), dirty: make(map[tp]int64),
 		assigned: make(map[tp]struct{}), lastLostCheck: make(map[tp]time.Time),
 		lastTS: make(map[tp]time.Time), rateAt: time.Now(),
 		txTopics: make(map[string]counts), done: make(map[string]counts),
 	}
-	for t, cp := range cps {
+	for t, cp := range saved.checkpoints {
 		c.committed[t] = cp.Next
 	}
 	if err := c.discover(ctx, true); err != nil {
@@ -427,6 +453,24 @@ func (l *Link) session(ctx context.Context) error {
 		return err
 	}
 	return c.run(ctx)
+}
+
+// claim commits this instance's ownership record (see claim).
+func (l *Link) claim(ctx context.Context, producer *kgo.Client) error {
+	if err := producer.BeginTransaction(); err != nil {
+		return fmt.Errorf("begin ownership transaction: %w", err)
+	}
+	c := l.self
+	c.Since = time.Now().UTC()
+	if err := producer.ProduceSync(ctx, claimRecord(l.cfg.CheckpointTopic, l.cfg.Name, c)).FirstErr(); err != nil {
+		_ = producer.EndTransaction(context.WithoutCancel(ctx), kgo.TryAbort)
+		return fmt.Errorf("write ownership claim to %s: %w", l.cfg.CheckpointTopic, classify(err))
+	}
+	if err := producer.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		return fmt.Errorf("commit ownership claim to %s: %w", l.cfg.CheckpointTopic, classify(err))
+	}
+	l.claimed = true
+	return nil
 }
 
 func clusterID(ctx context.Context, adm *kadm.Client) (string, error) {
@@ -459,6 +503,23 @@ func (l *Link) destinationDialer() kafka.DialFunc {
 	}
 }
 
+// followBandwidthSchedule sets the budget that applies now.
+func (l *Link) followBandwidthSchedule() {
+	if l.limit == nil {
+		return
+	}
+	want := l.cfg.BandwidthAt(time.Now())
+	if was := l.limit.Rate(); want != was {
+		l.limit.SetRate(want)
+		msg := "unlimited"
+		if want > 0 {
+			msg = fmt.Sprintf("%d B/s", want)
+		}
+		l.logger.Info("bandwidth budget changed", "bytes_per_second", want)
+		l.event(EventState, "bandwidth budget now "+msg)
+	}
+}
+
 // wireCounter counts the bytes the producer writes to destination brokers.
 type wireCounter struct{ l *Link }
 
@@ -482,7 +543,20 @@ type copier struct {
 	consumer *kgo.Client
 	// eos selects destination transactions (exactly-once); without them
 	// (at-least-once) checkpoints are written once the records are acked.
-	eos bool
+	eos  bool
+	tune tuning
+	// reach tells whether the destination answers.
+	reach *reach
+
+	// sched holds fetched records waiting to be copied; a partition with
+	// records waiting is not fetched. held lists partitions (with their
+	// weight) whose waiting records are gone but that are not fetched
+	// again yet, because too much waits already (pendingCap).
+	sched *scheduler
+	held  map[tp]int
+	// sendRate is a moving average of the payload bytes per second of
+	// transactions that reached their size limit: what the link can carry.
+	sendRate float64
 
 	// committed holds the next source offset of every assigned partition as
 	// the destination knows it; dirty holds positions reached in the open
@@ -552,6 +626,8 @@ func (c *copier) takeErr() error {
 // their beginning, since everything in them is new.
 func (c *copier) discover(ctx context.Context, first bool) error {
 	l := c.l
+	ctx, cancel := context.WithTimeout(ctx, c.tune.adminTimeout())
+	defer cancel()
 	c.nextDiscovery = time.Now().Add(l.opts.DiscoveryInterval)
 	src, err := l.sourceTopics(ctx)
 	if err != nil {
@@ -656,7 +732,10 @@ const backlogInterval = time.Second
 // catching-up while there is a backlog, live when there is none.
 func (c *copier) measureBacklog(ctx context.Context) error {
 	l := c.l
+	ctx, cancel := context.WithTimeout(ctx, c.tune.adminTimeout())
+	defer cancel()
 	c.nextBacklog = time.Now().Add(backlogInterval)
+	l.followBandwidthSchedule()
 	topics := make([]string, 0, len(c.committed))
 	seen := make(map[string]bool)
 	for k := range c.committed {
@@ -742,9 +821,14 @@ func (c *copier) run(ctx context.Context) error {
 		} else if len(c.dirty) > 0 {
 			deadline = time.Now() // new assignments to checkpoint
 		}
-		pctx, cancel := context.WithDeadline(ctx, deadline)
-		fs := c.consumer.PollFetches(pctx)
-		cancel()
+		var fs kgo.Fetches
+		if c.sched.len() > 0 {
+			fs = c.consumer.PollFetches(nil) //nolint:staticcheck // a nil context returns what is buffered without waiting (documented by franz-go)
+		} else {
+			pctx, cancel := context.WithDeadline(ctx, deadline)
+			fs = c.consumer.PollFetches(pctx)
+			cancel()
+		}
 		if ctx.Err() != nil {
 			return c.shutdown()
 		}
@@ -754,16 +838,12 @@ func (c *copier) run(ctx context.Context) error {
 			}
 			return fmt.Errorf("fetch %s[%d] from source: %w", fe.Topic, fe.Partition, fe.Err)
 		}
-		var copyErr error
-		fs.EachPartition(func(p kgo.FetchTopicPartition) {
-			if copyErr == nil {
-				copyErr = c.copyPartition(ctx, p)
-			}
-		})
-		if copyErr != nil {
-			return copyErr
+		c.enqueue(fs)
+		limit := c.txLimit()
+		if err := c.drain(ctx, limit); err != nil {
+			return err
 		}
-		due := !c.started.IsZero() && (time.Since(c.started) >= l.opts.CommitInterval || c.txBytes >= l.opts.MaxTransactionBytes)
+		due := !c.started.IsZero() && (time.Since(c.started) >= l.opts.CommitInterval || c.txBytes >= limit)
 		if due || (c.started.IsZero() && len(c.dirty) > 0) {
 			if err := c.commit(ctx); err != nil {
 				return err
@@ -782,13 +862,94 @@ func (c *copier) run(ctx context.Context) error {
 	}
 }
 
-// copyPartition produces one fetched partition's records into the open
+// enqueue hands fetched records to the scheduler and stops fetching the
+// partitions that now have records waiting.
+func (c *copier) enqueue(fs kgo.Fetches) {
+	var pause map[string][]int32
+	fs.EachPartition(func(p kgo.FetchTopicPartition) {
+		k := tp{p.Topic, p.Partition}
+		if c.sched.add(k, c.l.cfg.PriorityOf(p.Topic), p.Records) {
+			if pause == nil {
+				pause = make(map[string][]int32)
+			}
+			pause[k.Topic] = append(pause[k.Topic], k.Partition)
+		}
+	})
+	if pause != nil {
+		c.consumer.PauseFetchPartitions(pause)
+	}
+}
+
+// pendingCap bounds the payload of fetched records waiting to be copied:
+// past it, a partition whose records are all copied is fetched again only
+// if no higher priority has records waiting.
+const pendingCap = 32 << 20
+
+// drain copies waiting records, in the scheduler's order, into the open
+// transaction until it holds limit bytes or nothing waits, and fetches
+// again the partitions it emptied.
+func (c *copier) drain(ctx context.Context, limit int) error {
+	for c.txBytes < limit {
+		k, recs, emptied, ok := c.sched.next()
+		if !ok {
+			break
+		}
+		if err := c.copyRecords(ctx, k, recs); err != nil {
+			return err
+		}
+		if emptied {
+			c.held[k] = c.l.cfg.PriorityOf(k.Topic)
+		}
+	}
+	if len(c.held) == 0 {
+		return nil
+	}
+	top := c.sched.maxWeight()
+	resume := make(map[string][]int32)
+	for k, w := range c.held {
+		if c.sched.bytes < pendingCap || w >= top {
+			resume[k.Topic] = append(resume[k.Topic], k.Partition)
+			delete(c.held, k)
+		}
+	}
+	if len(resume) > 0 {
+		c.consumer.ResumeFetchPartitions(resume)
+	}
+	return nil
+}
+
+// Transaction sizes, in payload bytes.
+const (
+	minTxBytes     = 64 << 10
+	initialTxBytes = 1 << 20
+)
+
+// txLimit is the payload at which the open transaction commits: what the
+// link carried in the profile's transaction time recently (at first, the
+// bandwidth budget's worth, or 1 MiB), within [64 KiB, MaxTransactionBytes].
+// Transactions then take about that long on any link, so a slow link
+// commits often (and stays well within the transaction timeout) and
+// records of a higher priority wait at most about one transaction.
+func (c *copier) txLimit() int {
+	target := c.tune.txTime.Seconds()
+	var n float64
+	switch {
+	case c.sendRate > 0:
+		n = c.sendRate * target
+	case c.l.limit != nil && c.l.limit.Rate() > 0:
+		n = float64(c.l.limit.Rate()) * target
+	default:
+		n = initialTxBytes
+	}
+	return int(min(max(n, minTxBytes), float64(c.l.opts.MaxTransactionBytes)))
+}
+
+// copyRecords produces records of one partition, in order, into the open
 // transaction, opening one when needed.
-func (c *copier) copyPartition(ctx context.Context, p kgo.FetchTopicPartition) error {
+func (c *copier) copyRecords(ctx context.Context, k tp, recs []*kgo.Record) error {
 	l := c.l
-	k := tp{p.Topic, p.Partition}
-	dst := l.destination(p.Topic)
-	for _, r := range p.Records {
+	dst := l.destination(k.Topic)
+	for _, r := range recs {
 		expected, ok := c.position(k)
 		if ok && r.Offset < expected {
 			continue // already replicated (a re-fetch after a reset)
@@ -842,12 +1003,6 @@ func (c *copier) copyPartition(ctx context.Context, p kgo.FetchTopicPartition) e
 		c.txTopics[k.Topic] = c.txTopics[k.Topic].add(1, int64(size))
 		c.lastTS[k] = r.Timestamp
 		c.advance(k, r.Offset+1)
-		// A large fetch is split over several transactions of bounded size.
-		if c.txBytes >= l.opts.MaxTransactionBytes {
-			if err := c.commit(ctx); err != nil {
-				return err
-			}
-		}
 	}
 	return nil
 }
@@ -966,15 +1121,23 @@ func (c *copier) commit(ctx context.Context) error {
 	switch {
 	case !c.eos && err != nil:
 		return err
+	case errors.Is(err, errUnreachable):
+		// Nothing can be aborted without the destination; the next
+		// session's producer settles the open transaction.
+		return err
 	case err != nil:
 		// Drop what could not be sent so that the abort can proceed.
-		actx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		// The abort is a courtesy (the next session's producer settles the
+		// transaction anyway), so it is bounded tightly.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		_ = c.producer.AbortBufferedRecords(actx)
 		cancel()
-		_ = c.producer.EndTransaction(ctx, kgo.TryAbort)
+		actx, cancel = context.WithTimeout(ctx, c.tune.dialTimeout)
+		_ = c.producer.EndTransaction(actx, kgo.TryAbort)
+		cancel()
 		return classify(err)
 	case c.eos:
-		if err := c.producer.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		if err := c.watch(ctx, func(ctx context.Context) error { return c.producer.EndTransaction(ctx, kgo.TryCommit) }); err != nil {
 			return fmt.Errorf("commit transaction: %w", classify(err))
 		}
 	}
@@ -987,7 +1150,10 @@ func (c *copier) commit(ctx context.Context) error {
 func (c *copier) flush(ctx context.Context) error {
 	fctx, cancel := context.WithTimeout(ctx, c.l.opts.TransactionTimeout)
 	defer cancel()
-	flushErr := c.producer.Flush(fctx)
+	flushErr := c.watch(fctx, c.producer.Flush)
+	if errors.Is(flushErr, errUnreachable) {
+		return flushErr
+	}
 	if err := c.takeErr(); err != nil {
 		return err // a record's own failure says more than the flush's
 	}
@@ -995,6 +1161,31 @@ func (c *copier) flush(ctx context.Context) error {
 		return fmt.Errorf("wait for acknowledgements: %w", flushErr)
 	}
 	return nil
+}
+
+// watch runs a call to the destination producer that franz-go would retry
+// for as long as ctx allows, and gives up early with the reason when the
+// destination has not answered at all for the dial timeout (an outage).
+func (c *copier) watch(ctx context.Context, call func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- call(ctx) }()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-tick.C:
+			if err := c.reach.down(c.tune.dialTimeout); err != nil {
+				cancel()
+				//nolint:errcheck // the call's own error says less than err
+				<-done
+				return err
+			}
+		}
+	}
 }
 
 func (c *copier) writeCheckpoints(ctx context.Context) {
@@ -1016,6 +1207,17 @@ func (c *copier) markCommitted() {
 		c.committed[k] = next
 	}
 	recs, bytes := c.txRecs, c.txBytes
+	if limit := c.txLimit(); bytes >= limit && !c.started.IsZero() {
+		// A full transaction took as long as the link needed to carry it.
+		if dt := time.Since(c.started).Seconds(); dt > 0 {
+			r := float64(bytes) / dt
+			if c.sendRate == 0 {
+				c.sendRate = r
+			} else {
+				c.sendRate = 0.5*c.sendRate + 0.5*r
+			}
+		}
+	}
 	for t, n := range c.txTopics {
 		c.done[t] = c.done[t].add(n.records, n.bytes)
 	}

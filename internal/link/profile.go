@@ -16,15 +16,31 @@ type tuning struct {
 	produceWait   time.Duration // ProduceRequestTimeout
 	fetchMaxWait  time.Duration
 	metadataEvery time.Duration // MetadataMinAge
+	batchBytes    int           // ProducerBatchMaxBytes
+	// txTime is the target time to send one transaction; see txLimit.
+	txTime time.Duration
 }
 
 // profiles hold each profile's defaults. Timeouts bound how long a black
 // hole (a link that answers nothing) goes unnoticed: a request that gets no
-// answer fails after its own wait plus requestExtra.
+// answer fails after its own wait plus requestExtra. Smaller batches on slow
+// links keep one partition from holding the link for long.
 var profiles = map[config.Profile]tuning{
-	config.ProfileLAN:       {"lz4", 5 * time.Second, 5 * time.Second, 10 * time.Second, 500 * time.Millisecond, 500 * time.Millisecond},
-	config.ProfileWAN:       {"zstd", 10 * time.Second, 10 * time.Second, 15 * time.Second, 500 * time.Millisecond, time.Second},
-	config.ProfileSatellite: {"zstd", 20 * time.Second, 20 * time.Second, 30 * time.Second, time.Second, 2 * time.Second},
+	config.ProfileLAN: {
+		compression: "lz4", dialTimeout: 5 * time.Second, requestExtra: 5 * time.Second, produceWait: 10 * time.Second,
+		fetchMaxWait: 500 * time.Millisecond, metadataEvery: 500 * time.Millisecond,
+		batchBytes: 1 << 20, txTime: time.Second,
+	},
+	config.ProfileWAN: {
+		compression: "zstd", dialTimeout: 10 * time.Second, requestExtra: 10 * time.Second, produceWait: 15 * time.Second,
+		fetchMaxWait: 500 * time.Millisecond, metadataEvery: time.Second,
+		batchBytes: 1 << 20, txTime: time.Second,
+	},
+	config.ProfileSatellite: {
+		compression: "zstd", dialTimeout: 20 * time.Second, requestExtra: 20 * time.Second, produceWait: 30 * time.Second,
+		fetchMaxWait: time.Second, metadataEvery: 2 * time.Second,
+		batchBytes: 256 << 10, txTime: 2 * time.Second,
+	},
 }
 
 // tuningFor returns the link's tuning: its profile with its overrides.
@@ -36,8 +52,27 @@ func tuningFor(lc *config.Link) tuning {
 	if lc.Compression != "" {
 		t.compression = lc.Compression
 	}
+	o := lc.Tuning
+	set(&t.dialTimeout, o.DialTimeout)
+	set(&t.requestExtra, o.RequestTimeout)
+	set(&t.produceWait, o.ProduceTimeout)
+	set(&t.fetchMaxWait, o.FetchMaxWait)
+	set(&t.batchBytes, o.BatchBytes)
+	set(&t.txTime, o.TransactionTime)
 	return t
 }
+
+// set overrides *dst with v unless v is zero.
+func set[T comparable](dst *T, v T) {
+	var zero T
+	if v != zero {
+		*dst = v
+	}
+}
+
+// adminTimeout bounds one round of metadata and offset requests, so that an
+// unreachable cluster ends the session instead of being retried in place.
+func (t tuning) adminTimeout() time.Duration { return t.dialTimeout + t.requestExtra }
 
 // clientOpts are the options every client of the link gets.
 func (t tuning) clientOpts() []kgo.Opt {
@@ -52,6 +87,7 @@ func (t tuning) producerOpts() []kgo.Opt {
 	return []kgo.Opt{
 		kgo.ProducerBatchCompression(codec(t.compression)),
 		kgo.ProduceRequestTimeout(t.produceWait),
+		kgo.ProducerBatchMaxBytes(int32(t.batchBytes)),
 	}
 }
 

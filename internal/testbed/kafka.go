@@ -51,6 +51,13 @@ type Options struct {
 	StartTimeout time.Duration
 	// Progress receives one line per step; nil discards.
 	Progress io.Writer
+	// Proxy, when set, gives every broker a second plaintext listener, WAN,
+	// that is advertised at the address Proxy returns for it: Proxy starts a
+	// forwarder (such as a faultnet.Proxy) to the listener's address target.
+	// Clients that bootstrap from [Cluster.WANBootstrap] then reach every
+	// broker only through the forwarders, while the brokers talk to each
+	// other, and [Cluster.Bootstrap] clients to them, directly.
+	Proxy func(target string) (addr string, err error)
 }
 
 // Security describes the SASL_SSL listener of a cluster.
@@ -90,6 +97,9 @@ type Broker struct {
 	Addr string
 	// SASLAddr is the SASL_SSL listener when security is enabled.
 	SASLAddr string
+	// WANAddr is the forwarder to the WAN listener when Options.Proxy is
+	// set; wanListen is the listener itself.
+	WANAddr, wanListen string
 
 	controllerAddr string
 	cluster        *Cluster
@@ -172,7 +182,7 @@ func start(ctx context.Context, rt *Runtime, opts Options) (*Cluster, error) {
 		}
 		c.TLS = files
 	}
-	ports, err := freePorts(opts.Brokers * 3)
+	ports, err := freePorts(opts.Brokers * 4)
 	if err != nil {
 		return nil, err
 	}
@@ -180,12 +190,18 @@ func start(ctx context.Context, rt *Runtime, opts Options) (*Cluster, error) {
 		b := &Broker{
 			NodeID:         i + 1,
 			Dir:            filepath.Join(dir, fmt.Sprintf("broker-%d", i+1)),
-			Addr:           net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[3*i])),
-			controllerAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[3*i+1])),
+			Addr:           net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[4*i])),
+			controllerAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[4*i+1])),
 			cluster:        c,
 		}
 		if opts.Security != nil {
-			b.SASLAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[3*i+2]))
+			b.SASLAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[4*i+2]))
+		}
+		if opts.Proxy != nil {
+			b.wanListen = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[4*i+3]))
+			if b.WANAddr, err = opts.Proxy(b.wanListen); err != nil {
+				return nil, fmt.Errorf("start forwarder to broker %d: %w", b.NodeID, err)
+			}
 		}
 		c.Brokers = append(c.Brokers, b)
 	}
@@ -230,6 +246,18 @@ func (c *Cluster) Bootstrap() []string {
 	out := make([]string, len(c.Brokers))
 	for i, b := range c.Brokers {
 		out[i] = b.Addr
+	}
+	return out
+}
+
+// WANBootstrap returns the forwarders' addresses of the WAN listeners
+// (empty without Options.Proxy).
+func (c *Cluster) WANBootstrap() []string {
+	var out []string
+	for _, b := range c.Brokers {
+		if b.WANAddr != "" {
+			out = append(out, b.WANAddr)
+		}
 	}
 	return out
 }
@@ -342,7 +370,7 @@ func (b *Broker) properties() string {
 		"controller.quorum.voters":                         strings.Join(voters, ","),
 		"controller.listener.names":                        "CONTROLLER",
 		"inter.broker.listener.name":                       "PLAINTEXT",
-		"listener.security.protocol.map":                   "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL",
+		"listener.security.protocol.map":                   "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL,WAN:PLAINTEXT",
 		"log.dirs":                                         filepath.Join(b.Dir, "data"),
 		"num.partitions":                                   "1",
 		"default.replication.factor":                       strconv.Itoa(rf),
@@ -389,6 +417,10 @@ func (b *Broker) properties() string {
 		if s.MutualTLS {
 			p["listener.name.sasl_ssl.ssl.client.auth"] = "required"
 		}
+	}
+	if b.wanListen != "" {
+		listeners += ",WAN://" + b.wanListen
+		advertised += ",WAN://" + b.WANAddr
 	}
 	p["listeners"] = listeners
 	p["advertised.listeners"] = advertised

@@ -1,0 +1,136 @@
+package link
+
+import (
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// scheduler holds fetched source records that wait to be copied, per
+// partition, and hands them out in weighted fair order across priorities:
+// while topics of several priorities have records waiting, each priority
+// gets a share of what is copied in proportion to its weight, so high
+// priorities drain first and low ones are never starved. Within a priority
+// partitions take turns; within a partition records keep their order.
+//
+// It is owned by the copier's goroutine.
+type scheduler struct {
+	parts   map[tp]*waiting
+	classes map[int]*class
+	// clock is the virtual time of the last chunk handed out; a priority
+	// that starts waiting again starts from it, so that it cannot claim the
+	// share it did not use while it had nothing to send.
+	clock float64
+	// bytes is the payload of all waiting records.
+	bytes int
+}
+
+// waiting is one partition's records not yet copied.
+type waiting struct {
+	recs   []*kgo.Record
+	bytes  int
+	weight int
+}
+
+// class is the waiting partitions of one priority.
+type class struct {
+	weight int
+	// vtime is the bytes handed out for this class divided by its weight.
+	vtime float64
+	// ring lists its partitions with records waiting, in turn order.
+	ring []tp
+}
+
+// chunkBytes is about how much of one partition is handed out at a time.
+const chunkBytes = 64 << 10
+
+// recordOverhead is added to each record's payload when weighing shares,
+// so that many tiny records are not free.
+const recordOverhead = 64
+
+func newScheduler() *scheduler {
+	return &scheduler{parts: make(map[tp]*waiting), classes: make(map[int]*class)}
+}
+
+func recordBytes(r *kgo.Record) int { return len(r.Key) + len(r.Value) }
+
+// add queues records fetched for k behind any already waiting. It reports
+// whether k had nothing waiting before (so that its fetching can be paused
+// while they wait).
+func (s *scheduler) add(k tp, weight int, recs []*kgo.Record) bool {
+	if len(recs) == 0 {
+		return false
+	}
+	n := 0
+	for _, r := range recs {
+		n += recordBytes(r)
+	}
+	s.bytes += n
+	if w, ok := s.parts[k]; ok {
+		w.recs = append(w.recs, recs...)
+		w.bytes += n
+		return false
+	}
+	s.parts[k] = &waiting{recs: recs, bytes: n, weight: weight}
+	c := s.classes[weight]
+	if c == nil {
+		c = &class{weight: weight}
+		s.classes[weight] = c
+	}
+	if len(c.ring) == 0 {
+		c.vtime = max(c.vtime, s.clock)
+	}
+	c.ring = append(c.ring, k)
+	return true
+}
+
+// len returns the number of partitions with records waiting.
+func (s *scheduler) len() int { return len(s.parts) }
+
+// next hands out the next chunk: records of one partition, in order, of
+// about chunkBytes (at least one record). emptied reports that the
+// partition has nothing left waiting. ok is false when nothing waits.
+func (s *scheduler) next() (k tp, recs []*kgo.Record, emptied, ok bool) {
+	var pick *class
+	for _, c := range s.classes {
+		if len(c.ring) == 0 {
+			continue
+		}
+		if pick == nil || c.vtime < pick.vtime || (c.vtime == pick.vtime && c.weight > pick.weight) {
+			pick = c
+		}
+	}
+	if pick == nil {
+		return tp{}, nil, false, false
+	}
+	k = pick.ring[0]
+	w := s.parts[k]
+	n, cost, i := 0, 0, 0
+	for i < len(w.recs) && (i == 0 || cost < chunkBytes) {
+		b := recordBytes(w.recs[i])
+		n += b
+		cost += b + recordOverhead
+		i++
+	}
+	recs, w.recs = w.recs[:i:i], w.recs[i:]
+	w.bytes -= n
+	s.bytes -= n
+	pick.vtime += float64(cost) / float64(pick.weight)
+	s.clock = pick.vtime
+	pick.ring = pick.ring[1:]
+	if len(w.recs) == 0 {
+		delete(s.parts, k)
+		return k, recs, true, true
+	}
+	pick.ring = append(pick.ring, k)
+	return k, recs, false, true
+}
+
+// maxWeight returns the highest weight with records waiting, 0 if none.
+func (s *scheduler) maxWeight() int {
+	m := 0
+	for _, c := range s.classes {
+		if len(c.ring) > 0 {
+			m = max(m, c.weight)
+		}
+	}
+	return m
+}

@@ -1,0 +1,96 @@
+package link
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+func records(topic string, p int32, from, n, size int) []*kgo.Record {
+	out := make([]*kgo.Record, n)
+	for i := range out {
+		out[i] = &kgo.Record{Topic: topic, Partition: p, Offset: int64(from + i), Value: make([]byte, size)}
+	}
+	return out
+}
+
+// TestSchedulerWeightedShares: with alerts at 10 and raw at 1 both waiting,
+// alerts get about 10/11 of the bytes until they are gone; raw is never
+// starved; each partition's records come out in order.
+func TestSchedulerWeightedShares(t *testing.T) {
+	s := newScheduler()
+	alerts, raw0, raw1 := tp{"alerts", 0}, tp{"raw", 0}, tp{"raw", 1}
+	require.True(t, s.add(raw0, 1, records("raw", 0, 0, 2000, 1000)))
+	require.True(t, s.add(raw1, 1, records("raw", 1, 0, 2000, 1000)))
+	require.True(t, s.add(alerts, 10, records("alerts", 0, 0, 500, 1000)))
+	require.False(t, s.add(alerts, 10, records("alerts", 0, 500, 500, 1000)), "already waiting")
+	require.Equal(t, 5000*1000, s.bytes)
+	require.Equal(t, 10, s.maxWeight())
+
+	next := map[tp]int64{}
+	var alertBytes, rawBytes int
+	lastAlertAt, rawAtLastAlert := 0, 0
+	for i := 0; ; i++ {
+		k, recs, _, ok := s.next()
+		if !ok {
+			break
+		}
+		require.NotEmpty(t, recs)
+		for _, r := range recs {
+			require.Equal(t, next[k], r.Offset, "order within %s", k)
+			next[k]++
+			if k.Topic == "alerts" {
+				alertBytes += len(r.Value)
+			} else {
+				rawBytes += len(r.Value)
+			}
+		}
+		if k.Topic == "alerts" {
+			lastAlertAt, rawAtLastAlert = i, rawBytes
+		}
+	}
+	require.Equal(t, 1000*1000, alertBytes)
+	require.Equal(t, 4000*1000, rawBytes)
+	require.Zero(t, s.bytes)
+	require.Zero(t, s.len())
+	share := float64(1000*1000) / float64(1000*1000+rawAtLastAlert)
+	t.Logf("alerts finished after %d chunks; their share until then %.3f", lastAlertAt+1, share)
+	require.InDelta(t, 10.0/11, share, 0.02)
+	require.Positive(t, rawAtLastAlert, "raw is not starved")
+}
+
+// TestSchedulerIdleClassGetsNoCredit: a priority that had nothing waiting
+// does not get to catch up on the share it did not use.
+func TestSchedulerIdleClassGetsNoCredit(t *testing.T) {
+	s := newScheduler()
+	s.add(tp{"raw", 0}, 1, records("raw", 0, 0, 10000, 1000))
+	for range 100 {
+		_, _, _, ok := s.next()
+		require.True(t, ok)
+	}
+	// Now a weight-1 topic arrives; it shares equally from here on.
+	s.add(tp{"late", 0}, 1, records("late", 0, 0, 1000, 1000))
+	got := map[string]int{}
+	for range 20 {
+		k, recs, _, _ := s.next()
+		got[k.Topic] += len(recs)
+	}
+	require.InDelta(t, got["raw"], got["late"], float64(got["raw"])/4+2, "%v", got)
+}
+
+func TestSchedulerChunksAndEmptied(t *testing.T) {
+	s := newScheduler()
+	k := tp{"t", 0}
+	s.add(k, 1, records("t", 0, 0, 3, 200<<10)) // records larger than a chunk
+	for i := range 3 {
+		got, recs, emptied, ok := s.next()
+		require.True(t, ok)
+		require.Equal(t, k, got)
+		require.Len(t, recs, 1, "one large record per chunk")
+		require.Equal(t, i == 2, emptied)
+	}
+	_, _, _, ok := s.next()
+	require.False(t, ok)
+	require.True(t, s.add(k, 1, records("t", 0, 3, 1, 10)), "waiting again after it emptied")
+}
