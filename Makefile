@@ -16,7 +16,7 @@ setup:
 
 ## test: everything CI runs: unit tests (kfake) and real-Kafka integration tests, with -race
 test: setup
-	EDGELINK_KAFKA=required $(GO) test -race -shuffle=on -count=1 -timeout $(TEST_TIMEOUT) ./...
+	EDGELINK_KAFKA=required EDGELINK_BROWSER=required $(GO) test -race -shuffle=on -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(MAKE) fuzz
 	scripts/kafka reap
 

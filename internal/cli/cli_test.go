@@ -136,6 +136,8 @@ links:
       include: ["sensors\\..*", "alerts"]
       exclude: ["sensors\\.debug"]
     rename: "{site}.{topic}"
+http:
+  listen: "127.0.0.1:0"
 `, strings.Join(edge, ","), strings.Join(cloud, ","))
 }
 

@@ -80,7 +80,8 @@ func NewRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
-	root.AddCommand(newVersionCmd(g), newCheckCmd(g), newRunCmd(g), newOffsetsCmd(g), newVerifyCmd(g))
+	root.AddCommand(newVersionCmd(g), newCheckCmd(g), newRunCmd(g), newOffsetsCmd(g), newVerifyCmd(g),
+		newStatusCmd(g), newDemoCmd(g))
 	return root
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/edgelink/edgelink/internal/config"
 	"github.com/edgelink/edgelink/internal/kafka"
 	"github.com/edgelink/edgelink/internal/link"
+	"github.com/edgelink/edgelink/internal/observe"
 )
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -119,6 +120,17 @@ func runLinks(ctx context.Context, logger *slog.Logger, cfg *config.Config) erro
 	if len(cfg.Links) == 0 {
 		return usageError{fmt.Errorf("%s defines no links: nothing to run", cfg.File)}
 	}
+	links := make([]*link.Link, 0, len(cfg.Links))
+	for _, lc := range cfg.Links {
+		links = append(links, link.New(cfg, lc, link.Options{}, logger))
+	}
+	// The HTTP server binds first, so that a taken address fails the start.
+	srv, err := observe.Listen(ctx, observe.Options{
+		HTTP: cfg.HTTP, Config: cfg, Links: links, Version: Version(), Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sigs := make(chan os.Signal, 2)
@@ -130,6 +142,7 @@ func runLinks(ctx context.Context, logger *slog.Logger, cfg *config.Config) erro
 		select {
 		case sig := <-sigs:
 			logger.Info("stopping: finishing open transactions (signal again to exit at once)", "signal", sig.String())
+			srv.Stopping()
 			cancel()
 		case <-stopped:
 			return
@@ -148,8 +161,7 @@ func runLinks(ctx context.Context, logger *slog.Logger, cfg *config.Config) erro
 		mu   sync.Mutex
 		errs []error
 	)
-	for _, lc := range cfg.Links {
-		l := link.New(cfg, lc, link.Options{}, logger)
+	for _, l := range links {
 		wg.Go(func() {
 			if err := l.Run(ctx); err != nil {
 				mu.Lock()
@@ -158,8 +170,17 @@ func runLinks(ctx context.Context, logger *slog.Logger, cfg *config.Config) erro
 			}
 		})
 	}
-	logger.Info("edgelink running", "links", len(cfg.Links), "config", cfg.File)
+	// The server outlives the links' drain, so that /readyz reports it,
+	// and stops once every link has returned.
+	srvCtx, stopSrv := context.WithCancel(context.WithoutCancel(ctx))
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- srv.Run(srvCtx) }()
+	logger.Info("edgelink running", "links", len(cfg.Links), "config", cfg.File, "status_page", srv.URL())
 	wg.Wait()
+	stopSrv()
+	if err := <-srvDone; err != nil {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}

@@ -110,7 +110,7 @@ func New(ctx context.Context, opts Options) (*Demo, error) {
 // start does New's work; on error, the caller closes what it started.
 func (d *Demo) start(ctx context.Context) (err error) {
 	opts := d.opts
-	if err := prepareDir(opts.DataDir); err != nil {
+	if err := Prepare(opts.DataDir); err != nil {
 		return err
 	}
 	_, statErr := os.Stat(filepath.Join(opts.DataDir, "cloud", "meta.json"))
@@ -189,9 +189,9 @@ http:
 	return cfg, nil
 }
 
-// prepareDir creates the data directory, or checks that an existing one
-// is a demo's.
-func prepareDir(dir string) error {
+// Prepare creates a demo data directory, or checks that an existing one is
+// a demo's; New calls it too.
+func Prepare(dir string) error {
 	entries, err := os.ReadDir(dir)
 	switch {
 	case errors.Is(err, os.ErrNotExist):

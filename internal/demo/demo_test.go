@@ -47,7 +47,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 func startDemo(t *testing.T, dir string, rate int) *running {
 	t.Helper()
 	d, err := demo.New(t.Context(), demo.Options{
-		DataDir: dir, Listen: "127.0.0.1:0", Rate: rate, Version: "v0.0.0-test",
+		DataDir: dir, Listen: "127.0.0.1:0", Rate: rate, Version: "dev",
 		Logger: logger(t), SampleInterval: 200 * time.Millisecond,
 	})
 	require.NoError(t, err)

@@ -45,6 +45,9 @@ type machine struct {
 	wasHot    bool
 }
 
+// Machines is how many machines the simulated plant has.
+func Machines() int { return len(newMachines()) }
+
 func newMachines() []*machine {
 	return []*machine{
 		{id: "press-01", baseC: 62, swingC: 6, period: 3 * time.Minute, baseVib: 3.1},

@@ -155,6 +155,7 @@ func writeConfig(t *testing.T, edge, cloud *testbed.Cluster, linkYAML string) st
 clusters:
   edge: {bootstrap: [%q]}
   cloud: {bootstrap: [%q]}
+http: {listen: "127.0.0.1:0"}
 links:
 %s`, strings.Join(edge.Bootstrap(), ","), strings.Join(cloud.Bootstrap(), ","), linkYAML)
 	p := filepath.Join(t.TempDir(), "edgelink.yaml")

@@ -18,10 +18,10 @@ import (
 var web embed.FS
 
 var pageTemplate = template.Must(template.New("index.html").Funcs(template.FuncMap{
-	"count":    formatCount,
-	"bytes":    formatBytes,
-	"seconds":  formatSeconds,
-	"rate":     func(v float64) string { return formatCount(int64(math.Round(v))) + "/s" },
+	"count":    FormatCount,
+	"bytes":    FormatBytes,
+	"seconds":  FormatSeconds,
+	"rate":     func(v float64) string { return FormatCount(int64(math.Round(v))) + "/s" },
 	"rfc3339":  func(t time.Time) string { return t.Format(time.RFC3339) },
 	"clock":    func(t time.Time) string { return t.Local().Format("15:04:05") },
 	"stateTag": func(s string) string { return "state-" + s },
@@ -70,8 +70,10 @@ func staticHandler() http.Handler {
 	})
 }
 
-// formatCount writes n with thousands separators: 1,234,567.
-func formatCount(n int64) string {
+// FormatCount writes n with thousands separators: 1,234,567. It, FormatBytes
+// and FormatSeconds are the status page's formats, for other views of the
+// status.
+func FormatCount(n int64) string {
 	s := fmt.Sprint(n)
 	neg := n < 0
 	if neg {
@@ -90,8 +92,8 @@ func formatCount(n int64) string {
 	return string(out)
 }
 
-// formatBytes writes n in binary units: 512 B, 1.5 KiB, 3.2 MiB.
-func formatBytes(n int64) string {
+// FormatBytes writes n in binary units: 512 B, 1.5 KiB, 3.2 MiB.
+func FormatBytes(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)
@@ -104,9 +106,9 @@ func formatBytes(n int64) string {
 	return fmt.Sprintf("%.1f %s", v, units[i])
 }
 
-// formatSeconds writes a duration in seconds compactly: 850ms, 12.3s,
+// FormatSeconds writes a duration in seconds compactly: 850ms, 12.3s,
 // 4m05s, 2h10m, 3d4h.
-func formatSeconds(sec float64) string {
+func FormatSeconds(sec float64) string {
 	d := time.Duration(sec * float64(time.Second))
 	switch {
 	case d <= 0:

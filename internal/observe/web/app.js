@@ -72,7 +72,10 @@
     timer = setTimeout(poll, 1000);
   }
 
+  let lastStatusTime = 0;
+
   function render(st) {
+    lastStatusTime = new Date(st.time).getTime();
     $("#login").hidden = true;
     $("#links").hidden = false;
     $("#signout").hidden = !sessionStorage.getItem(TOKEN_KEY);
@@ -115,6 +118,7 @@
       '<span class="controls" data-field="controls" hidden>' +
       '<button type="button" class="danger" data-action="cut">Cut link</button> ' +
       '<button type="button" class="primary" data-action="restore">Restore link</button></span></div>' +
+      '<div class="note-line" data-field="note" hidden></div>' +
       '<div class="error-line" data-field="error" hidden></div>' +
       '<div class="stats" data-field="stats"></div>' +
       '<div class="chart"><svg viewBox="0 0 600 64" preserveAspectRatio="none" aria-label="throughput and backlog, last two minutes">' +
@@ -159,6 +163,15 @@
       $('[data-action="restore"]', card).disabled = !l.link_cut;
     }
     const err = $('[data-field="error"]', card);
+    const note = $('[data-field="note"]', card);
+    let noteText = "";
+    if (l.link_cut) {
+      noteText = "The network under this link is cut. The edge keeps writing; the backlog grows until the link is restored.";
+    } else if (l.backlog.estimated && (l.state === "live" || l.state === "catching-up")) {
+      noteText = "No progress for " + fmtSeconds(secondsSince(l.backlog.measured_at)) + ": waiting on the destination.";
+    }
+    note.hidden = !noteText;
+    note.textContent = noteText;
     const showErr = l.last_error && l.state !== "live" && l.state !== "catching-up";
     err.hidden = !showErr;
     err.textContent = showErr ? "last error: " + l.last_error : "";
@@ -170,7 +183,7 @@
     setHTML($('[data-field="stats"]', card),
       stat("Replicated", fmtCount(l.records), "records · " + fmtBytes(l.bytes), "records") +
       stat("Throughput", fmtCount(l.records_per_second) + "/s", fmtBytes(l.bytes_per_second) + "/s", "rate") +
-      stat("Lag", fmtCount(b.records), "records · " + fmtSeconds(b.age_seconds) + " behind", "backlog") +
+      stat("Lag", fmtCount(b.records), "records · " + fmtSeconds(b.age_seconds) + " behind" + (b.estimated ? " · growing at the source" : ""), "backlog", b.estimated) +
       stat("Drain ETA", b.records > 0 && b.drain_eta_seconds > 0 ? fmtSeconds(b.drain_eta_seconds) : "—",
         b.records > 0 ? "≈ " + fmtBytes(b.bytes) + " to send" : "up to date", "eta") +
       stat("On the wire", fmtBytes(l.wire_bytes), wireRatio, "wire") +
@@ -205,6 +218,12 @@
       : l.events.slice(0, 30).map((e) =>
         '<li><time datetime="' + esc(e.time) + '">' + clock(e.time) + '</time><span class="kind kind-' + esc(e.kind) + '">' +
         esc(e.kind) + '</span><span class="msg">' + esc(e.message) + "</span></li>").join(""));
+  }
+
+  // secondsSince is the time from an ISO timestamp to the status's time.
+  function secondsSince(iso) {
+    if (!iso) return 0;
+    return Math.max(0, (lastStatusTime - new Date(iso).getTime()) / 1000);
   }
 
   function drawLine(el, values) {
