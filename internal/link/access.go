@@ -75,10 +75,10 @@ func Needs(site string, lc *config.Link, srcTopics []string) (src, dst []kafka.N
 	if cp == "" {
 		cp = config.DefaultCheckpointTopic
 	}
-	// Every session asks to create the checkpoint topic (and the
-	// skipped-records topic), even when it exists, so Create is needed
-	// on them at all times.
+	// A session creates the checkpoint topic (and the skipped-records
+	// topic) only when it is absent.
 	cc := topic(create, cp, "create the checkpoint topic")
+	cc.IfAbsent = true
 	dst = append(dst,
 		topic(describe, cp, "find the checkpoint topic and its end offset"),
 		cc,
@@ -86,6 +86,7 @@ func Needs(site string, lc *config.Link, srcTopics []string) (src, dst []kafka.N
 		topic(write, cp, "write the link's checkpoints"))
 	if lc.OnError == config.OnErrorSkip {
 		sc := topic(create, SkippedTopic, "create the skipped-records topic")
+		sc.IfAbsent = true
 		dst = append(dst,
 			topic(describe, SkippedTopic, "find the skipped-records topic"),
 			sc,

@@ -107,6 +107,14 @@ func ensureCheckpointTopic(ctx context.Context, adm *kadm.Client, topic string) 
 
 // ensureTopic creates a one-partition internal topic when it is missing.
 func ensureTopic(ctx context.Context, adm *kadm.Client, topic string, cfg map[string]*string) error {
+	// Asking first means Create is only needed while the topic is absent.
+	tds, err := adm.ListTopics(ctx, topic)
+	if err != nil {
+		return fmt.Errorf("describe internal topic %s: %w", topic, err)
+	}
+	if td, ok := tds[topic]; ok && td.Err == nil {
+		return nil
+	}
 	resp, err := adm.CreateTopic(ctx, 1, -1, cfg, topic)
 	if err == nil {
 		err = resp.Err
@@ -134,7 +142,10 @@ func loadCheckpoints(ctx context.Context, opts []kgo.Opt, adm *kadm.Client, topi
 		return saved{}, fmt.Errorf("list end offsets of %s: %w", topic, err)
 	}
 	end, ok := ends.Lookup(topic, 0)
-	if !ok || end.Err != nil {
+	switch {
+	case !ok:
+		return saved{}, fmt.Errorf("list end offsets of %s: partition 0 not known yet", topic)
+	case end.Err != nil:
 		return saved{}, fmt.Errorf("list end offsets of %s: %w", topic, end.Err)
 	}
 	out := make(map[tp]checkpoint)

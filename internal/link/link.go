@@ -147,6 +147,13 @@ type Link struct {
 	srcID, dstID   string
 	// grown is set when a mirror topic gained partitions in a discovery pass.
 	grown bool
+	// mirrorLimit is the smallest max.message.bytes among the mirror
+	// topics seen in the last discovery pass (mirrorLimited names one
+	// such topic); zero when unknown. batchCap, when set, caps the
+	// producer's batches below it; it outlives sessions.
+	mirrorLimit   int
+	mirrorLimited string
+	batchCap      int
 
 	mu     sync.Mutex
 	status Status
@@ -318,6 +325,7 @@ func (l *Link) Run(ctx context.Context) error {
 			backoff = l.opts.MinBackoff
 		}
 		wait := backoff/2 + rand.N(backoff/2+1) // jitter
+		err = kafka.Explain(err, l.src, l.dst)
 		l.setState(StateDisconnected, err)
 		l.logger.Warn("link interrupted; retrying", "err", err, "in", wait.Round(time.Millisecond))
 		select {
@@ -335,6 +343,9 @@ func (l *Link) Run(ctx context.Context) error {
 // ends it.
 func (l *Link) session(ctx context.Context) error {
 	tune := tuningFor(l.cfg)
+	if l.batchCap > 0 {
+		tune.batchBytes = min(tune.batchBytes, max(l.batchCap, 1<<10))
+	}
 	srcOpts, err := kafka.ClientOptions(l.src, l.logger, kafka.Dial{Raw: l.opts.SourceDialer, Timeout: tune.dialTimeout})
 	if err != nil {
 		return err
@@ -636,6 +647,13 @@ func (c *copier) discover(ctx context.Context, first bool) error {
 	ready, err := l.syncTopics(ctx, src)
 	if err != nil {
 		return err
+	}
+	if n := l.mirrorLimit; n > 0 && n < c.tune.batchBytes {
+		// The destination refuses a whole batch above the topic's limit,
+		// records that fit along with the one that does not: the producer
+		// must not build such batches. It is rebuilt with a smaller cap.
+		l.batchCap = n
+		return fmt.Errorf("mirror topic %s accepts batches of up to %d bytes (max.message.bytes), less than the link's %d: reconnecting with smaller batches", l.mirrorLimited, n, c.tune.batchBytes)
 	}
 	if l.grown {
 		l.grown = false

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -79,22 +80,29 @@ func (l *Link) sourceTopics(ctx context.Context) (map[string]int32, error) {
 }
 
 // topicConfigs returns the explicitly set (dynamic topic) configs of the
-// topics, less ExcludedConfigs.
-func topicConfigs(ctx context.Context, adm *kadm.Client, topics ...string) (map[string]map[string]string, error) {
+// topics, less ExcludedConfigs, and the topics' effective max.message.bytes
+// (whatever sets it).
+func topicConfigs(ctx context.Context, adm *kadm.Client, topics ...string) (map[string]map[string]string, map[string]int, error) {
 	rcs, err := adm.DescribeTopicConfigs(ctx, topics...)
 	if err != nil {
-		return nil, fmt.Errorf("describe topic configs: %w", err)
+		return nil, nil, fmt.Errorf("describe topic configs: %w", err)
 	}
 	out := make(map[string]map[string]string, len(rcs))
+	limits := make(map[string]int, len(rcs))
 	for _, rc := range rcs {
 		if rc.Err != nil {
 			if errors.Is(rc.Err, kerr.UnknownTopicOrPartition) {
 				continue
 			}
-			return nil, fmt.Errorf("describe configs of %s: %w", rc.Name, rc.Err)
+			return nil, nil, fmt.Errorf("describe configs of %s: %w", rc.Name, rc.Err)
 		}
 		m := make(map[string]string)
 		for _, c := range rc.Configs {
+			if c.Key == "max.message.bytes" && c.Value != nil {
+				if n, err := strconv.Atoi(*c.Value); err == nil {
+					limits[rc.Name] = n
+				}
+			}
 			if c.Source != kmsg.ConfigSourceDynamicTopicConfig || c.Value == nil || excludedConfig(c.Key) {
 				continue
 			}
@@ -102,7 +110,7 @@ func topicConfigs(ctx context.Context, adm *kadm.Client, topics ...string) (map[
 		}
 		out[rc.Name] = m
 	}
-	return out, nil
+	return out, limits, nil
 }
 
 // syncTopics makes every selected source topic's mirror exist at the
@@ -120,14 +128,14 @@ func (l *Link) syncTopics(ctx context.Context, src map[string]int32) (map[string
 	if len(names) == 0 {
 		return ready, nil
 	}
-	srcCfgs, err := topicConfigs(ctx, l.srcAdm, names...)
+	srcCfgs, _, err := topicConfigs(ctx, l.srcAdm, names...)
 	if err != nil {
 		return nil, fmt.Errorf("source: %w", err)
 	}
 	dstNames := make([]string, 0, len(names))
 	for _, t := range names {
-		dst := l.destination(t)
-		if err := validTopicName(dst); err != nil {
+		dst, err := MirrorTopic(l.site, l.cfg, t)
+		if err != nil {
 			l.topicError(t, fmt.Errorf("mirror topic for %s: %w (check the link's rename)", t, err))
 			continue
 		}
@@ -137,13 +145,19 @@ func (l *Link) syncTopics(ctx context.Context, src map[string]int32) (map[string
 	if err != nil {
 		return nil, fmt.Errorf("describe destination topics: %w", err)
 	}
-	dstCfgs, err := topicConfigs(ctx, l.dstAdm, dstNames...)
+	dstCfgs, limits, err := topicConfigs(ctx, l.dstAdm, dstNames...)
 	if err != nil {
 		return nil, fmt.Errorf("destination: %w", err)
 	}
+	l.mirrorLimit, l.mirrorLimited = 0, ""
+	for _, dst := range dstNames {
+		if n, ok := limits[dst]; ok && (l.mirrorLimit == 0 || n < l.mirrorLimit) {
+			l.mirrorLimit, l.mirrorLimited = n, dst
+		}
+	}
 	for _, t := range names {
-		dst := l.destination(t)
-		if validTopicName(dst) != nil {
+		dst, err := MirrorTopic(l.site, l.cfg, t)
+		if err != nil {
 			continue
 		}
 		want := srcCfgs[t]
