@@ -124,7 +124,7 @@ func TestStatusPageBrowser(t *testing.T) {
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(browser),
 		chromedp.NoSandbox, // as root in a container; the page is our own
-		chromedp.WindowSize(1280, 1000),
+		chromedp.WindowSize(1280, 720),
 		chromedp.Flag("disable-gpu", true),
 		chromedp.Flag("force-device-scale-factor", "1"),
 	)

@@ -170,7 +170,7 @@ func TestStatusMetricsAndTranslateFake(t *testing.T) {
 	require.Equal(t, "edge", l.From)
 	require.Equal(t, "cloud", l.To)
 	require.Contains(t, []string{"live", "catching-up"}, l.State)
-	require.True(t, l.Connected)
+	require.True(t, l.ConnectedOnce)
 	require.Nil(t, l.LinkCut, "link_cut is only reported with controls")
 	require.Positive(t, l.Bytes)
 	require.Positive(t, l.WireBytes)

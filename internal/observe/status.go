@@ -40,9 +40,10 @@ type LinkStatus struct {
 	State        string    `json:"state"`
 	StateSince   time.Time `json:"state_since"`
 	StateSeconds float64   `json:"state_seconds"`
-	// Connected is true once the link has connected to both clusters.
-	Connected bool   `json:"connected"`
-	LastError string `json:"last_error"`
+	// ConnectedOnce is true once the link has connected to both clusters
+	// (since the agent started); the state says whether it is connected now.
+	ConnectedOnce bool   `json:"connected_once"`
+	LastError     string `json:"last_error"`
 	// Records and Bytes count records and payload bytes committed at the
 	// destination since the agent started; WireBytes counts what was sent
 	// to the destination brokers (framing and compression included).
@@ -271,7 +272,7 @@ func (s *Server) linkStatus(l *link.Link, now time.Time) LinkStatus {
 		State:          string(st.State),
 		StateSince:     st.StateSince.UTC(),
 		StateSeconds:   roundSeconds(now.Sub(st.StateSince)),
-		Connected:      s.connectedOnce(l, st),
+		ConnectedOnce:  s.connectedOnce(l, st),
 		LastError:      st.LastError,
 		Records:        st.Records,
 		Bytes:          st.Bytes,

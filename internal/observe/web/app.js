@@ -97,7 +97,7 @@
         if (card) card.replaceWith(fresh); else container.appendChild(fresh);
         card = fresh;
       }
-      updateCard(card, l, st.controls);
+      updateCard(card, l, st.controls, st.time);
     }
     for (const card of container.querySelectorAll("article.link")) {
       if (!seen.has(card.dataset.link)) card.remove();
@@ -125,7 +125,7 @@
       '<polyline data-field="line-backlog" fill="none" stroke="#b45309" stroke-width="1.5" vector-effect="non-scaling-stroke"></polyline>' +
       '<polyline data-field="line-rate" fill="none" stroke="#0f766e" stroke-width="1.5" vector-effect="non-scaling-stroke"></polyline></svg>' +
       '<div class="legend"><span><i class="l-rate"></i><span data-field="legend-rate">records/s</span></span>' +
-      '<span><i class="l-backlog"></i><span data-field="legend-backlog">backlog</span></span><span>last 2 minutes</span></div></div>' +
+      '<span><i class="l-backlog"></i><span data-field="legend-backlog">backlog</span></span><span data-field="legend-window"></span></div></div>' +
       '<div class="cols"><div><h3>Topics</h3><table><thead><tr><th>source</th><th>destination</th><th class="n">part.</th>' +
       '<th class="n">prio</th><th class="n">replicated</th><th class="n">backlog</th><th>progress</th></tr></thead>' +
       '<tbody data-field="topics"></tbody></table></div>' +
@@ -148,7 +148,7 @@
       (field ? ' data-field="' + field + '"' : "") + ">" + esc(value) + '</div><div class="sub">' + esc(sub) + "</div></div>";
   }
 
-  function updateCard(card, l, controls) {
+  function updateCard(card, l, controls, time) {
     card.dataset.state = l.state;
     $(".route", card).textContent = l.from && l.to ? l.from + " → " + l.to : "";
     const state = $('[data-field="state"]', card);
@@ -193,12 +193,13 @@
 
     let h = history.get(l.name);
     if (!h) history.set(l.name, (h = []));
-    h.push({ rps: l.records_per_second, backlog: b.records });
+    h.push({ rps: l.records_per_second, backlog: b.records, time: time });
     if (h.length > HISTORY) h.shift();
     drawLine($('[data-field="line-rate"]', card), h.map((p) => p.rps));
     drawLine($('[data-field="line-backlog"]', card), h.map((p) => p.backlog));
     $('[data-field="legend-rate"]', card).textContent = "records/s (max " + fmtCount(Math.max(...h.map((p) => p.rps))) + ")";
     $('[data-field="legend-backlog"]', card).textContent = "backlog (max " + fmtCount(Math.max(...h.map((p) => p.backlog))) + ")";
+    $('[data-field="legend-window"]', card).textContent = "since " + clock(h[0].time) + " (at most 2 minutes)";
 
     setHTML($('[data-field="topics"]', card), l.topics.length === 0
       ? '<tr><td colspan="7" class="meta">no topics replicated yet</td></tr>'
@@ -230,7 +231,8 @@
     const max = Math.max(1, ...values);
     const n = values.length;
     const pts = values.map((v, i) => {
-      const x = n <= 1 ? 600 : (600 * (HISTORY - n + i)) / (HISTORY - 1);
+      // The chart spans what the page has seen, up to HISTORY samples.
+      const x = n <= 1 ? 600 : (600 * i) / (n - 1);
       const y = 62 - (60 * v) / max;
       return x.toFixed(1) + "," + y.toFixed(1);
     });
