@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -175,4 +176,47 @@ func TestFencedDuringOutageStaysStoppedFake(t *testing.T) {
 	requireMirrored(t, recs, readAll(t, dst.ListenAddrs(), "alerts", len(recs)), "alerts")
 	require.NotEqual(t, link.StateFailed, second.Status().State)
 	require.NoError(t, stopSecond())
+}
+
+// TestHalfOpenConnectionsFake: every connection to the destination stays
+// open but stops answering (a peer that vanished without a reset); the link
+// gives up on them within its request timeouts, reconnects and replicates
+// every record exactly once.
+func TestHalfOpenConnectionsFake(t *testing.T) {
+	src := testbed.StartFake(t, kfake.SeedTopics(2, "alerts"))
+	dst := testbed.StartFake(t)
+	wan := faultnet.New(nil)
+	t.Cleanup(func() { _ = wan.Close() })
+	cfg := linkConfig(t, src.ListenAddrs(), dst.ListenAddrs(), "    tuning: {dial_timeout: 2s, request_timeout: 2s, produce_timeout: 2s}")
+	opts := fastOpts
+	opts.DestinationDialer = wan.Dialer()
+	_, stop := runLink(t, cfg, opts)
+	recs := produce(t, src.ListenAddrs(), "alerts", 2, 50, "a")
+	requireMirrored(t, recs, readAll(t, dst.ListenAddrs(), "alerts", len(recs)), "alerts")
+
+	wan.HalfOpen()
+	began := time.Now()
+	recs = append(recs, produce(t, src.ListenAddrs(), "alerts", 2, 50, "b")...)
+	requireMirrored(t, recs, readAll(t, dst.ListenAddrs(), "alerts", len(recs)), "alerts")
+	t.Logf("replicating again %s after the connections went half-open", time.Since(began).Round(100*time.Millisecond))
+	require.NoError(t, stop())
+}
+
+// TestUnresolvableDestinationFake: a destination whose name does not
+// resolve is an outage like any other: the link reports it as disconnected
+// with the resolver's error within its timeouts, keeps retrying, and stops
+// cleanly.
+func TestUnresolvableDestinationFake(t *testing.T) {
+	src := testbed.StartFake(t, kfake.SeedTopics(1, "alerts"))
+	cfg := linkConfig(t, src.ListenAddrs(), []string{"cloud.invalid:9092"}, "    tuning: {dial_timeout: 2s, request_timeout: 2s}")
+	l, stop := runLink(t, cfg, fastOpts)
+	testbed.Eventually(t, 15*time.Second, func() error {
+		s := l.Status()
+		if s.State != link.StateDisconnected || !strings.Contains(s.LastError, "cloud.invalid") {
+			return fmt.Errorf("state %s, last error %q", s.State, s.LastError)
+		}
+		return nil
+	})
+	require.NoError(t, stop())
+	require.Equal(t, link.StateStopped, l.Status().State)
 }

@@ -370,10 +370,10 @@ func (l *Link) session(ctx context.Context) error {
 	defer dstCl.Close()
 	l.srcAdm, l.dstAdm, l.dstCl = kadm.NewClient(srcCl), kadm.NewClient(dstCl), dstCl
 
-	if l.srcID, err = clusterID(ctx, l.srcAdm); err != nil {
+	if l.srcID, err = clusterID(ctx, l.srcAdm, tune.adminTimeout()); err != nil {
 		return fmt.Errorf("connect to source cluster %s: %w", l.src.Name, err)
 	}
-	if l.dstID, err = clusterID(ctx, l.dstAdm); err != nil {
+	if l.dstID, err = clusterID(ctx, l.dstAdm, tune.adminTimeout()); err != nil {
 		return fmt.Errorf("connect to destination cluster %s: %w", l.dst.Name, err)
 	}
 	if err := ensureCheckpointTopic(ctx, l.dstAdm, l.cfg.CheckpointTopic); err != nil {
@@ -484,8 +484,8 @@ func (l *Link) claim(ctx context.Context, producer *kgo.Client) error {
 	return nil
 }
 
-func clusterID(ctx context.Context, adm *kadm.Client) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+func clusterID(ctx context.Context, adm *kadm.Client, timeout time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	md, err := adm.BrokerMetadata(ctx)
 	if err != nil {
