@@ -1,0 +1,200 @@
+// Command replbench compares edgelink with MirrorMaker 2 and with the raw
+// limit of a Kafka client on this machine, on the same data, in one run.
+//
+// It starts two single-node Apache Kafka clusters with the test bed, loads
+// a dataset into a 12-partition topic at the source for each data profile,
+// and then, run after run, measures one replicator after the other copying
+// all of it to the destination:
+//
+//   - raw-consume: a franz-go consumer reading everything and discarding it;
+//   - raw-produce: a franz-go producer writing the same records to the destination;
+//   - edgelink-eos and edgelink-alo: the edgelink binary (`edgelink run -c`),
+//     exactly-once and at-least-once;
+//   - mm2: Apache Kafka's MirrorMaker 2 in dedicated mode.
+//
+// Every stage runs as a process of its own, so that its CPU time and peak
+// memory are its own. After copying, each replicator carries a fixed-rate
+// load for measuring end-to-end latency. The report gives medians over the
+// runs and can be written into BENCHMARKS.md.
+//
+//	go run ./internal/bench/replbench -edgelink bin/edgelink -volume 1GB -runs 3 -write BENCHMARKS.md
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if role := os.Getenv(roleEnv); role != "" {
+		childMain(role, os.Args[1:])
+	}
+	if err := cliMain(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "replbench:", err)
+		os.Exit(1)
+	}
+}
+
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+// Stages, in the order each run measures them.
+const (
+	stageRawConsume = "raw-consume"
+	stageRawProduce = "raw-produce"
+	stageEOS        = "edgelink-eos"
+	stageALO        = "edgelink-alo"
+	stageMM2        = "mm2"
+)
+
+var allStages = []string{stageRawConsume, stageRawProduce, stageEOS, stageALO, stageMM2}
+
+// options configure one bench invocation.
+type options struct {
+	profiles   []profile
+	volume     int64 // payload bytes per profile
+	runs       int
+	partitions int
+	stages     []string
+	// edgelink is the binary to run; empty builds one from this module.
+	edgelink string
+	latency  latencyPlan
+	// verify reads every copy back and checks it record by record.
+	verify bool
+	// stageTimeout bounds one stage's copy.
+	stageTimeout time.Duration
+	// brokerHeap is each broker's JVM heap.
+	brokerHeap string
+	// quickJIT runs every JVM (brokers, MirrorMaker 2) with the quick C1
+	// compiler only: faster to start, slower to run; for smoke tests.
+	quickJIT bool
+	// write names a markdown file whose bench section is replaced.
+	write string
+	// pprofDir, when set, receives CPU and heap profiles of an extra,
+	// in-process edgelink copy per profile and delivery mode.
+	pprofDir string
+	// keepLogs keeps the work directory (configurations and logs) and logs
+	// edgelink at info level.
+	keepLogs bool
+	// command is the command line as the report shows it.
+	command string
+
+	progress io.Writer
+	logger   *slog.Logger
+}
+
+func cliMain(args []string) error {
+	fs := flag.NewFlagSet("replbench", flag.ContinueOnError)
+	profNames := fs.String("profiles", "1kb,100b,zstd", "data profiles, comma-separated: 1kb (1 KiB values), 100b (100-byte values), zstd (1 KiB values, zstd-compressed source batches)")
+	volume := fs.String("volume", "1GB", "payload (keys and values) loaded and copied per profile, e.g. 2GB, 500MB")
+	runs := fs.Int("runs", 3, "runs per stage; the report gives the medians")
+	partitions := fs.Int("partitions", 12, "partitions of the source topic")
+	stages := fs.String("stages", strings.Join(allStages, ","), "stages to measure, comma-separated")
+	edgelink := fs.String("edgelink", "", "edgelink binary to measure (default: build one from this module)")
+	rate := fs.Int("latency-rate", 1000, "records per second of the latency load")
+	latDur := fs.Duration("latency-duration", 10*time.Second, "how long the latency load is measured (after its warm-up)")
+	warmup := fs.Duration("latency-warmup", 3*time.Second, "latency load sent before measuring")
+	verify := fs.Bool("verify", true, "read every copy back and check it record by record (outside the timed window)")
+	timeout := fs.Duration("stage-timeout", 30*time.Minute, "longest a stage may take to copy the dataset")
+	heap := fs.String("broker-heap", "1g", "JVM heap of each Kafka broker")
+	write := fs.String("write", "", "markdown file (BENCHMARKS.md) whose bench section is replaced with the results")
+	pprofDir := fs.String("pprof", "", "directory for CPU and heap profiles of an extra in-process edgelink copy per profile")
+	verbose := fs.Bool("v", false, "log progress in detail, and keep the edgelink logs (at info level) in the work directory")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	o := options{
+		runs: *runs, partitions: *partitions, edgelink: *edgelink,
+		latency: latencyPlan{rate: *rate, warmup: *warmup, duration: *latDur},
+		verify:  *verify, stageTimeout: *timeout, brokerHeap: *heap, write: *write, pprofDir: *pprofDir,
+		command:  "go run ./internal/bench/replbench " + strings.Join(args, " "),
+		progress: os.Stderr,
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+		o.keepLogs = true
+	}
+	o.logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	var err error
+	if o.volume, err = parseBytes(*volume); err != nil {
+		return fmt.Errorf("-volume: %w", err)
+	}
+	for name := range strings.SplitSeq(*profNames, ",") {
+		p, err := profileNamed(strings.TrimSpace(name))
+		if err != nil {
+			return fmt.Errorf("-profiles: %w", err)
+		}
+		o.profiles = append(o.profiles, p)
+	}
+	for s := range strings.SplitSeq(*stages, ",") {
+		s = strings.TrimSpace(s)
+		if !slices.Contains(allStages, s) {
+			return fmt.Errorf("-stages: unknown stage %q (want some of %s)", s, strings.Join(allStages, ", "))
+		}
+		o.stages = append(o.stages, s)
+	}
+	if o.runs < 1 || o.partitions < 1 || o.latency.rate < 1 {
+		return fmt.Errorf("-runs, -partitions and -latency-rate must be at least 1")
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	rep, err := run(ctx, o)
+	if rep != nil {
+		rep.printTable(os.Stdout)
+	}
+	if err != nil {
+		return err
+	}
+	if o.write != "" {
+		if err := rep.writeMarkdown(o.write); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "wrote the results into %s\n", o.write)
+	}
+	return nil
+}
+
+// parseBytes parses a size such as 2GB, 500MB, 1.5GiB or 4096.
+func parseBytes(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   float64
+	}{
+		{"KiB", 1 << 10},
+		{"MiB", 1 << 20},
+		{"GiB", 1 << 30},
+		{"KB", 1e3},
+		{"MB", 1e6},
+		{"GB", 1e9},
+		{"kB", 1e3},
+		{"B", 1},
+	}
+	mult := 1.0
+	num := strings.TrimSpace(s)
+	for _, u := range units {
+		if n, ok := strings.CutSuffix(num, u.suffix); ok {
+			num, mult = strings.TrimSpace(n), u.mult
+			break
+		}
+	}
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil || f <= 0 {
+		return 0, fmt.Errorf("%q is not a size (try 2GB or 500MB)", s)
+	}
+	return int64(f * mult), nil
+}

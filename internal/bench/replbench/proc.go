@@ -1,0 +1,200 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// clockTick is the unit of utime and stime in /proc/<pid>/stat: USER_HZ,
+// which is 100 on every Linux architecture Go supports.
+const clockTick = 10 * time.Millisecond
+
+// procUsage is what /proc says about a process and its live descendants.
+type procUsage struct {
+	// cpu is user plus system time, including children the process has
+	// waited for.
+	cpu time.Duration
+	// rss is the resident set of the tree now; hwm the largest the top
+	// process itself has had (VmHWM), both in bytes.
+	rss, hwm int64
+}
+
+// readUsage sums the usage of pid and every live descendant. The JVM of
+// MirrorMaker and edgelink run as the direct child, but a replicator that
+// forks helpers is counted whole.
+func readUsage(pid int) (procUsage, error) {
+	var u procUsage
+	seen := make(map[int]bool)
+	var walk func(pid int, top bool) error
+	walk = func(pid int, top bool) error {
+		if seen[pid] {
+			return nil
+		}
+		seen[pid] = true
+		cpu, err := readCPU(pid)
+		if err != nil {
+			if top {
+				return err
+			}
+			return nil // a descendant that just exited
+		}
+		rss, hwm, err := readMem(pid)
+		if err != nil && top {
+			return err
+		}
+		u.cpu += cpu
+		u.rss += rss
+		if top {
+			u.hwm = hwm
+		}
+		for _, c := range children(pid) {
+			if err := walk(c, false); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := walk(pid, true); err != nil {
+		return procUsage{}, err
+	}
+	return u, nil
+}
+
+// readCPU returns utime+stime+cutime+cstime of pid.
+func readCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0, fmt.Errorf("read cpu time of %d: %w", pid, err)
+	}
+	// The command name (field 2) may hold spaces; fields resume after its ")".
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("parse /proc/%d/stat: no command name", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] is field 3 (state); utime..cstime are fields 14..17.
+	if len(f) < 15 {
+		return 0, fmt.Errorf("parse /proc/%d/stat: %d fields", pid, len(f))
+	}
+	var ticks int64
+	for _, s := range f[11:15] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("parse /proc/%d/stat: %w", pid, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * clockTick, nil
+}
+
+// readMem returns VmRSS and VmHWM of pid in bytes.
+func readMem(pid int) (rss, hwm int64, err error) {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	if err != nil {
+		return 0, 0, fmt.Errorf("read memory of %d: %w", pid, err)
+	}
+	for line := range strings.Lines(string(b)) {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || (k != "VmRSS" && k != "VmHWM") {
+			continue
+		}
+		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("parse %s of %d: %w", k, pid, err)
+		}
+		if k == "VmRSS" {
+			rss = kb << 10
+		} else {
+			hwm = kb << 10
+		}
+	}
+	return rss, hwm, nil
+}
+
+// children lists the child processes of every thread of pid.
+func children(pid int) []int {
+	tasks, err := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "task"))
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, t := range tasks {
+		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "task", t.Name(), "children"))
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if c, err := strconv.Atoi(f); err == nil {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// sampler follows a process's memory every interval, so that the peak of a
+// process tree (whose VmHWM only covers the top process) is known too.
+type sampler struct {
+	pid  int
+	stop chan struct{}
+	wg   sync.WaitGroup
+
+	mu   sync.Mutex
+	peak int64 // largest sampled RSS or VmHWM, bytes
+	last procUsage
+	err  error
+}
+
+func startSampler(pid int, every time.Duration) *sampler {
+	s := &sampler{pid: pid, stop: make(chan struct{})}
+	s.sample()
+	s.wg.Go(func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+				s.sample()
+			}
+		}
+	})
+	return s
+}
+
+// sample reads the process now and returns its usage.
+func (s *sampler) sample() procUsage {
+	u, err := readUsage(s.pid)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		if s.err == nil {
+			s.err = err
+		}
+		return s.last
+	}
+	s.last = u
+	s.peak = max(s.peak, u.rss, u.hwm)
+	return u
+}
+
+// close stops sampling (after a last sample, while the process still
+// lives) and returns the peak memory seen.
+func (s *sampler) close() (peak int64, err error) {
+	s.sample()
+	close(s.stop)
+	s.wg.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.peak == 0 && s.err != nil {
+		return 0, s.err
+	}
+	return s.peak, nil
+}
