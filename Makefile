@@ -5,7 +5,7 @@ BIN           := $(CURDIR)/bin
 TEST_TIMEOUT  ?= 25m
 FUZZTIME      ?= 15s
 
-.PHONY: build setup test test-unit test-integration fuzz lint tidy-check kafka bench-mirror clean
+.PHONY: build setup test test-unit test-integration fuzz lint tidy-check kafka bench bench-mirror clean
 
 build:
 	$(GO) build -o $(BIN)/edgelink ./cmd/edgelink
@@ -42,6 +42,15 @@ lint: $(BIN)/golangci-lint
 
 tidy-check:
 	$(GO) mod tidy -diff
+
+## bench: edgelink against MirrorMaker 2 and the raw franz-go limit on two real
+## Kafka clusters, 3 data profiles, median of 3 runs; rewrites its section of
+## BENCHMARKS.md (e.g. make bench BENCH_VOLUME=2GB BENCH_ARGS="-profiles 1kb")
+BENCH_VOLUME ?= 1GB
+BENCH_RUNS   ?= 3
+BENCH_ARGS   ?=
+bench: setup build
+	$(GO) run ./internal/bench/replbench -edgelink bin/edgelink -volume $(BENCH_VOLUME) -runs $(BENCH_RUNS) -write BENCHMARKS.md $(BENCH_ARGS)
 
 ## bench-mirror: one link's throughput, exactly-once and at-least-once, median of 3
 BENCH_RECORDS ?= 500000
