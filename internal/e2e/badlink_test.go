@@ -45,6 +45,7 @@ func writeWANConfig(t *testing.T, edge, cloud *testbed.Cluster, linkYAML string)
 clusters:
   edge: {bootstrap: [%q]}
   cloud: {bootstrap: [%q]}
+http: {listen: "127.0.0.1:0"}
 links:
 %s`, strings.Join(edge.Bootstrap(), ","), strings.Join(cloud.WANBootstrap(), ","), linkYAML)
 	p := filepath.Join(t.TempDir(), "edgelink.yaml")
