@@ -140,6 +140,9 @@ type Link struct {
 	// Run).
 	self    claim
 	claimed bool
+	// lastTS and done: see copier; they outlive sessions.
+	lastTS map[tp]time.Time
+	done   map[string]counts
 
 	// Session state, owned by the goroutine running Run.
 	srcAdm, dstAdm *kadm.Client
@@ -238,6 +241,8 @@ func New(cfg *config.Config, lc *config.Link, opts Options, logger *slog.Logger)
 		logger: logger.With("component", "link", "link", lc.Name),
 		status: Status{Name: lc.Name, State: StateStarting, StateSince: time.Now()},
 		skip:   make(map[tp]map[int64]string),
+		lastTS: make(map[tp]time.Time),
+		done:   make(map[string]counts),
 		self:   newClaim(),
 	}
 	if lc.Bandwidth > 0 || len(lc.BandwidthSchedule) > 0 {
@@ -451,8 +456,8 @@ func (l *Link) session(ctx context.Context) error {
 		sched: newScheduler(), held: make(map[tp]int),
 		committed: make(map[tp]int64), dirty: make(map[tp]int64),
 		assigned: make(map[tp]struct{}), lastLostCheck: make(map[tp]time.Time),
-		lastTS: make(map[tp]time.Time), rateAt: time.Now(),
-		txTopics: make(map[string]counts), done: make(map[string]counts),
+		lastTS: l.lastTS, rateAt: time.Now(),
+		txTopics: make(map[string]counts), done: l.done,
 	}
 	for t, cp := range saved.checkpoints {
 		c.committed[t] = cp.Next
@@ -588,7 +593,9 @@ type copier struct {
 
 	// assigned holds the partitions the consumer was told to read.
 	assigned map[tp]struct{}
-	// lastTS is the timestamp of the last record copied per partition.
+	// lastTS is the timestamp of the last record copied per partition
+	// (the link's, which outlives sessions, so that the backlog's age is
+	// known again as soon as a session reconnects).
 	lastTS map[tp]time.Time
 	// rate is a moving average of committed records per second.
 	rate          float64
@@ -1239,7 +1246,6 @@ func (c *copier) markCommitted() {
 	for t, n := range c.txTopics {
 		c.done[t] = c.done[t].add(n.records, n.bytes)
 	}
-	clear(c.txTopics)
 	if dt := time.Since(c.rateAt).Seconds(); dt > 0 {
 		// An exponentially weighted rate with a time constant of ~10 s.
 		w := min(dt/10, 1)
@@ -1250,7 +1256,14 @@ func (c *copier) markCommitted() {
 		s.Records += int64(recs)
 		s.Bytes += int64(bytes)
 		s.Transactions++
+		for i := range s.Topics {
+			if n, ok := c.txTopics[s.Topics[i].Source]; ok {
+				s.Topics[i].Records += n.records
+				s.Topics[i].Bytes += n.bytes
+			}
+		}
 	})
+	clear(c.txTopics)
 	clear(c.dirty)
 	c.started, c.txBytes, c.txRecs = time.Time{}, 0, 0
 }
