@@ -1256,6 +1256,7 @@ func (c *copier) markCommitted() {
 		s.Records += int64(recs)
 		s.Bytes += int64(bytes)
 		s.Transactions++
+		s.Topics = slices.Clone(s.Topics) // snapshots share the old array
 		for i := range s.Topics {
 			if n, ok := c.txTopics[s.Topics[i].Source]; ok {
 				s.Topics[i].Records += n.records
