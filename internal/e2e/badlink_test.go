@@ -5,10 +5,7 @@ import (
 	crand "crypto/rand"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -41,16 +38,7 @@ func wanClusters(t *testing.T, wan *faultnet.Network) (edge, cloud *testbed.Clus
 // writeWANConfig is writeConfig with the cloud reached through the WAN.
 func writeWANConfig(t *testing.T, edge, cloud *testbed.Cluster, linkYAML string) string {
 	t.Helper()
-	y := fmt.Sprintf(`site: plant-1
-clusters:
-  edge: {bootstrap: [%q]}
-  cloud: {bootstrap: [%q]}
-http: {listen: "127.0.0.1:0"}
-links:
-%s`, strings.Join(edge.Bootstrap(), ","), strings.Join(cloud.WANBootstrap(), ","), linkYAML)
-	p := filepath.Join(t.TempDir(), "edgelink.yaml")
-	require.NoError(t, os.WriteFile(p, []byte(y), 0o600))
-	return p
+	return writeConfigFor(t, edge.Bootstrap(), cloud.WANBootstrap(), linkYAML)
 }
 
 // TestRealKafkaChaosOverBadLink: the cloud is reached through a faulty WAN

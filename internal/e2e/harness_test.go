@@ -151,13 +151,20 @@ func (a *agent) logsWith(s string) []map[string]any {
 
 func writeConfig(t *testing.T, edge, cloud *testbed.Cluster, linkYAML string) string {
 	t.Helper()
+	return writeConfigFor(t, edge.Bootstrap(), cloud.Bootstrap(), linkYAML)
+}
+
+// writeConfigFor writes an agent configuration with the given bootstrap
+// servers for the edge and cloud clusters.
+func writeConfigFor(t *testing.T, edge, cloud []string, linkYAML string) string {
+	t.Helper()
 	y := fmt.Sprintf(`site: plant-1
 clusters:
   edge: {bootstrap: [%q]}
   cloud: {bootstrap: [%q]}
 http: {listen: "127.0.0.1:0"}
 links:
-%s`, strings.Join(edge.Bootstrap(), ","), strings.Join(cloud.Bootstrap(), ","), linkYAML)
+%s`, strings.Join(edge, ","), strings.Join(cloud, ","), linkYAML)
 	p := filepath.Join(t.TempDir(), "edgelink.yaml")
 	require.NoError(t, os.WriteFile(p, []byte(y), 0o600))
 	return p
