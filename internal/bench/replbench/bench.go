@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -59,6 +60,8 @@ type bench struct {
 	seq      int
 	// mm2Props is the configuration of the last MirrorMaker 2 run, for the report.
 	mm2Props string
+	// idle are empty source topics every replicator selects too.
+	idle []string
 }
 
 // run starts the clusters and measures every profile, run and stage. The
@@ -173,6 +176,14 @@ func (b *bench) profile(ctx context.Context, d dataset, rep *report) error {
 		return err
 	}
 	rep.datasets = append(rep.datasets, d)
+	b.idle = b.idle[:0]
+	for i := range b.o.idleTopics {
+		t := fmt.Sprintf("idle-%d-%s", i+1, d.profile.name)
+		if err := createTopic(ctx, b.srcCl, t, d.partitions); err != nil {
+			return err
+		}
+		b.idle = append(b.idle, t)
+	}
 	for run := 1; run <= b.o.runs; run++ {
 		for _, st := range b.o.stages {
 			b.o.logger.Info("stage", "profile", d.profile.name, "run", run, "stage", st)
@@ -198,7 +209,7 @@ func (b *bench) profile(ctx context.Context, d dataset, rep *report) error {
 			return err
 		}
 	}
-	return deleteTopics(ctx, b.srcCl, topic)
+	return deleteTopics(ctx, b.srcCl, append([]string{topic}, b.idle...)...)
 }
 
 func (b *bench) stage(ctx context.Context, st string, d dataset, topic string, run int) (result, error) {
@@ -343,6 +354,10 @@ func (b *bench) measure(ctx context.Context, d dataset, began time.Time, rp repl
 	r.Copy = max(last.Sub(first), time.Millisecond)
 	r.CPU, r.CPUTotal = cpuLast-cpuFirst, cpuLast
 	r.Codec = w.codec
+	if err := createTopic(ctx, b.srcCl, srcLat, d.partitions); err != nil {
+		_, _ = smp.close()
+		return err
+	}
 	lat, err := measureLatency(ctx, b.src.Bootstrap(), b.dst.Bootstrap(), srcLat, dstLat, d.profile, d.partitions, b.o.latency)
 	if err != nil {
 		_, _ = smp.close()
@@ -375,11 +390,9 @@ func (b *bench) edgelinkStage(ctx context.Context, d dataset, topic string, run 
 	}
 	name := fmt.Sprintf("r%d-%s-%s", run, short, d.profile.name)
 	srcLat := "lat-" + name
-	if err := createTopic(ctx, b.srcCl, srcLat, d.partitions); err != nil {
-		return err
-	}
+	topics := append([]string{topic, srcLat}, b.idle...)
 	cfgPath := filepath.Join(b.work, name+".yaml")
-	if err := os.WriteFile(cfgPath, []byte(linkConfig(b.src.Bootstrap(), b.dst.Bootstrap(), name, mode, topic, srcLat)), 0o644); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(linkConfig(b.src.Bootstrap(), b.dst.Bootstrap(), name, mode, b.o.discovery, topics...)), 0o644); err != nil {
 		return fmt.Errorf("write edgelink config: %w", err)
 	}
 	logPath := filepath.Join(b.work, name+".log")
@@ -397,7 +410,11 @@ func (b *bench) edgelinkStage(ctx context.Context, d dataset, topic string, run 
 
 // linkConfig is the edgelink configuration of one bench link: defaults
 // everywhere (the lan profile: lz4 to the destination) but the delivery.
-func linkConfig(src, dst []string, name, delivery string, topics ...string) string {
+func linkConfig(src, dst []string, name, delivery string, discovery time.Duration, topics ...string) string {
+	extra := ""
+	if discovery > 0 {
+		extra = fmt.Sprintf("    discovery_interval: %s\n", discovery)
+	}
 	return fmt.Sprintf(`site: bench
 clusters:
   edge: {bootstrap: [%s]}
@@ -410,9 +427,9 @@ links:
     rename: "%s.{topic}"
     start: earliest
     delivery: %s
-http:
+%shttp:
   listen: "127.0.0.1:0"
-`, quoteAll(src), quoteAll(dst), name, quoteAll(topics), name, delivery)
+`, quoteAll(src), quoteAll(dst), name, quoteAll(topics), name, delivery, extra)
 }
 
 func quoteAll(ss []string) string {
@@ -488,16 +505,13 @@ func (b *bench) mm2Stage(ctx context.Context, d dataset, topic string, run int, 
 	b.seq++
 	alias := fmt.Sprintf("src%d", b.seq)
 	srcLat := fmt.Sprintf("lat-r%d-mm2-%s", run, d.profile.name)
-	if err := createTopic(ctx, b.srcCl, srcLat, d.partitions); err != nil {
-		return err
-	}
 	began := time.Now()
 	m, err := testbed.StartMirrorMaker(ctx, testbed.MirrorMakerOptions{
 		Name: "mm2-" + alias, Source: b.src.Bootstrap(), Target: b.dst.Bootstrap(),
 		SourceAlias: alias, TargetAlias: "cloud",
-		Topics:   topic + "," + srcLat,
+		Topics:   strings.Join(append([]string{topic, srcLat}, b.idle...), ","),
 		TasksMax: d.partitions,
-		Props:    mm2Tuning(alias, "cloud"),
+		Props:    mm2Tuning(alias, "cloud", b.o.discovery),
 		FullJIT:  !b.o.quickJIT,
 		Dir:      filepath.Join(b.work, "mm2-"+alias),
 		Progress: b.o.progress,
@@ -524,8 +538,8 @@ func (b *bench) mm2Stage(ctx context.Context, d dataset, topic string, run int, 
 // the test bed's defaults: one task per partition, large producer batches
 // with a short linger and the same compression as edgelink's, and large
 // consumer polls. The heap stays at connect-mirror-maker.sh's 2 GiB.
-func mm2Tuning(source, target string) map[string]string {
-	return map[string]string{
+func mm2Tuning(source, target string, discovery time.Duration) map[string]string {
+	p := map[string]string{
 		target + ".producer.batch.size":       "524288",
 		target + ".producer.linger.ms":        "20",
 		target + ".producer.compression.type": destCodec,
@@ -535,6 +549,10 @@ func mm2Tuning(source, target string) map[string]string {
 		source + ".consumer.fetch.max.bytes":  "52428800",
 		"offset.flush.interval.ms":            "10000",
 	}
+	if discovery > 0 {
+		p["refresh.topics.interval.seconds"] = strconv.Itoa(max(int(discovery.Seconds()), 1))
+	}
+	return p
 }
 
 // normalizeProps replaces run-specific names and addresses in
@@ -547,21 +565,21 @@ func normalizeProps(props, alias string, src, dst []string) string {
 	).Replace(props)
 }
 
-// cleanup deletes every topic but the dataset and the internal ones at the
-// source, and every non-internal topic at the destination, so that the
+// cleanup deletes every topic but the dataset, the idle topics and the
+// internal ones at the source, and every non-internal topic at the destination, so that the
 // next stage starts from the same state.
 func (b *bench) cleanup(ctx context.Context, keep string) error {
 	for _, side := range []struct {
 		cl   *kgo.Client
-		keep string
-	}{{b.srcCl, keep}, {b.dstCl, ""}} {
+		keep []string
+	}{{b.srcCl, append([]string{keep}, b.idle...)}, {b.dstCl, nil}} {
 		tds, err := kadm.NewClient(side.cl).ListTopics(ctx)
 		if err != nil {
 			return fmt.Errorf("list topics: %w", err)
 		}
 		var del []string
 		for _, t := range tds.Names() {
-			if t != side.keep && !strings.HasPrefix(t, "__") {
+			if !slices.Contains(side.keep, t) && !strings.HasPrefix(t, "__") {
 				del = append(del, t)
 			}
 		}

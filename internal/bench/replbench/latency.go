@@ -33,10 +33,24 @@ type latencies struct {
 // reads dst at the destination with read_committed: a record's latency is
 // its arrival at the destination consumer minus its send time, producer
 // and replicator included. Both ends run on this machine, so one clock
-// serves.
+// serves. src is new to the replicator, which finds it by its periodic
+// topic discovery; the warm-up starts when the first record arrives, and
+// only records sent after it count.
 func measureLatency(ctx context.Context, srcSeeds, dstSeeds []string, src, dst string, p profile, partitions int, plan latencyPlan) (latencies, error) {
+	comp := kgo.NoCompression()
+	if p.compression == "zstd" {
+		comp = kgo.ZstdCompression()
+	}
+	prod, err := kgo.NewClient(kgo.SeedBrokers(srcSeeds...), kgo.MetadataMinAge(metadataAge),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerLinger(0),
+		kgo.ProducerBatchCompression(comp))
+	if err != nil {
+		return latencies{}, fmt.Errorf("create latency producer: %w", err)
+	}
+	defer prod.Close()
 	if err := waitTopic(ctx, dstSeeds, dst, partitions, 2*time.Minute); err != nil {
-		return latencies{}, err
+		return latencies{}, fmt.Errorf("wait for the replicator to mirror %s: %w", src, err)
 	}
 	parts := make(map[int32]kgo.Offset, partitions)
 	for i := range partitions {
@@ -50,34 +64,21 @@ func measureLatency(ctx context.Context, srcSeeds, dstSeeds []string, src, dst s
 		return latencies{}, fmt.Errorf("create latency consumer: %w", err)
 	}
 	defer cons.Close()
-	comp := kgo.NoCompression()
-	if p.compression == "zstd" {
-		comp = kgo.ZstdCompression()
-	}
-	prod, err := kgo.NewClient(kgo.SeedBrokers(srcSeeds...), kgo.MetadataMinAge(metadataAge),
-		kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		kgo.ProducerLinger(0),
-		kgo.ProducerBatchCompression(comp))
-	if err != nil {
-		return latencies{}, fmt.Errorf("create latency producer: %w", err)
-	}
-	defer prod.Close()
 
 	// Values: 8 bytes of send time (unix nanoseconds), then filler.
 	filler := valuePool(max(p.size, 8), 1)[0][8:]
-	measuredFrom := time.Now().Add(plan.warmup)
-	total := int((plan.warmup + plan.duration).Seconds() * float64(plan.rate))
 	var (
-		mu       sync.Mutex
-		got      []time.Duration
-		seen     = make(map[int64]bool)
-		prodErr  error
-		sentMeas int
+		mu sync.Mutex
+		// measuredFrom is zero until the first record arrives.
+		measuredFrom time.Time
+		got          []time.Duration
+		seen         = make(map[int64]bool)
+		prodErr      error
+		readErr      error
 	)
 	readCtx, stopReading := context.WithCancel(ctx)
 	defer stopReading()
 	var wg sync.WaitGroup
-	var readErr error
 	wg.Go(func() {
 		for {
 			fs := cons.PollFetches(readCtx)
@@ -85,12 +86,15 @@ func measureLatency(ctx context.Context, srcSeeds, dstSeeds []string, src, dst s
 			if readCtx.Err() != nil {
 				return
 			}
+			mu.Lock()
 			fs.EachError(func(_ string, _ int32, err error) {
 				if readErr == nil && !errors.Is(err, context.Canceled) {
 					readErr = err
 				}
 			})
-			mu.Lock()
+			if measuredFrom.IsZero() && fs.NumRecords() > 0 {
+				measuredFrom = now.Add(plan.warmup)
+			}
 			fs.EachRecord(func(r *kgo.Record) {
 				if len(r.Value) < 8 || len(r.Key) != keySize {
 					return
@@ -106,30 +110,45 @@ func measureLatency(ctx context.Context, srcSeeds, dstSeeds []string, src, dst s
 			mu.Unlock()
 		}
 	})
+	stop := func() {
+		stopReading()
+		wg.Wait()
+	}
 
 	// Send in 100 slices a second, each on time against the start, so that
-	// a slow send does not lower the rate.
+	// a slow send does not lower the rate, until the measured time is over.
 	began := time.Now()
+	firstBy := began.Add(2 * time.Minute)
 	tick := time.NewTicker(10 * time.Millisecond)
-	sent := 0
-	for sent < total {
+	defer tick.Stop()
+	sent, measured := 0, 0
+	for {
 		select {
 		case <-ctx.Done():
-			tick.Stop()
-			stopReading()
-			wg.Wait()
+			stop()
 			return latencies{}, ctx.Err()
 		case <-tick.C:
 		}
-		due := min(total, int(time.Since(began).Seconds()*float64(plan.rate)))
+		mu.Lock()
+		from := measuredFrom
+		mu.Unlock()
+		now := time.Now()
+		if from.IsZero() && now.After(firstBy) {
+			stop()
+			return latencies{}, fmt.Errorf("no record written to %s reached %s within %s", src, dst, firstBy.Sub(began))
+		}
+		if !from.IsZero() && now.After(from.Add(plan.duration)) {
+			break
+		}
+		due := int(now.Sub(began).Seconds() * float64(plan.rate))
 		for ; sent < due; sent++ {
 			key := make([]byte, keySize)
 			binary.BigEndian.PutUint64(key, uint64(sent))
 			val := make([]byte, 8, 8+len(filler))
-			now := time.Now()
-			binary.BigEndian.PutUint64(val, uint64(now.UnixNano()))
-			if !now.Before(measuredFrom) {
-				sentMeas++
+			at := time.Now()
+			binary.BigEndian.PutUint64(val, uint64(at.UnixNano()))
+			if !from.IsZero() && !at.Before(from) {
+				measured++
 			}
 			prod.Produce(ctx, &kgo.Record{Topic: src, Partition: int32(sent % partitions), Key: key, Value: append(val, filler...)},
 				func(_ *kgo.Record, err error) {
@@ -143,8 +162,8 @@ func measureLatency(ctx context.Context, srcSeeds, dstSeeds []string, src, dst s
 				})
 		}
 	}
-	tick.Stop()
 	if err := prod.Flush(ctx); err != nil {
+		stop()
 		return latencies{}, fmt.Errorf("flush latency records: %w", err)
 	}
 	// Wait for the stragglers, then stop reading.
@@ -153,13 +172,12 @@ func measureLatency(ctx context.Context, srcSeeds, dstSeeds []string, src, dst s
 		mu.Lock()
 		n := len(got)
 		mu.Unlock()
-		if n >= sentMeas || time.Now().After(deadline) {
+		if n >= measured || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	stopReading()
-	wg.Wait()
+	stop()
 	if prodErr != nil {
 		return latencies{}, fmt.Errorf("send latency records to %s: %w", src, prodErr)
 	}
@@ -167,12 +185,12 @@ func measureLatency(ctx context.Context, srcSeeds, dstSeeds []string, src, dst s
 		return latencies{}, fmt.Errorf("read latency records from %s: %w", dst, readErr)
 	}
 	if len(got) == 0 {
-		return latencies{}, fmt.Errorf("none of %d latency records reached %s", sentMeas, dst)
+		return latencies{}, fmt.Errorf("none of %d latency records reached %s", measured, dst)
 	}
 	slices.Sort(got)
 	return latencies{
 		p50: quantile(got, 0.50), p99: quantile(got, 0.99), max: got[len(got)-1],
-		sent: sentMeas, missing: max(sentMeas-len(got), 0),
+		sent: measured, missing: max(measured-len(got), 0),
 	}, nil
 }
 

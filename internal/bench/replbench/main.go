@@ -76,6 +76,13 @@ type options struct {
 	stageTimeout time.Duration
 	// brokerHeap is each broker's JVM heap.
 	brokerHeap string
+	// idleTopics is the number of empty topics every replicator selects
+	// besides the dataset.
+	idleTopics int
+	// discovery, when set, is how often the replicators look for new
+	// topics (edgelink's discovery_interval, MirrorMaker 2's
+	// refresh.topics.interval.seconds); the latency phase waits for it.
+	discovery time.Duration
 	// quickJIT runs every JVM (brokers, MirrorMaker 2) with the quick C1
 	// compiler only: faster to start, slower to run; for smoke tests.
 	quickJIT bool
@@ -110,6 +117,7 @@ func cliMain(args []string) error {
 	heap := fs.String("broker-heap", "1g", "JVM heap of each Kafka broker")
 	write := fs.String("write", "", "markdown file (BENCHMARKS.md) whose bench section is replaced with the results")
 	pprofDir := fs.String("pprof", "", "directory for CPU and heap profiles of an extra in-process edgelink copy per profile")
+	idle := fs.Int("idle-topics", 0, "empty source topics every replicator selects besides the dataset (a link whose other topics are quiet)")
 	verbose := fs.Bool("v", false, "log progress in detail, and keep the edgelink logs (at info level) in the work directory")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -120,7 +128,7 @@ func cliMain(args []string) error {
 	o := options{
 		runs: *runs, partitions: *partitions, edgelink: *edgelink,
 		latency: latencyPlan{rate: *rate, warmup: *warmup, duration: *latDur},
-		verify:  *verify, stageTimeout: *timeout, brokerHeap: *heap, write: *write, pprofDir: *pprofDir,
+		verify:  *verify, stageTimeout: *timeout, idleTopics: *idle, brokerHeap: *heap, write: *write, pprofDir: *pprofDir,
 		command:  "go run ./internal/bench/replbench " + strings.Join(args, " "),
 		progress: os.Stderr,
 	}

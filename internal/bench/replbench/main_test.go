@@ -39,9 +39,10 @@ func TestRealKafkaBench(t *testing.T) {
 		edgelink: bin,
 		latency:  latencyPlan{rate: 200, warmup: time.Second, duration: 2 * time.Second},
 		verify:   true, stageTimeout: 3 * time.Minute, brokerHeap: "512m", quickJIT: true,
-		command:  "go run ./internal/bench/replbench -volume 2MB -runs 1",
-		progress: testWriter{t},
-		logger:   slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+		discovery: time.Second,
+		command:   "go run ./internal/bench/replbench -volume 2MB -runs 1",
+		progress:  testWriter{t},
+		logger:    slog.New(slog.NewTextHandler(testWriter{t}, nil)),
 	}
 	rep, err := run(t.Context(), o)
 	require.NoError(t, err)

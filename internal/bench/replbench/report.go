@@ -389,13 +389,16 @@ func methodText(o options) string {
   divides it by the payload; **MB per CPU s** is the payload copied per CPU
   second. **peak RSS** is the largest of VmHWM and the sampled resident
   set of the process tree (every 100 ms), to the end of the latency phase.
-- **p50/p99 latency**: after the copy, with the same replicator still
-  running, a producer writes %d records/s (of the profile's size, round-robin
-  over the partitions) to a second source topic for %s (the first %s are
-  not counted); each value starts with its send time. A read_committed
-  consumer at the destination takes the arrival time of each record: the
-  latency is producer, source broker, replicator, destination broker and
-  (for exactly-once) the commit together.
+- **p50/p99 latency**: after the copy, with the same replicator process
+  still running, a producer writes %d records/s (of the profile's size,
+  round-robin over the partitions) to a second source topic, created after
+  the copy, that the replicator selects and finds by its periodic topic
+  discovery (edgelink's default 10 s; MirrorMaker 2's
+  refresh.topics.interval.seconds = 5). Each value starts with its send
+  time; a read_committed consumer at the destination takes the arrival time
+  of each record. Records are counted for %s, from %s after the first one
+  arrived. The latency is producer, source broker, replicator, destination
+  broker and (for exactly-once) the commit together.
 - **copy check**: after the replicator stops, the whole copy is read back
   (read_committed) and every partition must hold keys 0..n-1 in source order;
   "exact" means no record lost, duplicated or reordered in any run.
