@@ -185,10 +185,11 @@ func TestStatusMetricsAndTranslateFake(t *testing.T) {
 	require.True(t, kinds["state"], "a state change is among the events: %+v", l.Events)
 	require.True(t, kinds["topic"], "the topic discovery is among the events: %+v", l.Events)
 
-	// Per-topic progress appears with the next backlog measurement.
+	// Per-topic progress appears with the next backlog measurement; the
+	// backlog empties with the one after the last commit.
 	testbed.Eventually(t, 10*time.Second, func() error {
 		st := f.status(t)
-		if len(st.Links[0].Topics) != 1 || st.Links[0].Topics[0].Records != 200 || st.Links[0].Backlog.MeasuredAt == nil {
+		if len(st.Links[0].Topics) != 1 || st.Links[0].Topics[0].Records != 200 || st.Links[0].Topics[0].BacklogRecords != 0 || st.Links[0].Backlog.MeasuredAt == nil {
 			return fmt.Errorf("topics %+v", st.Links[0].Topics)
 		}
 		return nil
