@@ -91,10 +91,12 @@ func run(ctx context.Context, o options) (*report, error) {
 		}
 	}
 	if b.edgelink != "" {
-		if b.edgelink, err = filepath.Abs(b.edgelink); err != nil {
-			return nil, fmt.Errorf("locate edgelink binary: %w", err)
-		}
 		rep.edgelinkVersion = binaryVersion(ctx, b.edgelink)
+		// A copy, so that a rebuild of the original during a long bench
+		// cannot mix two versions in one report.
+		if b.edgelink, err = copyFile(b.edgelink, filepath.Join(work, "bin", "edgelink")); err != nil {
+			return nil, err
+		}
 	}
 	if wants(o.stages, stageMM2) {
 		if _, err := testbed.EnsureMirrorMakerRuntime(ctx, o.progress); err != nil {
@@ -590,6 +592,21 @@ func (b *bench) cleanup(ctx context.Context, keep string) error {
 		}
 	}
 	return nil
+}
+
+// copyFile copies the executable src to dst and returns dst.
+func copyFile(src, dst string) (string, error) {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return "", fmt.Errorf("read edgelink binary: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return "", fmt.Errorf("copy edgelink binary: %w", err)
+	}
+	if err := os.WriteFile(dst, data, 0o755); err != nil {
+		return "", fmt.Errorf("copy edgelink binary: %w", err)
+	}
+	return dst, nil
 }
 
 // buildEdgelink builds the edgelink binary of this module into dir.
