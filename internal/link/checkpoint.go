@@ -37,6 +37,9 @@ type checkpoint struct {
 	// Source is the source cluster's id, to notice a source that was
 	// replaced by another cluster under the same name.
 	Source string `json:"source,omitempty"`
+	// TopicID is the source topic's id, to notice a topic that was
+	// deleted and created again under the same name (its offsets restart).
+	TopicID string `json:"topic_id,omitempty"`
 }
 
 // checkpointKey is "<link>/<source topic>/<partition>"; neither link names

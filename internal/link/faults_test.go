@@ -9,12 +9,14 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/edgelink/edgelink/internal/faultnet"
 	"github.com/edgelink/edgelink/internal/link"
+	"github.com/edgelink/edgelink/internal/provenance"
 	"github.com/edgelink/edgelink/internal/testbed"
 	"github.com/edgelink/edgelink/internal/verify"
 )
@@ -219,4 +221,57 @@ func TestUnresolvableDestinationFake(t *testing.T) {
 	})
 	require.NoError(t, stop())
 	require.Equal(t, link.StateStopped, l.Status().State)
+}
+
+// TestSourceTopicDeletedWhileRunningFake: a source topic deleted while the
+// link runs stops being replicated (its mirror stays as it is); the other
+// topics carry on, and a topic of the same name created again later is
+// replicated from its start.
+func TestSourceTopicDeletedWhileRunningFake(t *testing.T) {
+	src := testbed.StartFake(t, kfake.SeedTopics(2, "alerts", "sensors.temp"))
+	dst := testbed.StartFake(t)
+	cfg := linkConfig(t, src.ListenAddrs(), dst.ListenAddrs(), "")
+	l, stop := runLink(t, cfg, fastOpts)
+	alerts := produce(t, src.ListenAddrs(), "alerts", 2, 20, "a")
+	temp := produce(t, src.ListenAddrs(), "sensors.temp", 2, 20, "t")
+	requireMirrored(t, alerts, readAll(t, dst.ListenAddrs(), "alerts", len(alerts)), "alerts")
+	requireMirrored(t, temp, readAll(t, dst.ListenAddrs(), "sensors.temp", len(temp)), "sensors.temp")
+
+	adm := kadm.NewClient(mustClient(t, src.ListenAddrs()))
+	_, err := adm.DeleteTopics(t.Context(), "sensors.temp")
+	require.NoError(t, err)
+	time.Sleep(time.Second) // a few discovery passes
+	alerts = append(alerts, produce(t, src.ListenAddrs(), "alerts", 2, 20, "b")...)
+	requireMirrored(t, alerts, readAll(t, dst.ListenAddrs(), "alerts", len(alerts)), "alerts")
+	require.NotEqual(t, link.StateFailed, l.Status().State)
+
+	_, err = adm.CreateTopic(t.Context(), 2, 1, nil, "sensors.temp")
+	require.NoError(t, err)
+	again := produce(t, src.ListenAddrs(), "sensors.temp", 2, 10, "c")
+	temp = append(temp, again...)
+	// The mirror holds the old topic's records, then the new topic's, from
+	// its offset 0 on (requireMirrored orders by offset, which repeats).
+	got := readAll(t, dst.ListenAddrs(), "sensors.temp", len(temp))
+	require.Len(t, got, len(temp))
+	tail := map[int32][]*kgo.Record{}
+	for _, r := range got {
+		tail[r.Partition] = append(tail[r.Partition], r)
+	}
+	for p, rs := range tail {
+		var want []srcRec
+		for _, s := range again {
+			if s.partition == p {
+				want = append(want, s)
+			}
+		}
+		rs = rs[len(rs)-len(want):]
+		for i, s := range want {
+			o, ok, err := provenance.Find(rs[i])
+			require.NoError(t, err)
+			require.True(t, ok)
+			require.Equal(t, s.offset, o.Offset)
+			require.Equal(t, string(s.value), string(rs[i].Value))
+		}
+	}
+	require.NoError(t, stop())
 }

@@ -150,6 +150,9 @@ type Link struct {
 	srcID, dstID   string
 	// grown is set when a mirror topic gained partitions in a discovery pass.
 	grown bool
+	// srcTopicIDs are the selected source topics' ids, as of the last
+	// discovery pass.
+	srcTopicIDs map[string]string
 	// mirrorLimit is the smallest max.message.bytes among the mirror
 	// topics seen in the last discovery pass (mirrorLimited names one
 	// such topic); zero when unknown. batchCap, when set, caps the
@@ -457,10 +460,11 @@ func (l *Link) session(ctx context.Context) error {
 		committed: make(map[tp]int64), dirty: make(map[tp]int64),
 		assigned: make(map[tp]struct{}), lastLostCheck: make(map[tp]time.Time),
 		lastTS: l.lastTS, rateAt: time.Now(),
-		txTopics: make(map[string]counts), done: l.done,
+		txTopics: make(map[string]counts), done: l.done, topicIDs: make(map[tp]string),
 	}
 	for t, cp := range saved.checkpoints {
 		c.committed[t] = cp.Next
+		c.topicIDs[t] = cp.TopicID
 	}
 	if err := c.discover(ctx, true); err != nil {
 		return err
@@ -586,6 +590,9 @@ type copier struct {
 	// txTopics and done count records and bytes per source topic in the
 	// open transaction and since start.
 	txTopics, done map[string]counts
+	// topicIDs holds the source topic id each partition's checkpoint was
+	// written for ("" for checkpoints from before ids were recorded).
+	topicIDs map[tp]string
 
 	errMu   sync.Mutex
 	txErr   error
@@ -666,11 +673,20 @@ func (c *copier) discover(ctx context.Context, first bool) error {
 		l.grown = false
 		c.producer.ForceMetadataRefresh()
 	}
-	var fresh []tp
+	var fresh, renewed []tp
 	assign := make(map[string]map[int32]kgo.Offset)
 	for t, n := range ready {
 		for p := range n {
 			k := tp{t, p}
+			_, assigned := c.assigned[k]
+			if c.recreated(k) {
+				if assigned {
+					// The consumer still follows the old topic: start over.
+					return fmt.Errorf("source topic %s was deleted and created again", t)
+				}
+				renewed = append(renewed, k)
+				continue
+			}
 			if _, ok := c.dirty[k]; ok {
 				continue
 			}
@@ -679,7 +695,7 @@ func (c *copier) discover(ctx context.Context, first bool) error {
 				fresh = append(fresh, k)
 				continue
 			}
-			if _, assigned := c.assigned[k]; assigned {
+			if assigned {
 				continue
 			}
 			if assign[t] == nil {
@@ -689,35 +705,67 @@ func (c *copier) discover(ctx context.Context, first bool) error {
 			c.assigned[k] = struct{}{}
 		}
 	}
+	if len(renewed) > 0 {
+		// A topic deleted and created again holds new records from offset
+		// zero on: its old checkpoints say nothing about them.
+		starts, err := c.startOffsets(ctx, renewed, false)
+		if err != nil {
+			return err
+		}
+		for _, t := range slices.Sorted(maps.Keys(countTopics(renewed))) {
+			l.logger.Warn("source topic was deleted and created again; replicating the new topic from its start", "topic", t, "mirror", l.destination(t))
+			l.event(EventTopic, fmt.Sprintf("source topic %s was deleted and created again: replicating it from its start; %s keeps the records of the old topic", t, l.destination(t)))
+		}
+		c.startPartitions(renewed, starts, assign)
+	}
 	if len(fresh) > 0 {
 		starts, err := c.startOffsets(ctx, fresh, first)
 		if err != nil {
 			return err
 		}
-		perTopic := make(map[string]int)
-		for _, k := range fresh {
-			perTopic[k.Topic]++
-		}
+		perTopic := countTopics(fresh)
 		for _, t := range slices.Sorted(maps.Keys(perTopic)) {
 			l.event(EventTopic, fmt.Sprintf("replicating %d new partition(s) of %s to %s", perTopic[t], t, l.destination(t)))
 		}
-		for _, k := range fresh {
-			off := starts[k]
-			c.committed[k] = -1 // known, not yet checkpointed
-			c.dirty[k] = off
-			if assign[k.Topic] == nil {
-				assign[k.Topic] = make(map[int32]kgo.Offset)
-			}
-			assign[k.Topic][k.Partition] = kgo.NewOffset().At(off)
-			c.assigned[k] = struct{}{}
-			l.logger.Info("replicating partition", "topic", k.Topic, "partition", k.Partition, "from", off)
-		}
+		c.startPartitions(fresh, starts, assign)
 	}
 	if len(assign) > 0 {
 		c.consumer.AddConsumePartitions(assign)
 	}
 	l.update(func(s *Status) { s.Partitions = len(c.committed) })
 	return nil
+}
+
+// recreated tells whether k's checkpoint was written for an earlier source
+// topic of the same name.
+func (c *copier) recreated(k tp) bool {
+	was, now := c.topicIDs[k], c.l.srcTopicIDs[k.Topic]
+	return was != "" && now != "" && was != now
+}
+
+// startPartitions starts replicating partitions without a (valid)
+// checkpoint at the given offsets.
+func (c *copier) startPartitions(parts []tp, starts map[tp]int64, assign map[string]map[int32]kgo.Offset) {
+	for _, k := range parts {
+		off := starts[k]
+		c.committed[k] = -1 // known, not yet checkpointed
+		c.dirty[k] = off
+		c.topicIDs[k] = c.l.srcTopicIDs[k.Topic]
+		if assign[k.Topic] == nil {
+			assign[k.Topic] = make(map[int32]kgo.Offset)
+		}
+		assign[k.Topic][k.Partition] = kgo.NewOffset().At(off)
+		c.assigned[k] = struct{}{}
+		c.l.logger.Info("replicating partition", "topic", k.Topic, "partition", k.Partition, "from", off)
+	}
+}
+
+func countTopics(parts []tp) map[string]int {
+	out := make(map[string]int)
+	for _, k := range parts {
+		out[k.Topic]++
+	}
+	return out
 }
 
 // startOffsets resolves where partitions without a checkpoint begin.
@@ -1216,7 +1264,10 @@ func (c *copier) watch(ctx context.Context, call func(context.Context) error) er
 func (c *copier) writeCheckpoints(ctx context.Context) {
 	l := c.l
 	for k, next := range c.dirty {
-		rec := checkpointRecord(l.cfg.CheckpointTopic, l.cfg.Name, k, checkpoint{Next: next, Source: l.srcID})
+		if id := l.srcTopicIDs[k.Topic]; id != "" && c.topicIDs[k] == "" {
+			c.topicIDs[k] = id // a checkpoint from before ids were recorded
+		}
+		rec := checkpointRecord(l.cfg.CheckpointTopic, l.cfg.Name, k, checkpoint{Next: next, Source: l.srcID, TopicID: c.topicIDs[k]})
 		c.producer.Produce(ctx, rec, func(_ *kgo.Record, err error) {
 			if err != nil {
 				c.fail(fmt.Errorf("write checkpoint of %s: %w", k, err))

@@ -66,6 +66,7 @@ func (l *Link) sourceTopics(ctx context.Context) (map[string]int32, error) {
 		return nil, fmt.Errorf("list source topics: %w", err)
 	}
 	out := make(map[string]int32)
+	l.srcTopicIDs = make(map[string]string)
 	for _, td := range tds {
 		if td.IsInternal || strings.HasPrefix(td.Topic, "__") || !l.cfg.Topics.Match(td.Topic) {
 			continue
@@ -75,6 +76,9 @@ func (l *Link) sourceTopics(ctx context.Context) (map[string]int32, error) {
 			continue
 		}
 		out[td.Topic] = int32(len(td.Partitions))
+		if td.ID != (kadm.TopicID{}) {
+			l.srcTopicIDs[td.Topic] = td.ID.String()
+		}
 	}
 	return out, nil
 }
