@@ -300,10 +300,11 @@ func (rep *report) markdown() string {
 	fmt.Fprintln(&b, beginMarker)
 	fmt.Fprintln(&b, "## edgelink, MirrorMaker 2 and the raw limit (`make bench`)")
 	fmt.Fprintln(&b)
-	fmt.Fprintf(&b, "Measured %s on %s. Both Kafka clusters, the replicator under test and the\n", rep.began.UTC().Format("2006-01-02"), rep.machine)
-	fmt.Fprintln(&b, "bench share the machine. The whole invocation took "+rep.took.Round(time.Second).String()+".")
+	fmt.Fprintf(&b, "Measured %s on %s.\n", rep.began.UTC().Format("2006-01-02"), rep.machine)
+	fmt.Fprintln(&b, "Both Kafka clusters, the replicator under test and the bench share the machine.")
+	fmt.Fprintln(&b, "The whole invocation took "+rep.took.Round(time.Second).String()+".")
 	fmt.Fprintln(&b)
-	fmt.Fprintf(&b, "- Apache Kafka %s, two single-node KRaft clusters (%s heap, full JIT), started by the test bed;\n", testbed.KafkaVersion(), o.brokerHeap)
+	fmt.Fprintf(&b, "- Apache Kafka %s, two single-node KRaft clusters (heap %s, full JIT), started by the test bed;\n", testbed.KafkaVersion(), o.brokerHeap)
 	fmt.Fprintf(&b, "- MirrorMaker 2 %s (dedicated mode, `org.apache.kafka.connect.mirror.MirrorMaker`, 2 GiB heap as `connect-mirror-maker.sh`, full JIT);\n", testbed.MirrorMakerVersion())
 	if rep.edgelinkVersion != "" {
 		fmt.Fprintf(&b, "- %s;\n", rep.edgelinkVersion)
@@ -465,10 +466,14 @@ func binaryVersion(ctx context.Context, bin string) string {
 	}
 	s := "edgelink"
 	if rev == "" {
-		// No version control stamp (built outside a checkout): ask the binary.
+		// No version control stamp (-buildvcs=false, or built outside a
+		// checkout): ask the binary, and say which checkout it was built in.
 		if out, err := exec.CommandContext(ctx, bin, "version").Output(); err == nil {
 			first, _, _ := strings.Cut(string(out), "\n")
 			s = strings.TrimSpace(first)
+		}
+		if s == "edgelink dev" {
+			s += checkoutVersion(ctx)
 		}
 	}
 	if rev != "" {
@@ -479,6 +484,31 @@ func binaryVersion(ctx context.Context, bin string) string {
 	}
 	if goVer != "" {
 		s += ", built with " + goVer
+	}
+	return s
+}
+
+// checkoutVersion describes the git checkout of the working directory (make
+// bench builds bin/edgelink from it just before): its commit and how many of
+// its Go source files differ from it.
+func checkoutVersion(ctx context.Context) string {
+	head, err := exec.CommandContext(ctx, "git", "rev-parse", "--short=12", "HEAD").Output()
+	if err != nil {
+		return ""
+	}
+	s := ", built from the checkout at commit " + strings.TrimSpace(string(head))
+	status, err := exec.CommandContext(ctx, "git", "status", "--porcelain", "--", "cmd", "internal", "go.mod", "go.sum").Output()
+	if err != nil {
+		return s
+	}
+	changed := 0
+	for line := range strings.Lines(string(status)) {
+		if strings.HasSuffix(strings.TrimSpace(line), ".go") || strings.Contains(line, "go.mod") || strings.Contains(line, "go.sum") {
+			changed++
+		}
+	}
+	if changed > 0 {
+		s += fmt.Sprintf(" (%d Go source files differed from it)", changed)
 	}
 	return s
 }
