@@ -521,7 +521,7 @@ func (b *bench) mm2Stage(ctx context.Context, d dataset, topic string, run int, 
 	if err != nil {
 		return err
 	}
-	b.mm2Props = normalizeProps(m.Properties(), alias, b.src.Bootstrap(), b.dst.Bootstrap())
+	b.mm2Props = normalizeProps(m.Properties(), alias, b.src.Bootstrap(), b.dst.Bootstrap(), topic, srcLat)
 	rp := replica{
 		pid:    m.PID(),
 		exited: m.Exited,
@@ -559,10 +559,11 @@ func mm2Tuning(source, target string, discovery time.Duration) map[string]string
 
 // normalizeProps replaces run-specific names and addresses in
 // mm2.properties with placeholders, for the report.
-func normalizeProps(props, alias string, src, dst []string) string {
+func normalizeProps(props, alias string, src, dst []string, topic, latTopic string) string {
 	return strings.NewReplacer(
 		strings.Join(src, ","), "<edge bootstrap>",
 		strings.Join(dst, ","), "<cloud bootstrap>",
+		topic+","+latTopic, "<dataset topic>,<latency topic>",
 		alias+".", "edge.", alias+"->", "edge->", "->"+alias, "->edge", alias+", ", "edge, ",
 	).Replace(props)
 }
