@@ -38,7 +38,7 @@ type Options struct {
 	// CommitInterval is how long a transaction collects records before it
 	// commits, default 100ms.
 	CommitInterval time.Duration
-	// MaxTransactionBytes caps a transaction's payload, default 16 MiB.
+	// MaxTransactionBytes caps a transaction's payload, default 64 MiB.
 	// Below the cap, transactions are sized to what the link sent in the
 	// profile's transaction time (see copier.txLimit).
 	MaxTransactionBytes int
@@ -62,7 +62,7 @@ func (o *Options) defaults() {
 		o.CommitInterval = 100 * time.Millisecond
 	}
 	if o.MaxTransactionBytes <= 0 {
-		o.MaxTransactionBytes = 16 << 20
+		o.MaxTransactionBytes = 64 << 20
 	}
 	if o.DiscoveryInterval <= 0 {
 		o.DiscoveryInterval = 10 * time.Second
@@ -574,9 +574,9 @@ type copier struct {
 	// again yet, because too much waits already (pendingCap).
 	sched *scheduler
 	held  map[tp]int
-	// sendRate is a moving average of the payload bytes per second of
-	// transactions that reached their size limit: what the link can carry.
-	sendRate float64
+	// txSize is the payload at which the open transaction commits; see
+	// txLimit and sizeTransactions. Zero until the first one.
+	txSize float64
 
 	// committed holds the next source offset of every assigned partition as
 	// the destination knows it; dirty holds positions reached in the open
@@ -590,6 +590,9 @@ type copier struct {
 	// txTopics and done count records and bytes per source topic in the
 	// open transaction and since start.
 	txTopics, done map[string]counts
+	// lastStep is when the last step of the open transaction's commit, a
+	// bare round trip to the destination, began.
+	lastStep time.Time
 	// topicIDs holds the source topic id each partition's checkpoint was
 	// written for ("" for checkpoints from before ids were recorded).
 	topicIDs map[tp]string
@@ -997,24 +1000,43 @@ const (
 	initialTxBytes = 1 << 20
 )
 
-// txLimit is the payload at which the open transaction commits: what the
-// link carried in the profile's transaction time recently (at first, the
-// bandwidth budget's worth, or 1 MiB), within [64 KiB, MaxTransactionBytes].
-// Transactions then take about that long on any link, so a slow link
-// commits often (and stays well within the transaction timeout) and
-// records of a higher priority wait at most about one transaction.
+// txLimit is the payload at which the open transaction commits, within
+// [64 KiB, MaxTransactionBytes]: at first the bandwidth budget's worth of
+// the profile's transaction time (or 1 MiB), then as sizeTransactions
+// adapts it.
 func (c *copier) txLimit() int {
-	target := c.tune.txTime.Seconds()
-	var n float64
-	switch {
-	case c.sendRate > 0:
-		n = c.sendRate * target
-	case c.l.limit != nil && c.l.limit.Rate() > 0:
-		n = float64(c.l.limit.Rate()) * target
-	default:
-		n = initialTxBytes
+	if c.txSize == 0 {
+		c.txSize = initialTxBytes
+		if c.l.limit != nil && c.l.limit.Rate() > 0 {
+			c.txSize = float64(c.l.limit.Rate()) * c.tune.txTime.Seconds()
+		}
 	}
-	return int(min(max(n, minTxBytes), float64(c.l.opts.MaxTransactionBytes)))
+	c.txSize = min(max(c.txSize, minTxBytes), float64(c.l.opts.MaxTransactionBytes))
+	return int(c.txSize)
+}
+
+// sizeTransactions adapts the transaction size after a full transaction
+// that took total, whose commit ended with a bare round trip of rtt (the
+// transaction's end). A commit costs the link about two round trips during
+// which it sends nothing (the last acknowledgements, then the end). Two
+// aims:
+//   - throughput: when those round trips take more than a quarter of the
+//     time (a long round trip), transactions double;
+//   - priorities: a transaction is what a newly arrived record of a higher
+//     priority may wait behind, so one that takes more than twice the
+//     profile's transaction time shrinks (unless round trips dominate),
+//     and one that takes less than half of it grows.
+func (c *copier) sizeTransactions(total, rtt time.Duration) {
+	target := c.tune.txTime
+	switch {
+	case 2*rtt > total/4:
+		c.txSize *= 2
+	case total > 2*target:
+		c.txSize *= 0.7
+	case total < target/2:
+		c.txSize *= 1.5
+	}
+	c.txSize = min(max(c.txSize, minTxBytes), float64(c.l.opts.MaxTransactionBytes))
 }
 
 // copyRecords produces records of one partition, in order, into the open
@@ -1189,6 +1211,9 @@ func (c *copier) commit(ctx context.Context) error {
 			return err
 		}
 	}
+	// At least once, the checkpoints' flush is one round trip; exactly
+	// once, the transaction's end is.
+	c.lastStep = time.Now()
 	c.writeCheckpoints(ctx)
 	err := c.flush(ctx)
 	switch {
@@ -1210,6 +1235,7 @@ func (c *copier) commit(ctx context.Context) error {
 		cancel()
 		return classify(err)
 	case c.eos:
+		c.lastStep = time.Now()
 		if err := c.watch(ctx, func(ctx context.Context) error { return c.producer.EndTransaction(ctx, kgo.TryCommit) }); err != nil {
 			return fmt.Errorf("commit transaction: %w", classify(err))
 		}
@@ -1283,16 +1309,8 @@ func (c *copier) markCommitted() {
 		c.committed[k] = next
 	}
 	recs, bytes := c.txRecs, c.txBytes
-	if limit := c.txLimit(); bytes >= limit && !c.started.IsZero() {
-		// A full transaction took as long as the link needed to carry it.
-		if dt := time.Since(c.started).Seconds(); dt > 0 {
-			r := float64(bytes) / dt
-			if c.sendRate == 0 {
-				c.sendRate = r
-			} else {
-				c.sendRate = 0.5*c.sendRate + 0.5*r
-			}
-		}
+	if bytes >= c.txLimit() && !c.started.IsZero() {
+		c.sizeTransactions(time.Since(c.started), time.Since(c.lastStep))
 	}
 	for t, n := range c.txTopics {
 		c.done[t] = c.done[t].add(n.records, n.bytes)

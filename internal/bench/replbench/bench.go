@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/edgelink/edgelink/internal/faultnet"
 	"github.com/edgelink/edgelink/internal/testbed"
 )
 
@@ -41,6 +43,9 @@ type result struct {
 	Check *tally
 	// Codec is the compression of the batches written to the destination.
 	Codec string
+	// WireBytes is what crossed the simulated WAN towards the destination
+	// from the start of the process to the last record (with -wan-rtt).
+	WireBytes int64
 }
 
 // mbps is the copy's payload throughput in MB (10^6 bytes) per second.
@@ -62,6 +67,9 @@ type bench struct {
 	mm2Props string
 	// idle are empty source topics every replicator selects too.
 	idle []string
+	// net is the simulated WAN (with -wan-rtt) and proxies its forwarders.
+	net     *faultnet.Network
+	proxies []*faultnet.Proxy
 }
 
 // run starts the clusters and measures every profile, run and stage. The
@@ -129,12 +137,17 @@ func (b *bench) startClusters(ctx context.Context) error {
 		errs [2]error
 		wg   sync.WaitGroup
 	)
+	if b.o.wan.enabled() {
+		b.net = newWAN(b.o.wan)
+	}
 	for i, name := range []string{"edge", "cloud"} {
-		wg.Go(func() {
-			cs[i], errs[i] = testbed.Start(ctx, testbed.Options{
-				Name: "replbench-" + name, FullJIT: !b.o.quickJIT, Heap: b.o.brokerHeap, Progress: b.o.progress,
-			})
-		})
+		opts := testbed.Options{
+			Name: "replbench-" + name, FullJIT: !b.o.quickJIT, Heap: b.o.brokerHeap, Progress: b.o.progress,
+		}
+		if name == "cloud" && b.net != nil {
+			opts.Proxy = wanProxy(b.net, &b.proxies)
+		}
+		wg.Go(func() { cs[i], errs[i] = testbed.Start(ctx, opts) })
 	}
 	wg.Wait()
 	b.src, b.dst = cs[0], cs[1]
@@ -160,6 +173,12 @@ func (b *bench) stopClusters() {
 		if cl != nil {
 			cl.Close()
 		}
+	}
+	for _, p := range b.proxies {
+		_ = p.Close()
+	}
+	if b.net != nil {
+		_ = b.net.Close()
 	}
 	for _, c := range []*testbed.Cluster{b.src, b.dst} {
 		if c != nil {
@@ -198,6 +217,13 @@ func (b *bench) profile(ctx context.Context, d dataset, rep *report) error {
 				"MB/s", fmt.Sprintf("%.1f", r.mbps()), "records/s", fmt.Sprintf("%.0f", r.rps()),
 				"startup", r.Startup.Round(time.Millisecond), "cpu", r.CPU.Round(time.Millisecond),
 				"rss_MB", r.PeakRSS>>20, "latency", latencyText(r.Latency), "check", checkText(r.Check), "codec", r.Codec)
+			if b.o.wan.enabled() {
+				drain := r.Startup + r.Copy
+				b.o.logger.Info("over the WAN", "profile", d.profile.name, "run", run, "stage", st, "wan", b.o.wan.String(),
+					"drain", drain.Round(100*time.Millisecond), "wire_MB", fmt.Sprintf("%.1f", float64(r.WireBytes)/1e6),
+					"wire_per_payload", fmt.Sprintf("%.3f", float64(r.WireBytes)/float64(r.Bytes)),
+					"utilisation", fmt.Sprintf("%.1f%%", 100*float64(r.WireBytes)/drain.Seconds()/float64(b.o.wan.rate)))
+			}
 			if err := b.cleanup(ctx, topic); err != nil {
 				return err
 			}
@@ -312,6 +338,7 @@ func (b *bench) measure(ctx context.Context, d dataset, began time.Time, rp repl
 			}
 		}
 	}()
+	wire := b.wanStart()
 	w := newWatcher(b.dstCl, dest, d.perPartition())
 	var (
 		prevPoll, first, last time.Time
@@ -356,16 +383,19 @@ func (b *bench) measure(ctx context.Context, d dataset, began time.Time, rp repl
 	r.Copy = max(last.Sub(first), time.Millisecond)
 	r.CPU, r.CPUTotal = cpuLast-cpuFirst, cpuLast
 	r.Codec = w.codec
-	if err := createTopic(ctx, b.srcCl, srcLat, d.partitions); err != nil {
-		_, _ = smp.close()
-		return err
+	wire.done(b, r)
+	if !b.o.wan.enabled() { // over the WAN the round trip dominates latency
+		if err := createTopic(ctx, b.srcCl, srcLat, d.partitions); err != nil {
+			_, _ = smp.close()
+			return err
+		}
+		lat, err := measureLatency(ctx, b.src.Bootstrap(), b.dst.Bootstrap(), srcLat, dstLat, d.profile, d.partitions, b.o.latency)
+		if err != nil {
+			_, _ = smp.close()
+			return fmt.Errorf("measure latency: %w", err)
+		}
+		r.Latency = &lat
 	}
-	lat, err := measureLatency(ctx, b.src.Bootstrap(), b.dst.Bootstrap(), srcLat, dstLat, d.profile, d.partitions, b.o.latency)
-	if err != nil {
-		_, _ = smp.close()
-		return fmt.Errorf("measure latency: %w", err)
-	}
-	r.Latency = &lat
 	if r.PeakRSS, err = smp.close(); err != nil {
 		return err
 	}
@@ -394,7 +424,11 @@ func (b *bench) edgelinkStage(ctx context.Context, d dataset, topic string, run 
 	srcLat := "lat-" + name
 	topics := append([]string{topic, srcLat}, b.idle...)
 	cfgPath := filepath.Join(b.work, name+".yaml")
-	if err := os.WriteFile(cfgPath, []byte(linkConfig(b.src.Bootstrap(), b.dst.Bootstrap(), name, mode, b.o.discovery, topics...)), 0o644); err != nil {
+	profile := ""
+	if b.o.wan.enabled() {
+		profile = "wan"
+	}
+	if err := os.WriteFile(cfgPath, []byte(linkConfig(b.src.Bootstrap(), b.destination(), name, mode, profile, b.o.discovery, topics...)), 0o644); err != nil {
 		return fmt.Errorf("write edgelink config: %w", err)
 	}
 	logPath := filepath.Join(b.work, name+".log")
@@ -412,10 +446,13 @@ func (b *bench) edgelinkStage(ctx context.Context, d dataset, topic string, run 
 
 // linkConfig is the edgelink configuration of one bench link: defaults
 // everywhere (the lan profile: lz4 to the destination) but the delivery.
-func linkConfig(src, dst []string, name, delivery string, discovery time.Duration, topics ...string) string {
+func linkConfig(src, dst []string, name, delivery, profile string, discovery time.Duration, topics ...string) string {
 	extra := ""
 	if discovery > 0 {
 		extra = fmt.Sprintf("    discovery_interval: %s\n", discovery)
+	}
+	if profile != "" {
+		extra += fmt.Sprintf("    profile: %s\n", profile)
 	}
 	return fmt.Sprintf(`site: bench
 clusters:
@@ -509,11 +546,11 @@ func (b *bench) mm2Stage(ctx context.Context, d dataset, topic string, run int, 
 	srcLat := fmt.Sprintf("lat-r%d-mm2-%s", run, d.profile.name)
 	began := time.Now()
 	m, err := testbed.StartMirrorMaker(ctx, testbed.MirrorMakerOptions{
-		Name: "mm2-" + alias, Source: b.src.Bootstrap(), Target: b.dst.Bootstrap(),
+		Name: "mm2-" + alias, Source: b.src.Bootstrap(), Target: b.destination(),
 		SourceAlias: alias, TargetAlias: "cloud",
 		Topics:   strings.Join(append([]string{topic, srcLat}, b.idle...), ","),
 		TasksMax: d.partitions,
-		Props:    mm2Tuning(alias, "cloud", b.o.discovery),
+		Props:    b.mm2Tuned(alias, "cloud"),
 		FullJIT:  !b.o.quickJIT,
 		Dir:      filepath.Join(b.work, "mm2-"+alias),
 		Progress: b.o.progress,
@@ -521,7 +558,7 @@ func (b *bench) mm2Stage(ctx context.Context, d dataset, topic string, run int, 
 	if err != nil {
 		return err
 	}
-	b.mm2Props = normalizeProps(m.Properties(), alias, b.src.Bootstrap(), b.dst.Bootstrap(), topic, srcLat)
+	b.mm2Props = normalizeProps(m.Properties(), alias, b.src.Bootstrap(), b.destination(), topic, srcLat)
 	rp := replica{
 		pid:    m.PID(),
 		exited: m.Exited,
@@ -534,6 +571,16 @@ func (b *bench) mm2Stage(ctx context.Context, d dataset, topic string, run int, 
 		return m.Exited()
 	}
 	return b.measure(ctx, d, began, rp, m.RemoteTopic(topic), srcLat, m.RemoteTopic(srcLat), r)
+}
+
+// mm2Tuned is MirrorMaker 2's tuning for this bench: for throughput, and
+// for the WAN when there is one.
+func (b *bench) mm2Tuned(source, target string) map[string]string {
+	p := mm2Tuning(source, target, b.o.discovery)
+	if b.o.wan.enabled() {
+		maps.Copy(p, mm2WANTuning(target))
+	}
+	return p
 }
 
 // mm2Tuning is how the bench tunes MirrorMaker 2 for throughput, on top of

@@ -94,6 +94,9 @@ type options struct {
 	// keepLogs keeps the work directory (configurations and logs) and logs
 	// edgelink at info level.
 	keepLogs bool
+	// wan, when enabled, puts a simulated WAN between the replicators and
+	// the destination.
+	wan wanPlan
 	// command is the command line as the report shows it.
 	command string
 
@@ -118,6 +121,8 @@ func cliMain(args []string) error {
 	write := fs.String("write", "", "markdown file (BENCHMARKS.md) whose bench section is replaced with the results")
 	pprofDir := fs.String("pprof", "", "directory for CPU and heap profiles of an extra in-process edgelink copy per profile")
 	idle := fs.Int("idle-topics", 0, "empty source topics every replicator selects besides the dataset (a link whose other topics are quiet)")
+	wanRTT := fs.Duration("wan-rtt", 0, "simulate a WAN towards the destination with this round trip (e.g. 600ms); replicators then use WAN settings (edgelink's wan profile, MirrorMaker 2's producer tuned for the link) and the latency phase is skipped")
+	wanRate := fs.String("wan-rate", "50Mbit/s", "bandwidth of the simulated WAN")
 	verbose := fs.Bool("v", false, "log progress in detail, and keep the edgelink logs (at info level) in the work directory")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -139,6 +144,15 @@ func cliMain(args []string) error {
 	}
 	o.logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	var err error
+	if *wanRTT > 0 {
+		o.wan.rtt = *wanRTT
+		if o.wan.rate, err = parseWANRate(*wanRate); err != nil {
+			return fmt.Errorf("-wan-rate: %w", err)
+		}
+		if o.wan.rate <= 0 {
+			return fmt.Errorf("-wan-rate: want a rate such as 50Mbit/s")
+		}
+	}
 	if o.volume, err = parseBytes(*volume); err != nil {
 		return fmt.Errorf("-volume: %w", err)
 	}
