@@ -170,9 +170,10 @@ func rawProduce(ctx context.Context, seeds []string, topic string, d dataset, co
 		return childReport{}, fmt.Errorf("create producer: %w", err)
 	}
 	defer cl.Close()
+	pool := datasetPool(d.profile)
 	rep := childReport{Began: time.Now(), Codec: codec}
 	rep.First, rep.CPUFirst = time.Now(), selfCPU()
-	if err := produceDataset(ctx, cl, topic, d); err != nil {
+	if err := produceDataset(ctx, cl, topic, d, pool); err != nil {
 		return rep, err
 	}
 	rep.Last, rep.CPULast = time.Now(), selfCPU()

@@ -79,19 +79,31 @@ func (d dataset) perPartition() map[int32]int64 {
 // bytes is the payload volume: keys plus values.
 func (d dataset) bytes() int64 { return d.records * int64(keySize+d.profile.size) }
 
+// poolBytes is about the size of every profile's value pool: far more than
+// any codec's window, so that a batch (every partitions-th value) never
+// repeats itself and compresses only as much as the values themselves do.
+const poolBytes = 16 << 20
+
+// datasetPool returns the value pool of a profile: an odd number of values,
+// so that every partition sees every value.
+func datasetPool(p profile) [][]byte { return valuePool(p.size, poolBytes/p.size|1) }
+
 // valuePool returns count distinct values of size bytes: JSON-like telemetry
-// text whose blob is random hex, so it compresses about 2:1 like real
-// sensor data rather than 100:1 like a repeated byte. The pool is the same
-// in every process (fixed seed).
+// text whose blob is random hex, so that zstd halves a 1 KiB value (like
+// real sensor data rather than 100:1 like a repeated byte) while lz4 and
+// snappy, which have no entropy coder, gain little beyond the JSON. The
+// pool is the same in every process (fixed seed).
 func valuePool(size, count int) [][]byte {
 	rng := rand.New(rand.NewPCG(6, 2026))
 	const hexdigits = "0123456789abcdef"
 	pool := make([][]byte, count)
 	for i := range pool {
-		v := fmt.Appendf(nil, `{"site":"plant-%02d","sensor":"temp-%04d","seq":%d,"v":%.3f,"blob":"`,
+		v := fmt.Appendf(make([]byte, 0, size+16), `{"site":"plant-%02d","sensor":"temp-%04d","seq":%d,"v":%.3f,"blob":"`,
 			rng.IntN(100), rng.IntN(10000), i, rng.Float64()*100)
 		for len(v) < size-2 {
-			v = append(v, hexdigits[rng.IntN(16)])
+			for bits := rng.Uint64(); bits != 0 && len(v) < size-2; bits >>= 4 {
+				v = append(v, hexdigits[bits&15])
+			}
 		}
 		v = append(v, `"}`...)
 		pool[i] = v[:size]
@@ -99,10 +111,10 @@ func valuePool(size, count int) [][]byte {
 	return pool
 }
 
-// produceDataset writes the dataset to topic on the given client (which
-// must use the manual partitioner) and waits for every acknowledgement.
-func produceDataset(ctx context.Context, cl *kgo.Client, topic string, d dataset) error {
-	pool := valuePool(d.profile.size, 512)
+// produceDataset writes the dataset, with values from pool (see
+// datasetPool), to topic on the given client (which must use the manual
+// partitioner) and waits for every acknowledgement.
+func produceDataset(ctx context.Context, cl *kgo.Client, topic string, d dataset, pool [][]byte) error {
 	var (
 		mu       sync.Mutex
 		firstErr error
@@ -156,7 +168,7 @@ func load(ctx context.Context, seeds []string, topic string, d dataset, progress
 		return err
 	}
 	began := time.Now()
-	if err := produceDataset(ctx, cl, topic, d); err != nil {
+	if err := produceDataset(ctx, cl, topic, d, datasetPool(d.profile)); err != nil {
 		return err
 	}
 	took := time.Since(began)
