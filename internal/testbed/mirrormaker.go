@@ -111,6 +111,8 @@ type MirrorMakerOptions struct {
 	Heap string
 	// FullJIT runs the JVM with the optimising compiler (for benchmarks).
 	FullJIT bool
+	// JVMFlags are extra JVM options, after the defaults.
+	JVMFlags []string
 	// Dir holds mm2.properties and the logs; default a new directory under [BaseDir].
 	Dir string
 	// Progress receives one line per step; nil discards.
@@ -206,6 +208,7 @@ func StartMirrorMaker(ctx context.Context, opts MirrorMakerOptions) (*MirrorMake
 	if !opts.FullJIT {
 		args = append(args, "-XX:TieredStopAtLevel=1")
 	}
+	args = append(args, opts.JVMFlags...)
 	args = append(args, "org.apache.kafka.connect.mirror.MirrorMaker", filepath.Join(dir, "mm2.properties"))
 	cmd := exec.Command(rt.Java, args...) //nolint:noctx // the JVM outlives this call; Stop and Kill end it
 	cmd.Dir = dir

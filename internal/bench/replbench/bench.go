@@ -552,6 +552,7 @@ func (b *bench) mm2Stage(ctx context.Context, d dataset, topic string, run int, 
 		TasksMax: d.partitions,
 		Props:    b.mm2Tuned(alias, "cloud"),
 		FullJIT:  !b.o.quickJIT,
+		JVMFlags: b.mm2JVMFlags(),
 		Dir:      filepath.Join(b.work, "mm2-"+alias),
 		Progress: b.o.progress,
 	})

@@ -66,11 +66,24 @@ func mm2WANTuning(target string) map[string]string {
 		target + ".producer.compression.type":    "zstd",
 		target + ".producer.batch.size":          "1048576",
 		target + ".producer.linger.ms":           "100",
-		target + ".producer.buffer.memory":       "134217728",
+		target + ".producer.buffer.memory":       "33554432", // per task: the tasks share one heap
 		target + ".producer.send.buffer.bytes":   "-1",
 		target + ".producer.request.timeout.ms":  "60000",
 		target + ".producer.delivery.timeout.ms": "600000",
 	}
+}
+
+// mm2JVMFlags are MirrorMaker 2's extra JVM options. Over the WAN its
+// producers compress with zstd, whose JNI code holds the GC locker; with
+// Java 17's default of two retries an allocation then fails with "Retried
+// waiting for GCLocker too often" and the JVM stops with an
+// OutOfMemoryError although the heap has room, so the bench allows more
+// retries.
+func (b *bench) mm2JVMFlags() []string {
+	if !b.o.wan.enabled() {
+		return nil
+	}
+	return []string{"-XX:+UnlockDiagnosticVMOptions", "-XX:GCLockerRetryAllocationCount=100"}
 }
 
 // wanMeasure is what the WAN carried during one stage's copy.
