@@ -500,10 +500,10 @@ func checkoutVersion(ctx context.Context) string {
 	if err != nil {
 		return ""
 	}
-	s := ", built from the checkout at commit " + strings.TrimSpace(string(head))
+	s := " (bin/edgelink as built from the checkout at commit " + strings.TrimSpace(string(head))
 	status, err := exec.CommandContext(ctx, "git", "status", "--porcelain", "--", "cmd", "internal", "go.mod", "go.sum").Output()
 	if err != nil {
-		return s
+		return s + ")"
 	}
 	changed := 0
 	for line := range strings.Lines(string(status)) {
@@ -512,9 +512,9 @@ func checkoutVersion(ctx context.Context) string {
 		}
 	}
 	if changed > 0 {
-		s += fmt.Sprintf(" (%d Go source files differed from it)", changed)
+		s += fmt.Sprintf(", %d Go source files differing from it", changed)
 	}
-	return s
+	return s + ")"
 }
 
 // franzVersion is the franz-go version this binary was built with.
