@@ -21,24 +21,27 @@ type tuning struct {
 	txTime time.Duration
 }
 
-// profiles hold each profile's defaults. Timeouts bound how long a black
+// profiles hold each profile's defaults. The fetch wait is short: the
+// source holds a fetch of quiet partitions that long, and franz-go sends
+// one fetch per broker at a time, so a partition resumed by the scheduler
+// waits for it. Timeouts bound how long a black
 // hole (a link that answers nothing) goes unnoticed: a request that gets no
 // answer fails after its own wait plus requestExtra. Smaller batches on slow
 // links keep one partition from holding the link for long.
 var profiles = map[config.Profile]tuning{
 	config.ProfileLAN: {
 		compression: "lz4", dialTimeout: 5 * time.Second, requestExtra: 5 * time.Second, produceWait: 10 * time.Second,
-		fetchMaxWait: 500 * time.Millisecond, metadataEvery: 500 * time.Millisecond,
+		fetchMaxWait: 50 * time.Millisecond, metadataEvery: 500 * time.Millisecond,
 		batchBytes: 1 << 20, txTime: time.Second,
 	},
 	config.ProfileWAN: {
 		compression: "zstd", dialTimeout: 10 * time.Second, requestExtra: 10 * time.Second, produceWait: 15 * time.Second,
-		fetchMaxWait: 500 * time.Millisecond, metadataEvery: time.Second,
+		fetchMaxWait: 100 * time.Millisecond, metadataEvery: time.Second,
 		batchBytes: 1 << 20, txTime: time.Second,
 	},
 	config.ProfileSatellite: {
 		compression: "zstd", dialTimeout: 20 * time.Second, requestExtra: 20 * time.Second, produceWait: 30 * time.Second,
-		fetchMaxWait: time.Second, metadataEvery: 2 * time.Second,
+		fetchMaxWait: 250 * time.Millisecond, metadataEvery: 2 * time.Second,
 		batchBytes: 256 << 10, txTime: 2 * time.Second,
 	},
 }
