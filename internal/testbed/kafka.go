@@ -580,9 +580,14 @@ func (b *Broker) signal(sig syscall.Signal, grace time.Duration) {
 	b.mu.Lock()
 	p := b.proc
 	b.mu.Unlock()
-	if p == nil {
-		return
+	if p != nil {
+		p.signal(sig, grace)
 	}
+}
+
+// signal sends sig to the process's group and waits for it to exit; a
+// process that outlives grace after a gentler signal is killed.
+func (p *process) signal(sig syscall.Signal, grace time.Duration) {
 	select {
 	case <-p.done:
 		return

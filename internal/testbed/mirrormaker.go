@@ -52,36 +52,14 @@ func EnsureMirrorMakerRuntime(ctx context.Context, progress io.Writer) (*Runtime
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(base, "mirrormaker")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create cache directory: %w", err)
-	}
-	unlock, err := lockFile(filepath.Join(dir, ".lock"))
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-
-	rt := &Runtime{Version: version, LibDir: filepath.Join(dir, "libs"), Java: java}
-	if err := verifyManifest(rt.LibDir); err == nil {
-		return rt, nil
-	} else if !errors.Is(err, os.ErrNotExist) {
-		fmt.Fprintf(progress, "cached MirrorMaker %s failed verification (%v); fetching again\n", version, err)
-	}
-	fmt.Fprintf(progress, "fetching Apache Kafka MirrorMaker 2 %s jars with Maven into %s\n", version, dir)
-	start := time.Now()
 	want := []string{
 		"connect-mirror-" + version + ".jar", "connect-mirror-client-" + version + ".jar",
 		"connect-runtime-" + version + ".jar", "kafka-clients-" + version + ".jar",
 	}
-	if err := fetch(ctx, mirrorMakerPOM, dir, "libs", version, want); err != nil {
-		return nil, err
-	}
-	if err := verifyManifest(rt.LibDir); err != nil {
-		return nil, fmt.Errorf("verify fetched MirrorMaker %s: %w", version, err)
-	}
-	fmt.Fprintf(progress, "fetched MirrorMaker 2 %s in %s\n", version, time.Since(start).Round(time.Millisecond))
-	return rt, nil
+	return ensureJars(ctx, progress, jarSet{
+		name: "Kafka MirrorMaker 2", version: version, java: java,
+		dir: filepath.Join(base, "mirrormaker"), pom: mirrorMakerPOM, want: want,
+	})
 }
 
 // MirrorMakerOptions configures a MirrorMaker 2 process started by
@@ -327,22 +305,7 @@ func (m *MirrorMaker) Kill() {
 }
 
 func (m *MirrorMaker) signal(sig syscall.Signal, grace time.Duration) {
-	p := m.proc
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, sig)
-	if sig != syscall.SIGKILL {
-		select {
-		case <-p.done:
-			return
-		case <-time.After(grace):
-			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		}
-	}
-	<-p.done
+	m.proc.signal(sig, grace)
 }
 
 // Remove deletes the process's directory; call it after Stop.

@@ -81,31 +81,45 @@ func EnsureRuntime(ctx context.Context, progress io.Writer) (*Runtime, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	want := []string{"kafka_2.13-" + version + ".jar", "kafka-clients-" + version + ".jar", "kafka-server-" + version + ".jar"}
+	return ensureJars(ctx, progress, jarSet{name: "Kafka", version: version, java: java, dir: dir, pom: runtimePOM, want: want})
+}
+
+// jarSet is a set of jars fetched with Maven into dir/libs.
+type jarSet struct {
+	name, version, java, dir string
+	pom                      []byte
+	want                     []string
+}
+
+// ensureJars returns the runtime of js from its cache, fetching it first
+// when it is missing or fails verification; a file lock serialises
+// concurrent callers.
+func ensureJars(ctx context.Context, progress io.Writer, js jarSet) (*Runtime, error) {
+	if err := os.MkdirAll(js.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create cache directory: %w", err)
 	}
-	unlock, err := lockFile(filepath.Join(dir, ".lock"))
+	unlock, err := lockFile(filepath.Join(js.dir, ".lock"))
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
 
-	rt := &Runtime{Version: version, LibDir: filepath.Join(dir, "libs"), Java: java}
+	rt := &Runtime{Version: js.version, LibDir: filepath.Join(js.dir, "libs"), Java: js.java}
 	if err := verifyManifest(rt.LibDir); err == nil {
 		return rt, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
-		fmt.Fprintf(progress, "cached Kafka %s failed verification (%v); fetching again\n", version, err)
+		fmt.Fprintf(progress, "cached %s %s failed verification (%v); fetching again\n", js.name, js.version, err)
 	}
-	fmt.Fprintf(progress, "fetching Apache Kafka %s jars with Maven into %s\n", version, dir)
+	fmt.Fprintf(progress, "fetching Apache %s %s jars with Maven into %s\n", js.name, js.version, js.dir)
 	start := time.Now()
-	want := []string{"kafka_2.13-" + version + ".jar", "kafka-clients-" + version + ".jar", "kafka-server-" + version + ".jar"}
-	if err := fetch(ctx, runtimePOM, dir, "libs", version, want); err != nil {
+	if err := fetch(ctx, js.pom, js.dir, "libs", js.version, js.want); err != nil {
 		return nil, err
 	}
 	if err := verifyManifest(rt.LibDir); err != nil {
-		return nil, fmt.Errorf("verify fetched Kafka %s: %w", version, err)
+		return nil, fmt.Errorf("verify fetched %s %s: %w", js.name, js.version, err)
 	}
-	fmt.Fprintf(progress, "fetched Apache Kafka %s in %s\n", version, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(progress, "fetched Apache %s %s in %s\n", js.name, js.version, time.Since(start).Round(time.Millisecond))
 	return rt, nil
 }
 
