@@ -76,7 +76,9 @@ func TestRealKafkaKcatProduceFranzConsume(t *testing.T) {
 	for i := range n {
 		fmt.Fprintf(&in, "key-%d|value-%d-%s\n", i%50, i, strings.Repeat("x", i%97))
 	}
-	cmd := exec.CommandContext(ctx, kcat, "-P", "-b", strings.Join(c.Bootstrap(), ","), "-t", topic, "-K", "|")
+	// Idempotent, so that a retried batch cannot overtake a later one (the
+	// order per key is asserted below).
+	cmd := exec.CommandContext(ctx, kcat, "-P", "-b", strings.Join(c.Bootstrap(), ","), "-t", topic, "-K", "|", "-X", "enable.idempotence=true")
 	cmd.Stdin = &in
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "kcat: %s", out)
