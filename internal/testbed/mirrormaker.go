@@ -40,26 +40,12 @@ func MirrorMakerVersion() string {
 // missing or fails verification. It lives next to the broker runtime of the
 // same version, in the mirrormaker directory.
 func EnsureMirrorMakerRuntime(ctx context.Context, progress io.Writer) (*Runtime, error) {
-	if progress == nil {
-		progress = io.Discard
-	}
 	version := MirrorMakerVersion()
-	java, err := exec.LookPath("java")
-	if err != nil {
-		return nil, fmt.Errorf("find java: %w (install a Java 17+ runtime)", err)
-	}
-	base, err := CacheDir(version)
-	if err != nil {
-		return nil, err
-	}
 	want := []string{
 		"connect-mirror-" + version + ".jar", "connect-mirror-client-" + version + ".jar",
 		"connect-runtime-" + version + ".jar", "kafka-clients-" + version + ".jar",
 	}
-	return ensureJars(ctx, progress, jarSet{
-		name: "Kafka MirrorMaker 2", version: version, java: java,
-		dir: filepath.Join(base, "mirrormaker"), pom: mirrorMakerPOM, want: want,
-	})
+	return ensureJars(ctx, progress, jarSet{name: "Kafka MirrorMaker 2", version: version, sub: "mirrormaker", pom: mirrorMakerPOM, want: want})
 }
 
 // MirrorMakerOptions configures a MirrorMaker 2 process started by

@@ -69,33 +69,36 @@ func CacheDir(version string) (string, error) {
 // Concurrent callers (parallel test binaries) are serialised by a file lock.
 // progress, when not nil, receives one line per step.
 func EnsureRuntime(ctx context.Context, progress io.Writer) (*Runtime, error) {
-	if progress == nil {
-		progress = io.Discard
-	}
 	version := KafkaVersion()
-	java, err := exec.LookPath("java")
-	if err != nil {
-		return nil, fmt.Errorf("find java: %w (install a Java 17+ runtime)", err)
-	}
-	dir, err := CacheDir(version)
-	if err != nil {
-		return nil, err
-	}
 	want := []string{"kafka_2.13-" + version + ".jar", "kafka-clients-" + version + ".jar", "kafka-server-" + version + ".jar"}
-	return ensureJars(ctx, progress, jarSet{name: "Kafka", version: version, java: java, dir: dir, pom: runtimePOM, want: want})
+	return ensureJars(ctx, progress, jarSet{name: "Kafka", version: version, pom: runtimePOM, want: want})
 }
 
-// jarSet is a set of jars fetched with Maven into dir/libs.
+// jarSet is a set of jars fetched with Maven into sub (below the version's
+// cache directory)/libs.
 type jarSet struct {
-	name, version, java, dir string
-	pom                      []byte
-	want                     []string
+	name, version, sub string
+	pom                []byte
+	want               []string
+	dir                string // set by ensureJars
 }
 
 // ensureJars returns the runtime of js from its cache, fetching it first
 // when it is missing or fails verification; a file lock serialises
 // concurrent callers.
 func ensureJars(ctx context.Context, progress io.Writer, js jarSet) (*Runtime, error) {
+	if progress == nil {
+		progress = io.Discard
+	}
+	java, err := exec.LookPath("java")
+	if err != nil {
+		return nil, fmt.Errorf("find java: %w (install a Java 17+ runtime)", err)
+	}
+	base, err := CacheDir(js.version)
+	if err != nil {
+		return nil, err
+	}
+	js.dir = filepath.Join(base, js.sub)
 	if err := os.MkdirAll(js.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create cache directory: %w", err)
 	}
@@ -105,7 +108,7 @@ func ensureJars(ctx context.Context, progress io.Writer, js jarSet) (*Runtime, e
 	}
 	defer unlock()
 
-	rt := &Runtime{Version: js.version, LibDir: filepath.Join(js.dir, "libs"), Java: js.java}
+	rt := &Runtime{Version: js.version, LibDir: filepath.Join(js.dir, "libs"), Java: java}
 	if err := verifyManifest(rt.LibDir); err == nil {
 		return rt, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
