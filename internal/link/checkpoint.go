@@ -49,8 +49,9 @@ func checkpointKey(link string, t tp) []byte {
 }
 
 // claim is the value of a link's ownership record, "<link>/owner", which
-// every exactly-once session commits as soon as its transactional producer
-// has fenced earlier instances. An instance whose session fails reads it
+// every exactly-once session writes (outside any transaction) before its
+// transactional producer fences earlier instances, so that a fenced
+// instance always finds the newer claim. An instance whose session fails reads it
 // back before reconnecting: if another instance claimed the link since, it
 // stops instead of fencing the newer one in turn. (Since transactions v2,
 // a producer fenced mid-transaction can see INVALID_TXN_STATE rather than

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -175,6 +176,68 @@ func TestFencedDuringOutageStaysStoppedFake(t *testing.T) {
 	require.Contains(t, first.Status().LastError, "claimed the link")
 
 	recs = append(recs, produce(t, src.ListenAddrs(), "alerts", 2, 20, "d")...)
+	requireMirrored(t, recs, readAll(t, dst.ListenAddrs(), "alerts", len(recs)), "alerts")
+	require.NotEqual(t, link.StateFailed, second.Status().State)
+	require.NoError(t, stopSecond())
+}
+
+// TestClaimBeforeFencingFake: a new instance writes its ownership claim
+// before it fences anyone. An older instance that reconnects in between
+// (here: after an outage) finds the claim and stops, instead of fencing
+// the newer instance that has not fenced it yet.
+func TestClaimBeforeFencingFake(t *testing.T) {
+	src := testbed.StartFake(t, kfake.SeedTopics(2, "alerts"))
+	dst := testbed.StartFake(t)
+	wan := faultnet.New(nil)
+	t.Cleanup(func() { _ = wan.Close() })
+	wan.SetDialTimeout(time.Second)
+	cfg := linkConfig(t, src.ListenAddrs(), dst.ListenAddrs(), "")
+	opts := fastOpts
+	opts.DestinationDialer = wan.Dialer()
+	first, stopFirst := runLink(t, cfg, opts)
+	recs := produce(t, src.ListenAddrs(), "alerts", 2, 50, "a")
+	requireMirrored(t, recs, readAll(t, dst.ListenAddrs(), "alerts", len(recs)), "alerts")
+
+	wan.Refuse(true)
+	wan.Reset()
+	recs = append(recs, produce(t, src.ListenAddrs(), "alerts", 2, 20, "b")...)
+	testbed.Eventually(t, 30*time.Second, func() error {
+		if s := first.Status(); s.State != link.StateDisconnected {
+			return fmt.Errorf("first instance is %s", s.State)
+		}
+		return nil
+	})
+
+	// The second instance claims the link, then waits before fencing
+	// while the first one reconnects.
+	second := link.New(cfg, cfg.Links[0], fastOpts, testLogger(t))
+	var once sync.Once
+	claimed := make(chan struct{})
+	release := make(chan struct{})
+	link.SetAfterClaim(second, func() {
+		once.Do(func() {
+			close(claimed)
+			<-release
+		})
+	})
+	stopSecond := start(t, second)
+	select {
+	case <-claimed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the second instance did not claim the link")
+	}
+	wan.Refuse(false)
+	testbed.Eventually(t, 30*time.Second, func() error {
+		if s := first.Status(); s.State != link.StateFailed {
+			return fmt.Errorf("first instance is %s", s.State)
+		}
+		return nil
+	})
+	close(release)
+	require.ErrorIs(t, stopFirst(), link.ErrFenced)
+	require.Contains(t, first.Status().LastError, "claimed the link")
+
+	recs = append(recs, produce(t, src.ListenAddrs(), "alerts", 2, 20, "c")...)
 	requireMirrored(t, recs, readAll(t, dst.ListenAddrs(), "alerts", len(recs)), "alerts")
 	require.NotEqual(t, link.StateFailed, second.Status().State)
 	require.NoError(t, stopSecond())

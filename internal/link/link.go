@@ -84,7 +84,8 @@ var ErrFenced = errors.New("fenced by another instance of this link")
 // ErrRefused reports a record the destination refused, with on_error: stop.
 var ErrRefused = errors.New("record refused by the destination")
 
-// refusal is a source record the destination refused.
+// refusal is a source record the destination refused: at names the mirror
+// topic's partition (copier.srcOf maps it back), offset the source offset.
 type refusal struct {
 	at     tp
 	offset int64
@@ -136,10 +137,12 @@ type Link struct {
 	skip map[tp]map[int64]string
 
 	// self identifies this instance in the link's ownership claim; claimed
-	// is set once a session committed it (owned by the goroutine running
-	// Run).
+	// is set once a session wrote it (owned by the goroutine running Run).
 	self    claim
 	claimed bool
+	// afterClaim, when set, runs after a session wrote its claim and
+	// before its producer fences anyone (a test hook).
+	afterClaim func()
 	// lastTS and done: see copier; they outlive sessions.
 	lastTS map[tp]time.Time
 	done   map[string]counts
@@ -371,7 +374,8 @@ func (l *Link) session(ctx context.Context) error {
 		return fmt.Errorf("create source client: %w", err)
 	}
 	defer srcCl.Close()
-	dstCl, err := kgo.NewClient(dstOpts...)
+	// The destination client also writes the ownership claim, to partition 0.
+	dstCl, err := kgo.NewClient(append(dstOpts, kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
 	if err != nil {
 		return fmt.Errorf("create destination client: %w", err)
 	}
@@ -394,15 +398,9 @@ func (l *Link) session(ctx context.Context) error {
 	}
 
 	eos := l.cfg.Delivery != config.DeliveryAtLeastOnce
-	if eos && l.claimed {
-		// Before fencing anyone again: has another instance claimed the
-		// link since this one did?
-		s, err := loadCheckpoints(ctx, dstOpts, l.dstAdm, l.cfg.CheckpointTopic, l.cfg.Name)
-		if err != nil {
+	if eos {
+		if err := l.claim(ctx, dstOpts, dstCl, tune.adminTimeout()); err != nil {
 			return err
-		}
-		if s.owner.Instance != "" && s.owner.Instance != l.self.Instance {
-			return fmt.Errorf("%w: %s claimed the link", ErrFenced, s.owner)
 		}
 	}
 	prodOpts := dstOpts
@@ -432,11 +430,6 @@ func (l *Link) session(ctx context.Context) error {
 	if _, _, err := producer.ProducerID(ctx); err != nil && eos {
 		return fmt.Errorf("initialise transactional producer %s: %w", l.transactionalID(), classify(err))
 	}
-	if eos {
-		if err := l.claim(ctx, producer); err != nil {
-			return err
-		}
-	}
 	saved, err := loadCheckpoints(ctx, dstOpts, l.dstAdm, l.cfg.CheckpointTopic, l.cfg.Name)
 	if err != nil {
 		return err
@@ -461,6 +454,7 @@ func (l *Link) session(ctx context.Context) error {
 		assigned: make(map[tp]struct{}), lastLostCheck: make(map[tp]time.Time),
 		lastTS: l.lastTS, rateAt: time.Now(),
 		txTopics: make(map[string]counts), done: l.done, topicIDs: make(map[tp]string),
+		origin: provenance.NewEncoder(l.srcID, l.site), srcOf: make(map[string]string),
 	}
 	for t, cp := range saved.checkpoints {
 		c.committed[t] = cp.Next
@@ -475,21 +469,32 @@ func (l *Link) session(ctx context.Context) error {
 	return c.run(ctx)
 }
 
-// claim commits this instance's ownership record (see claim).
-func (l *Link) claim(ctx context.Context, producer *kgo.Client) error {
-	if err := producer.BeginTransaction(); err != nil {
-		return fmt.Errorf("begin ownership transaction: %w", err)
+// claim writes this instance's ownership record (see claim) before its
+// transactional producer fences anyone, so that an instance fenced by it
+// always finds the newer claim. An instance that claimed the link before
+// first checks that nobody claimed it since: if someone did, it stops
+// instead of fencing the newer instance in turn.
+func (l *Link) claim(ctx context.Context, dstOpts []kgo.Opt, cl *kgo.Client, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if l.claimed {
+		s, err := loadCheckpoints(ctx, dstOpts, l.dstAdm, l.cfg.CheckpointTopic, l.cfg.Name)
+		if err != nil {
+			return err
+		}
+		if s.owner.Instance != "" && s.owner.Instance != l.self.Instance {
+			return fmt.Errorf("%w: %s claimed the link", ErrFenced, s.owner)
+		}
 	}
 	c := l.self
 	c.Since = time.Now().UTC()
-	if err := producer.ProduceSync(ctx, claimRecord(l.cfg.CheckpointTopic, l.cfg.Name, c)).FirstErr(); err != nil {
-		_ = producer.EndTransaction(context.WithoutCancel(ctx), kgo.TryAbort)
-		return fmt.Errorf("write ownership claim to %s: %w", l.cfg.CheckpointTopic, classify(err))
-	}
-	if err := producer.EndTransaction(ctx, kgo.TryCommit); err != nil {
-		return fmt.Errorf("commit ownership claim to %s: %w", l.cfg.CheckpointTopic, classify(err))
+	if err := cl.ProduceSync(ctx, claimRecord(l.cfg.CheckpointTopic, l.cfg.Name, c)).FirstErr(); err != nil {
+		return fmt.Errorf("write ownership claim to %s: %w", l.cfg.CheckpointTopic, err)
 	}
 	l.claimed = true
+	if l.afterClaim != nil {
+		l.afterClaim()
+	}
 	return nil
 }
 
@@ -601,6 +606,11 @@ type copier struct {
 	txErr   error
 	refused []refusal
 
+	// origin encodes the provenance header values of this session's source.
+	origin provenance.Encoder
+	// srcOf maps mirror topics back to their source topics.
+	srcOf map[string]string
+
 	// assigned holds the partitions the consumer was told to read.
 	assigned map[tp]struct{}
 	// lastTS is the timestamp of the last record copied per partition
@@ -632,6 +642,9 @@ func (c *copier) takeErr() error {
 	c.refused = nil
 	if len(refused) == 0 {
 		return err
+	}
+	for i := range refused {
+		refused[i].at.Topic = c.srcOf[refused[i].at.Topic]
 	}
 	// Records the destination refused decide the outcome.
 	if c.l.cfg.OnError != config.OnErrorSkip {
@@ -1040,66 +1053,98 @@ func (c *copier) sizeTransactions(total, rtt time.Duration) {
 }
 
 // copyRecords produces records of one partition, in order, into the open
-// transaction, opening one when needed.
+// transaction, opening one when needed. It is the hot path: the source
+// records themselves are produced (re-addressed to the mirror topic), their
+// headers and provenance values come from one allocation each per call, and
+// the bookkeeping is done once per call.
 func (c *copier) copyRecords(ctx context.Context, k tp, recs []*kgo.Record) error {
 	l := c.l
 	dst := l.destination(k.Topic)
+	if _, ok := c.srcOf[dst]; !ok {
+		c.srcOf[dst] = k.Topic
+	}
+	skip := l.skip[k]
+	nh := 0
 	for _, r := range recs {
-		expected, ok := c.position(k)
-		if ok && r.Offset < expected {
+		nh += len(r.Headers) + 1
+	}
+	headers := make([]kgo.RecordHeader, 0, nh)
+	origins := make([]byte, 0, len(recs)*c.origin.MaxLen())
+	next, known := c.position(k)
+	var (
+		n, size int64
+		lastTS  time.Time
+	)
+	defer func() {
+		if known {
+			c.advance(k, next)
+		}
+		if n > 0 {
+			c.txBytes += int(size)
+			c.txRecs += int(n)
+			c.txTopics[k.Topic] = c.txTopics[k.Topic].add(n, size)
+			c.lastTS[k] = lastTS
+		}
+	}()
+	for _, r := range recs {
+		if known && r.Offset < next {
 			continue // already replicated (a re-fetch after a reset)
 		}
-		if ok && r.Offset > expected {
-			c.checkLost(ctx, k, expected, r.Offset)
+		if known && r.Offset > next {
+			c.checkLost(ctx, k, next, r.Offset)
 		}
+		next, known = r.Offset+1, true
 		if r.Attrs.IsControl() {
-			c.advance(k, r.Offset+1)
 			continue
 		}
-		if o, found, _ := provenance.Find(r); found && o.ClusterID == l.dstID {
-			l.update(func(s *Status) { s.SkippedLoops++ })
-			c.advance(k, r.Offset+1)
-			continue
+		if len(r.Headers) > 0 {
+			if o, found, _ := provenance.Find(r); found && o.ClusterID == l.dstID {
+				l.update(func(s *Status) { s.SkippedLoops++ })
+				continue
+			}
 		}
 		if err := c.begin(); err != nil {
+			next = r.Offset
 			return err
 		}
-		if reason, ok := l.skip[k][r.Offset]; ok {
+		if reason, ok := skip[r.Offset]; ok {
 			c.recordSkipped(ctx, k, r, reason)
-			c.advance(k, r.Offset+1)
 			continue
 		}
-		headers := make([]kgo.RecordHeader, len(r.Headers), len(r.Headers)+1)
-		copy(headers, r.Headers)
-		headers = append(headers, provenance.Origin{ClusterID: l.srcID, Site: l.site, Partition: r.Partition, Offset: r.Offset}.Header())
-		out := &kgo.Record{
-			Topic:     dst,
-			Partition: r.Partition,
-			Key:       r.Key,
-			Value:     r.Value,
-			Headers:   headers,
-			Timestamp: r.Timestamp,
-		}
-		size := len(r.Key) + len(r.Value)
-		srcOffset := r.Offset
-		c.producer.Produce(ctx, out, func(_ *kgo.Record, err error) {
-			switch {
-			case err == nil:
-			case recordError(err):
-				c.errMu.Lock()
-				c.refused = append(c.refused, refusal{k, srcOffset, err})
-				c.errMu.Unlock()
-			default:
-				c.fail(fmt.Errorf("produce %s offset %d to %s: %w", k, srcOffset, dst, err))
-			}
-		})
-		c.txBytes += size
-		c.txRecs++
-		c.txTopics[k.Topic] = c.txTopics[k.Topic].add(1, int64(size))
-		c.lastTS[k] = r.Timestamp
-		c.advance(k, r.Offset+1)
+		from := len(headers)
+		headers = append(headers, r.Headers...)
+		at := len(origins)
+		origins = c.origin.Append(origins, r.Partition, r.Offset)
+		headers = append(headers, kgo.RecordHeader{Key: provenance.Key, Value: origins[at:len(origins):len(origins)]})
+		r.Topic = dst
+		r.Headers = headers[from:len(headers):len(headers)]
+		n++
+		size += int64(len(r.Key) + len(r.Value))
+		lastTS = r.Timestamp
+		c.producer.Produce(ctx, r, c.produced)
 	}
 	return nil
+}
+
+// produced is the callback of every mirrored record; it runs on the
+// producer's goroutines. The record's last header is its provenance.
+func (c *copier) produced(r *kgo.Record, err error) {
+	if err == nil {
+		return
+	}
+	var offset int64 = -1
+	if n := len(r.Headers); n > 0 {
+		if o, derr := provenance.Decode(r.Headers[n-1].Value); derr == nil {
+			offset = o.Offset
+		}
+	}
+	if recordError(err) {
+		c.errMu.Lock()
+		c.refused = append(c.refused, refusal{tp{r.Topic, r.Partition}, offset, err})
+		c.errMu.Unlock()
+		return
+	}
+	c.fail(fmt.Errorf("produce source offset %d to %s[%d]: %w", offset, r.Topic, r.Partition, err))
 }
 
 // recordSkipped writes what is known of a refused record to SkippedTopic, in

@@ -56,6 +56,12 @@ var fastOpts = link.Options{CommitInterval: 30 * time.Millisecond, DiscoveryInte
 func runLink(t *testing.T, cfg *config.Config, opts link.Options) (l *link.Link, stop func() error) {
 	t.Helper()
 	l = link.New(cfg, cfg.Links[0], opts, testLogger(t))
+	return l, start(t, l)
+}
+
+// start runs l until the returned stop is called (or the test ends).
+func start(t *testing.T, l *link.Link) (stop func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var (
 		wg  sync.WaitGroup
@@ -68,7 +74,7 @@ func runLink(t *testing.T, cfg *config.Config, opts link.Options) (l *link.Link,
 		return err
 	}
 	t.Cleanup(func() { _ = stop() })
-	return l, stop
+	return stop
 }
 
 type srcRec struct {

@@ -44,18 +44,36 @@ type Origin struct {
 
 // Append appends the encoded value of o to dst.
 func (o Origin) Append(dst []byte) []byte {
-	dst = append(dst, version1)
-	dst = binary.AppendUvarint(dst, uint64(len(o.ClusterID)))
-	dst = append(dst, o.ClusterID...)
-	dst = binary.AppendUvarint(dst, uint64(len(o.Site)))
-	dst = append(dst, o.Site...)
-	dst = binary.AppendUvarint(dst, uint64(o.Partition))
-	return binary.AppendUvarint(dst, uint64(o.Offset))
+	return NewEncoder(o.ClusterID, o.Site).Append(dst, o.Partition, o.Offset)
 }
 
 // Header returns o as a record header.
 func (o Origin) Header() kgo.RecordHeader {
 	return kgo.RecordHeader{Key: Key, Value: o.Append(make([]byte, 0, 8+len(o.ClusterID)+len(o.Site)+10))}
+}
+
+// Encoder encodes the values of one source cluster and site, whose encoded
+// prefix it keeps, so that a record costs only its partition and offset.
+type Encoder struct{ prefix []byte }
+
+// NewEncoder returns an Encoder for records read from clusterID at site.
+func NewEncoder(clusterID, site string) Encoder {
+	p := make([]byte, 0, 1+2*binary.MaxVarintLen64+len(clusterID)+len(site))
+	p = append(p, version1)
+	p = binary.AppendUvarint(p, uint64(len(clusterID)))
+	p = append(p, clusterID...)
+	p = binary.AppendUvarint(p, uint64(len(site)))
+	return Encoder{prefix: append(p, site...)}
+}
+
+// MaxLen is the longest value e appends.
+func (e Encoder) MaxLen() int { return len(e.prefix) + 2*binary.MaxVarintLen64 }
+
+// Append appends the value for the record at partition and offset to dst.
+func (e Encoder) Append(dst []byte, partition int32, offset int64) []byte {
+	dst = append(dst, e.prefix...)
+	dst = binary.AppendUvarint(dst, uint64(partition))
+	return binary.AppendUvarint(dst, uint64(offset))
 }
 
 // Decode decodes a header value.

@@ -22,6 +22,24 @@ func TestRoundTrip(t *testing.T) {
 	require.LessOrEqual(t, len(Origin{ClusterID: "MkU3OEVBNTcwNTJENDM2Qg", Site: "plant-berlin", Partition: 11, Offset: 1 << 40}.Header().Value), 45)
 }
 
+func TestEncoderAppendsOneBufferPerChunk(t *testing.T) {
+	e := NewEncoder("MkU3OEVBNTcwNTJENDM2Qg", "plant-berlin")
+	var buf []byte
+	var ends []int
+	for off := int64(1<<40 - 3); off < 1<<40; off++ {
+		buf = e.Append(buf, 11, off)
+		ends = append(ends, len(buf))
+	}
+	start := 0
+	for i, end := range ends {
+		require.LessOrEqual(t, end-start, e.MaxLen())
+		got, err := Decode(buf[start:end])
+		require.NoError(t, err)
+		require.Equal(t, Origin{ClusterID: "MkU3OEVBNTcwNTJENDM2Qg", Site: "plant-berlin", Partition: 11, Offset: 1<<40 - 3 + int64(i)}, got)
+		start = end
+	}
+}
+
 func TestFindKeepsFirstOrigin(t *testing.T) {
 	first := Origin{ClusterID: "a", Offset: 1}
 	r := &kgo.Record{Headers: []kgo.RecordHeader{{Key: "other"}, first.Header(), Origin{ClusterID: "b", Offset: 2}.Header()}}

@@ -1,0 +1,5 @@
+package link
+
+// SetAfterClaim installs a hook that runs after a session wrote its
+// ownership claim and before its producer fences anyone.
+func SetAfterClaim(l *Link, f func()) { l.afterClaim = f }
