@@ -158,7 +158,7 @@ type Profile string
 
 // Network profiles.
 const (
-	// ProfileLAN: both clusters close by; lz4, short timeouts.
+	// ProfileLAN: both clusters close by; snappy, short timeouts.
 	ProfileLAN Profile = "lan"
 	// ProfileWAN: an ordinary wide-area link; zstd, moderate timeouts.
 	ProfileWAN Profile = "wan"

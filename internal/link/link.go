@@ -415,7 +415,7 @@ func (l *Link) session(ctx context.Context) error {
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(0),
-		kgo.MaxBufferedBytes(64<<20),
+		kgo.MaxBufferedBytes(produceBuffer),
 		kgo.WithHooks(wireCounter{l}, dstReach),
 		// No RecordDeliveryTimeout: franz-go measures it from the record's
 		// timestamp, which for a mirrored record is its source timestamp.
@@ -439,7 +439,7 @@ func (l *Link) session(ctx context.Context) error {
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchMaxBytes(32<<20),
+		kgo.FetchMaxBytes(fetchMaxBytes),
 		kgo.FetchMaxWait(tune.fetchMaxWait),
 	)...)
 	if err != nil {
@@ -900,6 +900,11 @@ const liveWithin = 2 * time.Second
 // an error does.
 func (c *copier) run(ctx context.Context) error {
 	l := c.l
+	// wctx is the session's work; watchReach ends it when the destination
+	// stops answering, ctx when the link stops.
+	wctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go c.watchReach(wctx, cancel)
 	for {
 		deadline := c.nextDiscovery
 		if c.nextBacklog.Before(deadline) {
@@ -914,12 +919,15 @@ func (c *copier) run(ctx context.Context) error {
 		if c.sched.len() > 0 {
 			fs = c.consumer.PollFetches(nil) //nolint:staticcheck // a nil context returns what is buffered without waiting (documented by franz-go)
 		} else {
-			pctx, cancel := context.WithDeadline(ctx, deadline)
+			pctx, cancel := context.WithDeadline(wctx, deadline)
 			fs = c.consumer.PollFetches(pctx)
 			cancel()
 		}
 		if ctx.Err() != nil {
 			return c.shutdown()
+		}
+		if wctx.Err() != nil {
+			return context.Cause(wctx)
 		}
 		for _, fe := range fs.Errors() {
 			if errors.Is(fe.Err, context.DeadlineExceeded) || errors.Is(fe.Err, context.Canceled) {
@@ -929,26 +937,35 @@ func (c *copier) run(ctx context.Context) error {
 		}
 		c.enqueue(fs)
 		limit := c.txLimit()
-		if err := c.drain(ctx, limit); err != nil {
-			return err
+		if err := c.drain(wctx, limit); err != nil {
+			return ended(wctx, err)
 		}
 		due := !c.started.IsZero() && (time.Since(c.started) >= l.opts.CommitInterval || c.txBytes >= limit)
 		if due || (c.started.IsZero() && len(c.dirty) > 0) {
-			if err := c.commit(ctx); err != nil {
-				return err
+			if err := c.commit(wctx); err != nil {
+				return ended(wctx, err)
 			}
 		}
 		if time.Now().After(c.nextDiscovery) {
-			if err := c.discover(ctx, false); err != nil {
-				return err
+			if err := c.discover(wctx, false); err != nil {
+				return ended(wctx, err)
 			}
 		}
 		if time.Now().After(c.nextBacklog) {
-			if err := c.measureBacklog(ctx); err != nil {
-				return err
+			if err := c.measureBacklog(wctx); err != nil {
+				return ended(wctx, err)
 			}
 		}
 	}
+}
+
+// ended returns why the session's work was cut short, when it was (see
+// watchReach), rather than the error that caused in the step under way.
+func ended(wctx context.Context, err error) error {
+	if cause := context.Cause(wctx); wctx.Err() != nil && errors.Is(cause, errUnreachable) {
+		return cause
+	}
+	return err
 }
 
 // enqueue hands fetched records to the scheduler and stops fetching the
@@ -969,10 +986,21 @@ func (c *copier) enqueue(fs kgo.Fetches) {
 	}
 }
 
-// pendingCap bounds the payload of fetched records waiting to be copied:
-// past it, a partition whose records are all copied is fetched again only
-// if no higher priority has records waiting.
-const pendingCap = 32 << 20
+// pendingCap bounds the memory of fetched records waiting to be copied
+// (scheduler.mem): past it, a partition whose records are all copied is
+// fetched again only if no higher priority has records waiting. With
+// fetchMaxBytes and the producer's buffer (produceBuffer) it bounds a
+// link's memory whatever its backlog or partition count.
+const pendingCap = 8 << 20
+
+// Memory budgets of a session's clients.
+const (
+	// fetchMaxBytes is the most one fetch from the source returns.
+	fetchMaxBytes = 8 << 20
+	// produceBuffer is the most payload the producer holds unacknowledged;
+	// Produce waits beyond it (watchReach ends the wait in an outage).
+	produceBuffer = 16 << 20
+)
 
 // drain copies waiting records, in the scheduler's order, into the open
 // transaction until it holds limit bytes or nothing waits, and fetches
@@ -996,7 +1024,7 @@ func (c *copier) drain(ctx context.Context, limit int) error {
 	top := c.sched.maxWeight()
 	resume := make(map[string][]int32)
 	for k, w := range c.held {
-		if c.sched.bytes < pendingCap || w >= top {
+		if c.sched.mem < pendingCap || w >= top {
 			resume[k.Topic] = append(resume[k.Topic], k.Partition)
 			delete(c.held, k)
 		}
@@ -1308,25 +1336,31 @@ func (c *copier) flush(ctx context.Context) error {
 }
 
 // watch runs a call to the destination producer that franz-go would retry
-// for as long as ctx allows, and gives up early with the reason when the
-// destination has not answered at all for the dial timeout (an outage).
+// for as long as ctx allows; when watchReach ended ctx because the
+// destination stopped answering (an outage), it returns that reason.
 func (c *copier) watch(ctx context.Context, call func(context.Context) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- call(ctx) }()
+	err := call(ctx)
+	if cause := context.Cause(ctx); ctx.Err() != nil && errors.Is(cause, errUnreachable) {
+		return cause
+	}
+	return err
+}
+
+// watchReach cancels the session's work with errUnreachable once the
+// destination has not answered for the dial timeout: a Produce blocked on a
+// full producer buffer, a flush or a transaction's end would otherwise wait
+// for it forever (franz-go retries without end).
+func (c *copier) watchReach(ctx context.Context, cancel context.CancelCauseFunc) {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {
-		case err := <-done:
-			return err
+		case <-ctx.Done():
+			return
 		case <-tick.C:
 			if err := c.reach.down(c.tune.dialTimeout); err != nil {
-				cancel()
-				//nolint:errcheck // the call's own error says less than err
-				<-done
-				return err
+				cancel(err)
+				return
 			}
 		}
 	}

@@ -548,7 +548,8 @@ func TestCompressionFollowsProfileFake(t *testing.T) {
 		extra string
 		want  uint8 // kgo RecordAttrs.CompressionType: 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd
 	}{
-		{"", 3},
+		{"", 2},
+		{"    compression: lz4", 3},
 		{"    profile: satellite", 4},
 		{"    profile: wan\n    compression: gzip", 1},
 		{"    compression: none", 0},

@@ -30,7 +30,7 @@ type tuning struct {
 // links keep one partition from holding the link for long.
 var profiles = map[config.Profile]tuning{
 	config.ProfileLAN: {
-		compression: "lz4", dialTimeout: 5 * time.Second, requestExtra: 5 * time.Second, produceWait: 10 * time.Second,
+		compression: "snappy", dialTimeout: 5 * time.Second, requestExtra: 5 * time.Second, produceWait: 10 * time.Second,
 		fetchMaxWait: 50 * time.Millisecond, metadataEvery: 500 * time.Millisecond,
 		batchBytes: 1 << 20, txTime: time.Second,
 	},

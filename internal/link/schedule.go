@@ -19,8 +19,9 @@ type scheduler struct {
 	// that starts waiting again starts from it, so that it cannot claim the
 	// share it did not use while it had nothing to send.
 	clock float64
-	// bytes is the payload of all waiting records.
-	bytes int
+	// mem estimates the memory the waiting records hold: their payload
+	// and recordMemory each.
+	mem int
 }
 
 // waiting is one partition's records not yet copied.
@@ -46,6 +47,10 @@ const chunkBytes = 64 << 10
 // so that many tiny records are not free.
 const recordOverhead = 64
 
+// recordMemory is what a fetched record costs in memory besides its
+// payload: its kgo.Record and its share of the fetch's bookkeeping.
+const recordMemory = 192
+
 func newScheduler() *scheduler {
 	return &scheduler{parts: make(map[tp]*waiting), classes: make(map[int]*class)}
 }
@@ -63,7 +68,7 @@ func (s *scheduler) add(k tp, weight int, recs []*kgo.Record) bool {
 	for _, r := range recs {
 		n += recordBytes(r)
 	}
-	s.bytes += n
+	s.mem += n + len(recs)*recordMemory
 	if w, ok := s.parts[k]; ok {
 		w.recs = append(w.recs, recs...)
 		w.bytes += n
@@ -112,7 +117,7 @@ func (s *scheduler) next() (k tp, recs []*kgo.Record, emptied, ok bool) {
 	}
 	recs, w.recs = w.recs[:i:i], w.recs[i:]
 	w.bytes -= n
-	s.bytes -= n
+	s.mem -= n + i*recordMemory
 	pick.vtime += float64(cost) / float64(pick.weight)
 	s.clock = pick.vtime
 	pick.ring = pick.ring[1:]

@@ -25,7 +25,7 @@ func TestSchedulerWeightedShares(t *testing.T) {
 	require.True(t, s.add(raw1, 1, records("raw", 1, 0, 2000, 1000)))
 	require.True(t, s.add(alerts, 10, records("alerts", 0, 0, 500, 1000)))
 	require.False(t, s.add(alerts, 10, records("alerts", 0, 500, 500, 1000)), "already waiting")
-	require.Equal(t, 5000*1000, s.bytes)
+	require.Equal(t, 5000*(1000+recordMemory), s.mem)
 	require.Equal(t, 10, s.maxWeight())
 
 	next := map[tp]int64{}
@@ -52,7 +52,7 @@ func TestSchedulerWeightedShares(t *testing.T) {
 	}
 	require.Equal(t, 1000*1000, alertBytes)
 	require.Equal(t, 4000*1000, rawBytes)
-	require.Zero(t, s.bytes)
+	require.Zero(t, s.mem)
 	require.Zero(t, s.len())
 	share := float64(1000*1000) / float64(1000*1000+rawAtLastAlert)
 	t.Logf("alerts finished after %d chunks; their share until then %.3f", lastAlertAt+1, share)

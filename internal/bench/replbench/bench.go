@@ -314,7 +314,7 @@ const metadataAge = 100 * time.Millisecond
 
 // destCodec is the compression every writer uses towards the destination:
 // edgelink's lan profile default, set for MirrorMaker 2 and the raw producer too.
-const destCodec = "lz4"
+const destCodec = "snappy"
 
 // replica is a running replicator process.
 type replica struct {
@@ -445,7 +445,7 @@ func (b *bench) edgelinkStage(ctx context.Context, d dataset, topic string, run 
 }
 
 // linkConfig is the edgelink configuration of one bench link: defaults
-// everywhere (the lan profile: lz4 to the destination) but the delivery.
+// everywhere (the lan profile: snappy to the destination) but the delivery.
 func linkConfig(src, dst []string, name, delivery, profile string, discovery time.Duration, topics ...string) string {
 	extra := ""
 	if discovery > 0 {

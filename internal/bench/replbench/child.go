@@ -59,7 +59,7 @@ func runChild(role string, args []string, out io.Writer) error {
 	prof := fs.String("profile", "1kb", "data profile")
 	records := fs.Int64("records", 0, "records in the dataset")
 	partitions := fs.Int("partitions", 12, "partitions")
-	codec := fs.String("compression", "lz4", "producer batch compression (raw-produce)")
+	codec := fs.String("compression", "snappy", "producer batch compression (raw-produce)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

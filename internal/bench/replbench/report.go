@@ -375,12 +375,12 @@ func methodText(o options) string {
 
 - Every stage runs as a process of its own: the raw stages as a child of
   the bench, edgelink as `+"`edgelink run -c`"+` with one link and default
-  settings (profile lan: lz4 to the destination, 1 MiB batches), MirrorMaker 2
-  as its JVM. All three write lz4 batches with acks=all to the destination.
+  settings (profile lan: snappy to the destination, 1 MiB batches), MirrorMaker 2
+  as its JVM. All three write snappy batches with acks=all to the destination.
 - **raw-consume** reads every record of the source topic with a plain franz-go
   consumer and discards it; **raw-produce** writes the same records (same
   keys, values and partitions) to a new destination topic with a plain
-  franz-go producer (lz4, 1 MiB batches). Together they bound what any copier
+  franz-go producer (snappy, 1 MiB batches). Together they bound what any copier
   can do on this machine.
 - **MB/s** and **records/s** count keys plus values (10^6 bytes per MB) over
   the copy window: from the first record committed at the destination to the
