@@ -243,6 +243,39 @@ func TestClaimBeforeFencingFake(t *testing.T) {
 	require.NoError(t, stopSecond())
 }
 
+// TestBlackHoleWhileProducerBufferFullFake: the destination goes silent
+// while the producer's buffer is full, so that Produce itself waits; the
+// link still notices the outage within its dial timeout, and replicates
+// every record exactly once when the network returns.
+func TestBlackHoleWhileProducerBufferFullFake(t *testing.T) {
+	src := testbed.StartFake(t, kfake.SeedTopics(2, "sensors.raw"))
+	dst := testbed.StartFake(t)
+	wan := faultnet.New(nil)
+	t.Cleanup(func() { _ = wan.Close() })
+	wan.SetDialTimeout(time.Second)
+	cfg := linkConfig(t, src.ListenAddrs(), dst.ListenAddrs(), "    tuning: {dial_timeout: 1s, request_timeout: 1s, produce_timeout: 1s}")
+	opts := fastOpts
+	opts.DestinationDialer = wan.Dialer()
+	l := link.New(cfg, cfg.Links[0], opts, testLogger(t))
+	link.SetProduceBuffer(l, 16<<10)
+	stop := start(t, l)
+	recs := produce(t, src.ListenAddrs(), "sensors.raw", 2, 10, "a")
+	requireMirrored(t, recs, readAll(t, dst.ListenAddrs(), "sensors.raw", len(recs)), "sensors.raw")
+
+	wan.Cut()
+	// About 240 KB: far more than the buffer, less than one transaction.
+	recs = append(recs, produce(t, src.ListenAddrs(), "sensors.raw", 2, 2000, "b")...)
+	testbed.Eventually(t, 30*time.Second, func() error {
+		if s := l.Status(); s.State != link.StateDisconnected {
+			return fmt.Errorf("link is %s", s.State)
+		}
+		return nil
+	})
+	wan.Restore()
+	requireMirrored(t, recs, readAll(t, dst.ListenAddrs(), "sensors.raw", len(recs)), "sensors.raw")
+	require.NoError(t, stop())
+}
+
 // TestHalfOpenConnectionsFake: every connection to the destination stays
 // open but stops answering (a peer that vanished without a reset); the link
 // gives up on them within its request timeouts, reconnects and replicates

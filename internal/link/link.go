@@ -140,6 +140,9 @@ type Link struct {
 	// is set once a session wrote it (owned by the goroutine running Run).
 	self    claim
 	claimed bool
+	// buffer is the producer's budget of unacknowledged payload
+	// (produceBuffer; tests make it small).
+	buffer int
 	// afterClaim, when set, runs after a session wrote its claim and
 	// before its producer fences anyone (a test hook).
 	afterClaim func()
@@ -250,6 +253,7 @@ func New(cfg *config.Config, lc *config.Link, opts Options, logger *slog.Logger)
 		lastTS: make(map[tp]time.Time),
 		done:   make(map[string]counts),
 		self:   newClaim(),
+		buffer: produceBuffer,
 	}
 	if lc.Bandwidth > 0 || len(lc.BandwidthSchedule) > 0 {
 		l.limit = bandwidth.New(lc.BandwidthAt(time.Now()))
@@ -415,7 +419,7 @@ func (l *Link) session(ctx context.Context) error {
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(0),
-		kgo.MaxBufferedBytes(produceBuffer),
+		kgo.MaxBufferedBytes(l.buffer),
 		kgo.WithHooks(wireCounter{l}, dstReach),
 		// No RecordDeliveryTimeout: franz-go measures it from the record's
 		// timestamp, which for a mirrored record is its source timestamp.
