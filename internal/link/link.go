@@ -586,6 +586,9 @@ type copier struct {
 	// txSize is the payload at which the open transaction commits; see
 	// txLimit and sizeTransactions. Zero until the first one.
 	txSize float64
+	// catchingUp is set while the last backlog measurement found the link
+	// behind (see commitInterval).
+	catchingUp bool
 
 	// committed holds the next source offset of every assigned partition as
 	// the destination knows it; dirty holds positions reached in the open
@@ -893,6 +896,7 @@ func (c *copier) measureBacklog(ctx context.Context) error {
 	if backlog > 0 && (c.rate < 1 || float64(backlog)/c.rate > liveWithin.Seconds()) {
 		state = StateCatchingUp
 	}
+	c.catchingUp = state == StateCatchingUp
 	l.setState(state, nil)
 	return nil
 }
@@ -903,7 +907,6 @@ const liveWithin = 2 * time.Second
 // run polls the source and copies records in transactions until ctx ends or
 // an error does.
 func (c *copier) run(ctx context.Context) error {
-	l := c.l
 	// wctx is the session's work; watchReach ends it when the destination
 	// stops answering, ctx when the link stops.
 	wctx, cancel := context.WithCancelCause(ctx)
@@ -914,8 +917,9 @@ func (c *copier) run(ctx context.Context) error {
 		if c.nextBacklog.Before(deadline) {
 			deadline = c.nextBacklog
 		}
+		interval := c.commitInterval()
 		if !c.started.IsZero() {
-			deadline = c.started.Add(l.opts.CommitInterval)
+			deadline = c.started.Add(interval)
 		} else if len(c.dirty) > 0 {
 			deadline = time.Now() // new assignments to checkpoint
 		}
@@ -944,7 +948,7 @@ func (c *copier) run(ctx context.Context) error {
 		if err := c.drain(wctx, limit); err != nil {
 			return ended(wctx, err)
 		}
-		due := !c.started.IsZero() && (time.Since(c.started) >= l.opts.CommitInterval || c.txBytes >= limit)
+		due := !c.started.IsZero() && (time.Since(c.started) >= interval || c.txBytes >= limit)
 		if due || (c.started.IsZero() && len(c.dirty) > 0) {
 			if err := c.commit(wctx); err != nil {
 				return ended(wctx, err)
@@ -961,6 +965,17 @@ func (c *copier) run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// commitInterval is how long a transaction may collect records: the
+// link's commit interval, or while the link is catching up (its records are
+// late anyway) the profile's transaction time, so that transactions reach
+// their size limit and commits cost a small share of the copy.
+func (c *copier) commitInterval() time.Duration {
+	if c.catchingUp {
+		return max(c.l.opts.CommitInterval, c.tune.txTime)
+	}
+	return c.l.opts.CommitInterval
 }
 
 // ended returns why the session's work was cut short, when it was (see
