@@ -586,9 +586,6 @@ type copier struct {
 	// txSize is the payload at which the open transaction commits; see
 	// txLimit and sizeTransactions. Zero until the first one.
 	txSize float64
-	// catchingUp is set while the last backlog measurement found the link
-	// behind (see commitInterval).
-	catchingUp bool
 
 	// committed holds the next source offset of every assigned partition as
 	// the destination knows it; dirty holds positions reached in the open
@@ -896,7 +893,6 @@ func (c *copier) measureBacklog(ctx context.Context) error {
 	if backlog > 0 && (c.rate < 1 || float64(backlog)/c.rate > liveWithin.Seconds()) {
 		state = StateCatchingUp
 	}
-	c.catchingUp = state == StateCatchingUp
 	l.setState(state, nil)
 	return nil
 }
@@ -917,9 +913,8 @@ func (c *copier) run(ctx context.Context) error {
 		if c.nextBacklog.Before(deadline) {
 			deadline = c.nextBacklog
 		}
-		interval := c.commitInterval()
 		if !c.started.IsZero() {
-			deadline = c.started.Add(interval)
+			deadline = c.started.Add(c.l.opts.CommitInterval)
 		} else if len(c.dirty) > 0 {
 			deadline = time.Now() // new assignments to checkpoint
 		}
@@ -948,7 +943,7 @@ func (c *copier) run(ctx context.Context) error {
 		if err := c.drain(wctx, limit); err != nil {
 			return ended(wctx, err)
 		}
-		due := !c.started.IsZero() && (time.Since(c.started) >= interval || c.txBytes >= limit)
+		due := !c.started.IsZero() && (time.Since(c.started) >= c.l.opts.CommitInterval || c.txBytes >= limit)
 		if due || (c.started.IsZero() && len(c.dirty) > 0) {
 			if err := c.commit(wctx); err != nil {
 				return ended(wctx, err)
@@ -965,17 +960,6 @@ func (c *copier) run(ctx context.Context) error {
 			}
 		}
 	}
-}
-
-// commitInterval is how long a transaction may collect records: the
-// link's commit interval, or while the link is catching up (its records are
-// late anyway) the profile's transaction time, so that transactions reach
-// their size limit and commits cost a small share of the copy.
-func (c *copier) commitInterval() time.Duration {
-	if c.catchingUp {
-		return max(c.l.opts.CommitInterval, c.tune.txTime)
-	}
-	return c.l.opts.CommitInterval
 }
 
 // ended returns why the session's work was cut short, when it was (see
@@ -1007,7 +991,7 @@ func (c *copier) enqueue(fs kgo.Fetches) {
 
 // pendingCap bounds the memory of fetched records waiting to be copied
 // (scheduler.mem): past it, a partition whose records are all copied is
-// fetched again only if no higher priority has records waiting. With
+// fetched again only if records of a lower priority wait. With
 // fetchMaxBytes and the producer's buffer (produceBuffer) it bounds a
 // link's memory whatever its backlog or partition count.
 const pendingCap = 8 << 20
@@ -1040,10 +1024,13 @@ func (c *copier) drain(ctx context.Context, limit int) error {
 	if len(c.held) == 0 {
 		return nil
 	}
-	top := c.sched.maxWeight()
+	// Beyond pendingCap only partitions of a higher priority than some
+	// waiting records are fetched again: the lower ones drain later, so an
+	// alert is not kept out by raw telemetry holding the memory.
+	low := c.sched.minWeight()
 	resume := make(map[string][]int32)
 	for k, w := range c.held {
-		if c.sched.mem < pendingCap || w >= top {
+		if c.sched.mem < pendingCap || w > low {
 			resume[k.Topic] = append(resume[k.Topic], k.Partition)
 			delete(c.held, k)
 		}

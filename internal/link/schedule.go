@@ -48,8 +48,9 @@ const chunkBytes = 64 << 10
 const recordOverhead = 64
 
 // recordMemory is what a fetched record costs in memory besides its
-// payload: its kgo.Record and its share of the fetch's bookkeeping.
-const recordMemory = 192
+// payload: its kgo.Record (about 180 bytes), and once copied its headers and
+// provenance value.
+const recordMemory = 320
 
 func newScheduler() *scheduler {
 	return &scheduler{parts: make(map[tp]*waiting), classes: make(map[int]*class)}
@@ -129,12 +130,12 @@ func (s *scheduler) next() (k tp, recs []*kgo.Record, emptied, ok bool) {
 	return k, recs, false, true
 }
 
-// maxWeight returns the highest weight with records waiting, 0 if none.
-func (s *scheduler) maxWeight() int {
+// minWeight returns the lowest weight with records waiting, 0 if none.
+func (s *scheduler) minWeight() int {
 	m := 0
 	for _, c := range s.classes {
-		if len(c.ring) > 0 {
-			m = max(m, c.weight)
+		if len(c.ring) > 0 && (m == 0 || c.weight < m) {
+			m = c.weight
 		}
 	}
 	return m

@@ -5,6 +5,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/edgelink/edgelink/internal/config"
 )
 
 func records(topic string, p int32, from, n, size int) []*kgo.Record {
@@ -26,7 +28,7 @@ func TestSchedulerWeightedShares(t *testing.T) {
 	require.True(t, s.add(alerts, 10, records("alerts", 0, 0, 500, 1000)))
 	require.False(t, s.add(alerts, 10, records("alerts", 0, 500, 500, 1000)), "already waiting")
 	require.Equal(t, 5000*(1000+recordMemory), s.mem)
-	require.Equal(t, 10, s.maxWeight())
+	require.Equal(t, 1, s.minWeight())
 
 	next := map[tp]int64{}
 	var alertBytes, rawBytes int
@@ -93,4 +95,33 @@ func TestSchedulerChunksAndEmptied(t *testing.T) {
 	_, _, _, ok := s.next()
 	require.False(t, ok)
 	require.True(t, s.add(k, 1, records("t", 0, 3, 1, 10)), "waiting again after it emptied")
+}
+
+// TestPendingCapHoldsEqualPriorities: beyond pendingCap, partitions whose
+// records were all copied are not fetched again while records of the same
+// priority wait (the cap once held only below the top priority, so a link
+// whose topics all had the default priority buffered a fetch per
+// partition); a higher priority still is, and everything is once the
+// waiting records drain below the cap.
+func TestPendingCapHoldsEqualPriorities(t *testing.T) {
+	cfg, err := config.Parse("t.yaml", []byte(`clusters: {a: {bootstrap: ["h:1"]}, b: {bootstrap: ["h:2"]}}
+links: [{name: up, from: a, to: b, topics: {include: [".*"]}, priorities: [{match: alerts, priority: 10}]}]
+`))
+	require.NoError(t, err)
+	consumer, err := kgo.NewClient(kgo.SeedBrokers("127.0.0.1:1"))
+	require.NoError(t, err)
+	t.Cleanup(consumer.Close)
+	c := &copier{l: &Link{cfg: cfg.Links[0]}, consumer: consumer, sched: newScheduler(), held: make(map[tp]int)}
+	over := pendingCap/(1000+recordMemory) + 1
+	c.sched.add(tp{"raw", 0}, 1, records("raw", 0, 0, over, 1000))
+	c.held[tp{"raw", 1}] = 1
+	c.held[tp{"raw", 2}] = 1
+	c.held[tp{"alerts", 0}] = 10
+	require.NoError(t, c.drain(t.Context(), 0))
+	require.Equal(t, map[tp]int{{"raw", 1}: 1, {"raw", 2}: 1}, c.held, "alerts fetched again, raw held")
+
+	c.sched = newScheduler()
+	c.sched.add(tp{"raw", 0}, 1, records("raw", 0, 0, 10, 1000))
+	require.NoError(t, c.drain(t.Context(), 0))
+	require.Empty(t, c.held, "below the cap everything is fetched again")
 }

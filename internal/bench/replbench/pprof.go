@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"time"
 
@@ -45,7 +46,9 @@ func (b *bench) profileEdgelink(ctx context.Context, d dataset, topic string) er
 }
 
 // profileCopy runs l under the CPU profiler until w sees the copy complete,
-// then writes a heap profile (allocations since start included).
+// then writes a heap profile (allocations since start included). Meanwhile
+// it keeps the heap profile of the largest heap seen (sampled every second)
+// as .peak-heap.pprof.
 func profileCopy(ctx context.Context, l *link.Link, w *watcher, base string) (took time.Duration, err error) {
 	cpu, err := os.Create(base + ".cpu.pprof")
 	if err != nil {
@@ -65,7 +68,21 @@ func profileCopy(ctx context.Context, l *link.Link, w *watcher, base string) (to
 			err = fmt.Errorf("link: %w", rerr)
 		}
 	}()
+	var peak uint64
+	nextPeek := time.Now()
 	for {
+		if time.Now().After(nextPeek) {
+			nextPeek = time.Now().Add(time.Second)
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > peak {
+				peak = ms.HeapInuse
+				if err := writeHeap(base + ".peak-heap.pprof"); err != nil {
+					pprof.StopCPUProfile()
+					return 0, err
+				}
+			}
+		}
 		_, complete, err := w.poll(ctx)
 		if err != nil {
 			pprof.StopCPUProfile()
@@ -87,13 +104,17 @@ func profileCopy(ctx context.Context, l *link.Link, w *watcher, base string) (to
 	}
 	took = time.Since(began)
 	pprof.StopCPUProfile()
-	heap, err := os.Create(base + ".heap.pprof")
+	return took, writeHeap(base + ".heap.pprof")
+}
+
+func writeHeap(path string) error {
+	f, err := os.Create(path)
 	if err != nil {
-		return 0, fmt.Errorf("create heap profile: %w", err)
+		return fmt.Errorf("create heap profile: %w", err)
 	}
-	defer heap.Close()
-	if err := pprof.Lookup("heap").WriteTo(heap, 0); err != nil {
-		return 0, fmt.Errorf("write heap profile: %w", err)
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("write heap profile: %w", err)
 	}
-	return took, nil
+	return f.Close()
 }
