@@ -373,6 +373,9 @@ type HTTP struct {
 	// TokenFile is set; TokenFile names a file holding the token (read when
 	// the server starts; surrounding white space is ignored).
 	Token, TokenFile string
+	// Pprof serves Go's runtime profiles under /debug/pprof/ (behind the
+	// token, when one is set).
+	Pprof bool
 }
 
 // HTTPTLS is the certificate and key (PEM files) of the HTTP server.

@@ -290,7 +290,7 @@ http:
 		`edgelink.yaml:19:9: links[1].to: "edge" is also the source cluster (a link must connect two different clusters)`,
 		`edgelink.yaml:21:13: links[1].rename: "{site}" does not contain {topic} (without it every topic is written to the same destination topic; e.g. "{site}.{topic}")`,
 		`edgelink.yaml:23:11: http.listen: "9644" is not a host:port address (write ":9644" to listen on all interfaces, or "127.0.0.1:9644")`,
-		`edgelink.yaml:24:3: http.port: unknown field (valid keys: listen, tls, token, token_file)`,
+		`edgelink.yaml:24:3: http.port: unknown field (valid keys: listen, pprof, tls, token, token_file)`,
 	}, "\n")
 	require.Equal(t, want, err.Error())
 

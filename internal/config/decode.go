@@ -28,7 +28,7 @@ var (
 	priorityKeys = []string{"match", "priority"}
 	windowKeys   = []string{"days", "from", "to", "rate"}
 	tuningKeys   = []string{"dial_timeout", "request_timeout", "produce_timeout", "fetch_max_wait", "batch_bytes", "transaction_time"}
-	httpKeys     = []string{"listen", "tls", "token", "token_file"}
+	httpKeys     = []string{"listen", "tls", "token", "token_file", "pprof"}
 	httpTLSKeys  = []string{"cert_file", "key_file"}
 )
 
@@ -1083,6 +1083,7 @@ func (d *decoder) http(e entry) HTTP {
 	case hasFile:
 		h.TokenFile, _, _ = d.required(e, f, "token_file", false, "the path of a file holding the token, or leave token_file out to serve without one")
 	}
+	h.Pprof = d.boolean(f, "pprof", false)
 	return h
 }
 

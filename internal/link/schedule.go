@@ -9,7 +9,12 @@ import (
 // while topics of several priorities have records waiting, each priority
 // gets a share of what is copied in proportion to its weight, so high
 // priorities drain first and low ones are never starved. Within a priority
-// partitions take turns; within a partition records keep their order.
+// partitions drain in the order their records arrived (a fetch returns at
+// most a partition's share of bytes, and a partition with records waiting is
+// not fetched, so none can hold the others back for long); draining one
+// fetch's records before the next keeps few fetch responses alive, since a
+// waiting record keeps its whole response in memory. Within a partition
+// records keep their order.
 //
 // It is owned by the copier's goroutine.
 type scheduler struct {
@@ -36,7 +41,7 @@ type class struct {
 	weight int
 	// vtime is the bytes handed out for this class divided by its weight.
 	vtime float64
-	// ring lists its partitions with records waiting, in turn order.
+	// ring lists its partitions with records waiting, in arrival order.
 	ring []tp
 }
 
@@ -121,13 +126,12 @@ func (s *scheduler) next() (k tp, recs []*kgo.Record, emptied, ok bool) {
 	s.mem -= n + i*recordMemory
 	pick.vtime += float64(cost) / float64(pick.weight)
 	s.clock = pick.vtime
-	pick.ring = pick.ring[1:]
-	if len(w.recs) == 0 {
-		delete(s.parts, k)
-		return k, recs, true, true
+	if len(w.recs) > 0 {
+		return k, recs, false, true
 	}
-	pick.ring = append(pick.ring, k)
-	return k, recs, false, true
+	pick.ring = pick.ring[1:]
+	delete(s.parts, k)
+	return k, recs, true, true
 }
 
 // minWeight returns the lowest weight with records waiting, 0 if none.

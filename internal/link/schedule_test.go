@@ -71,14 +71,38 @@ func TestSchedulerIdleClassGetsNoCredit(t *testing.T) {
 		_, _, _, ok := s.next()
 		require.True(t, ok)
 	}
-	// Now a weight-1 topic arrives; it shares equally from here on.
-	s.add(tp{"late", 0}, 1, records("late", 0, 0, 1000, 1000))
+	// Now a weight-2 topic arrives; it gets twice raw's share from here on,
+	// not more.
+	s.add(tp{"late", 0}, 2, records("late", 0, 0, 5000, 1000))
 	got := map[string]int{}
-	for range 20 {
+	for range 30 {
 		k, recs, _, _ := s.next()
 		got[k.Topic] += len(recs)
 	}
-	require.InDelta(t, got["raw"], got["late"], float64(got["raw"])/4+2, "%v", got)
+	require.InDelta(t, 2*got["raw"], got["late"], float64(got["late"])/4+2, "%v", got)
+}
+
+// TestSchedulerSamePriorityDrainsInArrivalOrder: within a priority, the
+// partition whose records arrived first is drained first, so that the
+// fetch response they came in is released before the next one.
+func TestSchedulerSamePriorityDrainsInArrivalOrder(t *testing.T) {
+	s := newScheduler()
+	s.add(tp{"raw", 0}, 1, records("raw", 0, 0, 300, 1000))
+	s.add(tp{"raw", 1}, 1, records("raw", 1, 0, 300, 1000))
+	var order []int32
+	for {
+		k, _, emptied, ok := s.next()
+		if !ok {
+			break
+		}
+		if emptied {
+			order = append(order, k.Partition)
+		}
+		if k.Partition == 1 {
+			require.Contains(t, order, int32(0), "partition 1 before partition 0 was drained")
+		}
+	}
+	require.Equal(t, []int32{0, 1}, order)
 }
 
 func TestSchedulerChunksAndEmptied(t *testing.T) {

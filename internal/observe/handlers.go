@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -35,6 +36,11 @@ func (s *Server) routes() http.Handler {
 	})))
 	mux.Handle("GET /api/v1/status", s.authorize(http.HandlerFunc(s.handleStatus)))
 	mux.Handle("GET /api/v1/links/{link}/translate", s.authorize(http.HandlerFunc(s.handleTranslate)))
+	if s.opts.HTTP.Pprof {
+		mux.Handle("GET /debug/pprof/", s.authorize(http.HandlerFunc(pprof.Index)))
+		mux.Handle("GET /debug/pprof/profile", s.authorize(http.HandlerFunc(pprof.Profile)))
+		mux.Handle("GET /debug/pprof/trace", s.authorize(http.HandlerFunc(pprof.Trace)))
+	}
 	if s.opts.Control != nil {
 		csrf := http.NewCrossOriginProtection()
 		mux.Handle("POST /api/v1/links/{link}/cut", csrf.Handler(s.authorize(s.handleControl(true))))

@@ -148,6 +148,8 @@ func TestStatusMetricsAndTranslateFake(t *testing.T) {
 	code, body := f.get(t, "/healthz", false)
 	require.Equal(t, http.StatusOK, code)
 	require.Equal(t, "ok\n", body)
+	code, _ = f.get(t, "/debug/pprof/heap", false)
+	require.Equal(t, http.StatusNotFound, code, "profiles only with http.pprof")
 
 	produce(t, src.ListenAddrs(), "sensors.temp", 200)
 	testbed.Eventually(t, 30*time.Second, func() error {
@@ -349,7 +351,7 @@ func TestTokenAndTLS(t *testing.T) {
 	src := testbed.StartFake(t, kfake.SeedTopics(1, "sensors.temp"))
 	dst := testbed.StartFake(t)
 	cfg := parseConfig(t, src.ListenAddrs(), dst.ListenAddrs(),
-		fmt.Sprintf("  tls: {cert_file: %q, key_file: %q}\n  token_file: %q\n", cert, key, tokenFile))
+		fmt.Sprintf("  tls: {cert_file: %q, key_file: %q}\n  token_file: %q\n  pprof: true\n", cert, key, tokenFile))
 	ctl := newFakeControl("up")
 	f := start(t, cfg, ctl)
 	require.True(t, strings.HasPrefix(f.srv.URL(), "https://127.0.0.1:"), f.srv.URL())
@@ -375,7 +377,7 @@ func TestTokenAndTLS(t *testing.T) {
 		code, body := f.get(t, path, false)
 		require.NotEqual(t, http.StatusUnauthorized, code, "%s: %s", path, body)
 	}
-	for _, path := range []string{"/api/v1/status", "/metrics", "/api/v1/links/up/translate?topic=sensors.temp&partition=0&offset=0"} {
+	for _, path := range []string{"/api/v1/status", "/metrics", "/api/v1/links/up/translate?topic=sensors.temp&partition=0&offset=0", "/debug/pprof/heap"} {
 		code, body := f.get(t, path, false)
 		require.Equal(t, http.StatusUnauthorized, code, "%s: %s", path, body)
 		require.Contains(t, body, "bearer token")
@@ -385,6 +387,10 @@ func TestTokenAndTLS(t *testing.T) {
 	code, body := f.get(t, "/api/v1/status", true)
 	require.Equal(t, http.StatusOK, code, body)
 	require.NotContains(t, body, "s3cret-token")
+	// http.pprof serves the runtime's profiles, behind the token.
+	code, body = f.get(t, "/debug/pprof/heap?debug=1", true)
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, "heap profile")
 
 	// The page without the token shows the login form and no data.
 	code, page := f.get(t, "/", false)
