@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/edgelink/edgelink/internal/config"
 	"github.com/edgelink/edgelink/internal/faultnet"
 	"github.com/edgelink/edgelink/internal/link"
 	"github.com/edgelink/edgelink/internal/provenance"
@@ -133,51 +134,80 @@ func TestBandwidthBudgetFake(t *testing.T) {
 	require.Positive(t, l.Status().BacklogRecords, "still draining at the end of the window")
 }
 
+// outage is a first instance of a link that lost its destination.
+type outage struct {
+	src, dst  []string
+	wan       *faultnet.Network
+	cfg       *config.Config
+	first     *link.Link
+	stopFirst func() error
+	recs      []srcRec
+}
+
+// startOutage runs a first instance of a link through a faulty network,
+// mirrors some records, then refuses its destination connections and waits
+// until it reports disconnected, while more records reach the source.
+func startOutage(t *testing.T) *outage {
+	t.Helper()
+	src := testbed.StartFake(t, kfake.SeedTopics(2, "alerts"))
+	dst := testbed.StartFake(t)
+	o := &outage{src: src.ListenAddrs(), dst: dst.ListenAddrs(), wan: faultnet.New(nil)}
+	t.Cleanup(func() { _ = o.wan.Close() })
+	o.wan.SetDialTimeout(time.Second)
+	o.cfg = linkConfig(t, o.src, o.dst, "")
+	opts := fastOpts
+	opts.DestinationDialer = o.wan.Dialer()
+	o.first, o.stopFirst = runLink(t, o.cfg, opts)
+	o.mirror(t, "a", 50)
+
+	o.wan.Refuse(true)
+	o.wan.Reset()
+	o.recs = append(o.recs, produce(t, o.src, "alerts", 2, 20, "b")...)
+	waitState(t, o.first, link.StateDisconnected)
+	return o
+}
+
+// mirror produces n records per partition tagged tag and waits until the
+// destination holds every record produced so far.
+func (o *outage) mirror(t *testing.T, tag string, n int) {
+	t.Helper()
+	o.recs = append(o.recs, produce(t, o.src, "alerts", 2, n, tag)...)
+	requireMirrored(t, o.recs, readAll(t, o.dst, "alerts", len(o.recs)), "alerts")
+}
+
+// firstStopsFenced restores the network and expects the first instance to
+// stop, fenced by the newer claim, and second to carry on.
+func (o *outage) firstStopsFenced(t *testing.T, second *link.Link, release func()) {
+	t.Helper()
+	o.wan.Refuse(false)
+	waitState(t, o.first, link.StateFailed)
+	release()
+	require.ErrorIs(t, o.stopFirst(), link.ErrFenced)
+	require.Contains(t, o.first.Status().LastError, "claimed the link")
+	o.mirror(t, "d", 20)
+	require.NotEqual(t, link.StateFailed, second.Status().State)
+}
+
+func waitState(t *testing.T, l *link.Link, want link.State) {
+	t.Helper()
+	testbed.Eventually(t, 30*time.Second, func() error {
+		if s := l.Status(); s.State != want {
+			return fmt.Errorf("link is %s, want %s", s.State, want)
+		}
+		return nil
+	})
+}
+
 // TestFencedDuringOutageStaysStoppedFake: an instance that loses the
 // destination while a second instance takes over must not fence the second
 // one when the network returns, whatever error its failed session saw; it
 // finds the newer ownership claim and stops.
 func TestFencedDuringOutageStaysStoppedFake(t *testing.T) {
-	src := testbed.StartFake(t, kfake.SeedTopics(2, "alerts"))
-	dst := testbed.StartFake(t)
-	wan := faultnet.New(nil)
-	t.Cleanup(func() { _ = wan.Close() })
-	wan.SetDialTimeout(time.Second)
-	cfg := linkConfig(t, src.ListenAddrs(), dst.ListenAddrs(), "")
-	opts := fastOpts
-	opts.DestinationDialer = wan.Dialer()
-	first, stopFirst := runLink(t, cfg, opts)
-	recs := produce(t, src.ListenAddrs(), "alerts", 2, 50, "a")
-	requireMirrored(t, recs, readAll(t, dst.ListenAddrs(), "alerts", len(recs)), "alerts")
-
-	// The first instance loses the destination and notices.
-	wan.Refuse(true)
-	wan.Reset()
-	recs = append(recs, produce(t, src.ListenAddrs(), "alerts", 2, 20, "b")...)
-	testbed.Eventually(t, 30*time.Second, func() error {
-		if s := first.Status(); s.State != link.StateDisconnected {
-			return fmt.Errorf("first instance is %s", s.State)
-		}
-		return nil
-	})
+	o := startOutage(t)
 	// A second instance takes over meanwhile.
-	second, stopSecond := runLink(t, cfg, fastOpts)
-	recs = append(recs, produce(t, src.ListenAddrs(), "alerts", 2, 20, "c")...)
-	requireMirrored(t, recs, readAll(t, dst.ListenAddrs(), "alerts", len(recs)), "alerts")
-
-	wan.Refuse(false)
-	testbed.Eventually(t, 30*time.Second, func() error {
-		if s := first.Status(); s.State != link.StateFailed {
-			return fmt.Errorf("first instance is %s", s.State)
-		}
-		return nil
-	})
-	require.ErrorIs(t, stopFirst(), link.ErrFenced)
-	require.Contains(t, first.Status().LastError, "claimed the link")
-
-	recs = append(recs, produce(t, src.ListenAddrs(), "alerts", 2, 20, "d")...)
-	requireMirrored(t, recs, readAll(t, dst.ListenAddrs(), "alerts", len(recs)), "alerts")
-	require.NotEqual(t, link.StateFailed, second.Status().State)
+	second, stopSecond := runLink(t, o.cfg, fastOpts)
+	o.mirror(t, "c", 20)
+	o.firstStopsFenced(t, second, func() {})
 	require.NoError(t, stopSecond())
 }
 
@@ -186,31 +216,10 @@ func TestFencedDuringOutageStaysStoppedFake(t *testing.T) {
 // (here: after an outage) finds the claim and stops, instead of fencing
 // the newer instance that has not fenced it yet.
 func TestClaimBeforeFencingFake(t *testing.T) {
-	src := testbed.StartFake(t, kfake.SeedTopics(2, "alerts"))
-	dst := testbed.StartFake(t)
-	wan := faultnet.New(nil)
-	t.Cleanup(func() { _ = wan.Close() })
-	wan.SetDialTimeout(time.Second)
-	cfg := linkConfig(t, src.ListenAddrs(), dst.ListenAddrs(), "")
-	opts := fastOpts
-	opts.DestinationDialer = wan.Dialer()
-	first, stopFirst := runLink(t, cfg, opts)
-	recs := produce(t, src.ListenAddrs(), "alerts", 2, 50, "a")
-	requireMirrored(t, recs, readAll(t, dst.ListenAddrs(), "alerts", len(recs)), "alerts")
-
-	wan.Refuse(true)
-	wan.Reset()
-	recs = append(recs, produce(t, src.ListenAddrs(), "alerts", 2, 20, "b")...)
-	testbed.Eventually(t, 30*time.Second, func() error {
-		if s := first.Status(); s.State != link.StateDisconnected {
-			return fmt.Errorf("first instance is %s", s.State)
-		}
-		return nil
-	})
-
+	o := startOutage(t)
 	// The second instance claims the link, then waits before fencing
 	// while the first one reconnects.
-	second := link.New(cfg, cfg.Links[0], fastOpts, testLogger(t))
+	second := link.New(o.cfg, o.cfg.Links[0], fastOpts, testLogger(t))
 	var once sync.Once
 	claimed := make(chan struct{})
 	release := make(chan struct{})
@@ -226,20 +235,7 @@ func TestClaimBeforeFencingFake(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the second instance did not claim the link")
 	}
-	wan.Refuse(false)
-	testbed.Eventually(t, 30*time.Second, func() error {
-		if s := first.Status(); s.State != link.StateFailed {
-			return fmt.Errorf("first instance is %s", s.State)
-		}
-		return nil
-	})
-	close(release)
-	require.ErrorIs(t, stopFirst(), link.ErrFenced)
-	require.Contains(t, first.Status().LastError, "claimed the link")
-
-	recs = append(recs, produce(t, src.ListenAddrs(), "alerts", 2, 20, "c")...)
-	requireMirrored(t, recs, readAll(t, dst.ListenAddrs(), "alerts", len(recs)), "alerts")
-	require.NotEqual(t, link.StateFailed, second.Status().State)
+	o.firstStopsFenced(t, second, func() { close(release) })
 	require.NoError(t, stopSecond())
 }
 
@@ -265,12 +261,7 @@ func TestBlackHoleWhileProducerBufferFullFake(t *testing.T) {
 	wan.Cut()
 	// About 240 KB: far more than the buffer, less than one transaction.
 	recs = append(recs, produce(t, src.ListenAddrs(), "sensors.raw", 2, 2000, "b")...)
-	testbed.Eventually(t, 30*time.Second, func() error {
-		if s := l.Status(); s.State != link.StateDisconnected {
-			return fmt.Errorf("link is %s", s.State)
-		}
-		return nil
-	})
+	waitState(t, l, link.StateDisconnected)
 	wan.Restore()
 	requireMirrored(t, recs, readAll(t, dst.ListenAddrs(), "sensors.raw", len(recs)), "sensors.raw")
 	require.NoError(t, stop())

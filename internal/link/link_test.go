@@ -263,12 +263,7 @@ func TestSecondInstanceFencesFirstFake(t *testing.T) {
 	_, stopSecond := runLink(t, cfg, fastOpts)
 	more := produce(t, src.ListenAddrs(), "alerts", 2, 50, "b")
 	recs = append(recs, more...)
-	testbed.Eventually(t, 20*time.Second, func() error {
-		if s := first.Status(); s.State != link.StateFailed {
-			return fmt.Errorf("first instance is %s", s.State)
-		}
-		return nil
-	})
+	waitState(t, first, link.StateFailed)
 	require.ErrorIs(t, stopFirst(), link.ErrFenced)
 	requireMirrored(t, recs, readAll(t, dst.ListenAddrs(), "alerts", len(recs)), "alerts")
 	require.NoError(t, stopSecond())
