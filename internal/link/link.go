@@ -140,8 +140,8 @@ type Link struct {
 	// is set once a session wrote it (owned by the goroutine running Run).
 	self    claim
 	claimed bool
-	// buffer is the producer's budget of unacknowledged payload
-	// (produceBuffer; tests make it small).
+	// buffer, when set, replaces the profile's producer buffer (tests make
+	// it small).
 	buffer int
 	// afterClaim, when set, runs after a session wrote its claim and
 	// before its producer fences anyone (a test hook).
@@ -253,7 +253,6 @@ func New(cfg *config.Config, lc *config.Link, opts Options, logger *slog.Logger)
 		lastTS: make(map[tp]time.Time),
 		done:   make(map[string]counts),
 		self:   newClaim(),
-		buffer: produceBuffer,
 	}
 	if lc.Bandwidth > 0 || len(lc.BandwidthSchedule) > 0 {
 		l.limit = bandwidth.New(lc.BandwidthAt(time.Now()))
@@ -358,6 +357,9 @@ func (l *Link) Run(ctx context.Context) error {
 // ends it.
 func (l *Link) session(ctx context.Context) error {
 	tune := tuningFor(l.cfg)
+	if l.buffer > 0 {
+		tune.bufferBytes = l.buffer
+	}
 	if l.batchCap > 0 {
 		tune.batchBytes = min(tune.batchBytes, max(l.batchCap, 1<<10))
 	}
@@ -419,7 +421,6 @@ func (l *Link) session(ctx context.Context) error {
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(0),
-		kgo.MaxBufferedBytes(l.buffer),
 		kgo.WithHooks(wireCounter{l}, dstReach),
 		// No RecordDeliveryTimeout: franz-go measures it from the record's
 		// timestamp, which for a mirrored record is its source timestamp.
@@ -984,6 +985,7 @@ func (c *copier) enqueue(fs kgo.Fetches) {
 			pause[k.Topic] = append(pause[k.Topic], k.Partition)
 		}
 	})
+	c.sched.polled()
 	if pause != nil {
 		c.consumer.PauseFetchPartitions(pause)
 	}
@@ -992,18 +994,12 @@ func (c *copier) enqueue(fs kgo.Fetches) {
 // pendingCap bounds the memory of fetched records waiting to be copied
 // (scheduler.mem): past it, a partition whose records are all copied is
 // fetched again only if records of a lower priority wait. With
-// fetchMaxBytes and the producer's buffer (produceBuffer) it bounds a
+// fetchMaxBytes and the producer's buffer (the profile's) it bounds a
 // link's memory whatever its backlog or partition count.
 const pendingCap = 8 << 20
 
-// Memory budgets of a session's clients.
-const (
-	// fetchMaxBytes is the most one fetch from the source returns.
-	fetchMaxBytes = 8 << 20
-	// produceBuffer is the most payload the producer holds unacknowledged;
-	// Produce waits beyond it (watchReach ends the wait in an outage).
-	produceBuffer = 16 << 20
-)
+// fetchMaxBytes is the most one fetch from the source returns.
+const fetchMaxBytes = 8 << 20
 
 // drain copies waiting records, in the scheduler's order, into the open
 // transaction until it holds limit bytes or nothing waits, and fetches

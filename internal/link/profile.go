@@ -17,6 +17,10 @@ type tuning struct {
 	fetchMaxWait  time.Duration
 	metadataEvery time.Duration // MetadataMinAge
 	batchBytes    int           // ProducerBatchMaxBytes
+	// bufferBytes is the most payload the producer holds unacknowledged
+	// (MaxBufferedBytes); Produce waits beyond it. On a long, fast link it
+	// must exceed what the link carries in a round trip and a commit.
+	bufferBytes int
 	// txTime is the target time to send one transaction; see txLimit.
 	txTime time.Duration
 }
@@ -32,17 +36,17 @@ var profiles = map[config.Profile]tuning{
 	config.ProfileLAN: {
 		compression: "snappy", dialTimeout: 5 * time.Second, requestExtra: 5 * time.Second, produceWait: 10 * time.Second,
 		fetchMaxWait: 50 * time.Millisecond, metadataEvery: 500 * time.Millisecond,
-		batchBytes: 1 << 20, txTime: time.Second,
+		batchBytes: 1 << 20, bufferBytes: 16 << 20, txTime: time.Second,
 	},
 	config.ProfileWAN: {
 		compression: "zstd", dialTimeout: 10 * time.Second, requestExtra: 10 * time.Second, produceWait: 15 * time.Second,
 		fetchMaxWait: 100 * time.Millisecond, metadataEvery: time.Second,
-		batchBytes: 1 << 20, txTime: time.Second,
+		batchBytes: 1 << 20, bufferBytes: 64 << 20, txTime: time.Second,
 	},
 	config.ProfileSatellite: {
 		compression: "zstd", dialTimeout: 20 * time.Second, requestExtra: 20 * time.Second, produceWait: 30 * time.Second,
 		fetchMaxWait: 250 * time.Millisecond, metadataEvery: 2 * time.Second,
-		batchBytes: 256 << 10, txTime: 2 * time.Second,
+		batchBytes: 256 << 10, bufferBytes: 16 << 20, txTime: 2 * time.Second,
 	},
 }
 
@@ -91,6 +95,7 @@ func (t tuning) producerOpts() []kgo.Opt {
 		kgo.ProducerBatchCompression(codec(t.compression)),
 		kgo.ProduceRequestTimeout(t.produceWait),
 		kgo.ProducerBatchMaxBytes(int32(t.batchBytes)),
+		kgo.MaxBufferedBytes(t.bufferBytes),
 	}
 }
 

@@ -9,12 +9,12 @@ import (
 // while topics of several priorities have records waiting, each priority
 // gets a share of what is copied in proportion to its weight, so high
 // priorities drain first and low ones are never starved. Within a priority
-// partitions drain in the order their records arrived (a fetch returns at
-// most a partition's share of bytes, and a partition with records waiting is
-// not fetched, so none can hold the others back for long); draining one
-// fetch's records before the next keeps few fetch responses alive, since a
-// waiting record keeps its whole response in memory. Within a partition
-// records keep their order.
+// the records of one poll of the source are drained before those of the
+// next (a waiting record keeps its whole fetch response in memory, so this
+// keeps few responses alive), and the partitions of one poll take turns,
+// so that the producer has a batch of each of them to send at once (a
+// produce request carries one batch per partition, and a long round trip
+// needs many in flight). Within a partition records keep their order.
 //
 // It is owned by the copier's goroutine.
 type scheduler struct {
@@ -27,6 +27,8 @@ type scheduler struct {
 	// mem estimates the memory the waiting records hold: their payload
 	// and recordMemory each.
 	mem int
+	// poll counts the polls of the source (see polled).
+	poll int
 }
 
 // waiting is one partition's records not yet copied.
@@ -34,6 +36,8 @@ type waiting struct {
 	recs   []*kgo.Record
 	bytes  int
 	weight int
+	// poll is the poll its first waiting records came from.
+	poll int
 }
 
 // class is the waiting partitions of one priority.
@@ -41,7 +45,8 @@ type class struct {
 	weight int
 	// vtime is the bytes handed out for this class divided by its weight.
 	vtime float64
-	// ring lists its partitions with records waiting, in arrival order.
+	// ring lists its partitions with records waiting, by poll, and within
+	// a poll in turn order.
 	ring []tp
 }
 
@@ -80,7 +85,7 @@ func (s *scheduler) add(k tp, weight int, recs []*kgo.Record) bool {
 		w.bytes += n
 		return false
 	}
-	s.parts[k] = &waiting{recs: recs, bytes: n, weight: weight}
+	s.parts[k] = &waiting{recs: recs, bytes: n, weight: weight, poll: s.poll}
 	c := s.classes[weight]
 	if c == nil {
 		c = &class{weight: weight}
@@ -92,6 +97,10 @@ func (s *scheduler) add(k tp, weight int, recs []*kgo.Record) bool {
 	c.ring = append(c.ring, k)
 	return true
 }
+
+// polled marks the end of one poll's records: records added later drain
+// after them.
+func (s *scheduler) polled() { s.poll++ }
 
 // len returns the number of partitions with records waiting.
 func (s *scheduler) len() int { return len(s.parts) }
@@ -127,6 +136,13 @@ func (s *scheduler) next() (k tp, recs []*kgo.Record, emptied, ok bool) {
 	pick.vtime += float64(cost) / float64(pick.weight)
 	s.clock = pick.vtime
 	if len(w.recs) > 0 {
+		// k goes behind the other partitions of its poll.
+		n := 1
+		for n < len(pick.ring) && s.parts[pick.ring[n]].poll == w.poll {
+			n++
+		}
+		copy(pick.ring, pick.ring[1:n])
+		pick.ring[n-1] = k
 		return k, recs, false, true
 	}
 	pick.ring = pick.ring[1:]

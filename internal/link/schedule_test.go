@@ -82,43 +82,35 @@ func TestSchedulerIdleClassGetsNoCredit(t *testing.T) {
 	require.InDelta(t, 2*got["raw"], got["late"], float64(got["late"])/4+2, "%v", got)
 }
 
-// TestSchedulerSamePriorityDrainsInArrivalOrder: within a priority, the
-// partition whose records arrived first is drained first, so that the
-// fetch response they came in is released before the next one.
-func TestSchedulerSamePriorityDrainsInArrivalOrder(t *testing.T) {
+// TestSchedulerSamePriorityDrainsByPoll: within a priority, the records
+// of one poll drain before those of the next, so that the fetch response
+// they came in is released first; the partitions of one poll take turns.
+func TestSchedulerSamePriorityDrainsByPoll(t *testing.T) {
 	s := newScheduler()
 	s.add(tp{"raw", 0}, 1, records("raw", 0, 0, 300, 1000))
 	s.add(tp{"raw", 1}, 1, records("raw", 1, 0, 300, 1000))
+	s.polled()
+	s.add(tp{"raw", 2}, 1, records("raw", 2, 0, 300, 1000))
+	s.polled()
 	var order []int32
+	var emptied []int32
 	for {
-		k, _, emptied, ok := s.next()
+		k, _, done, ok := s.next()
 		if !ok {
 			break
 		}
-		if emptied {
-			order = append(order, k.Partition)
+		order = append(order, k.Partition)
+		if done {
+			emptied = append(emptied, k.Partition)
 		}
-		if k.Partition == 1 {
-			require.Contains(t, order, int32(0), "partition 1 before partition 0 was drained")
+		if k.Partition == 2 {
+			require.Subset(t, emptied, []int32{0, 1}, "partition 2 before the first poll was drained")
 		}
 	}
-	require.Equal(t, []int32{0, 1}, order)
-}
-
-func TestSchedulerChunksAndEmptied(t *testing.T) {
-	s := newScheduler()
-	k := tp{"t", 0}
-	s.add(k, 1, records("t", 0, 0, 3, 200<<10)) // records larger than a chunk
-	for i := range 3 {
-		got, recs, emptied, ok := s.next()
-		require.True(t, ok)
-		require.Equal(t, k, got)
-		require.Len(t, recs, 1, "one large record per chunk")
-		require.Equal(t, i == 2, emptied)
-	}
-	_, _, _, ok := s.next()
-	require.False(t, ok)
-	require.True(t, s.add(k, 1, records("t", 0, 3, 1, 10)), "waiting again after it emptied")
+	require.Equal(t, []int32{0, 1}, order[:2], "partitions of one poll take turns")
+	require.Equal(t, int32(0), order[2])
+	require.ElementsMatch(t, []int32{0, 1}, emptied[:2])
+	require.Equal(t, int32(2), emptied[2])
 }
 
 // TestPendingCapHoldsEqualPriorities: beyond pendingCap, partitions whose
