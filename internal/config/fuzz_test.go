@@ -5,8 +5,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v4"
@@ -148,6 +150,10 @@ func render(t *testing.T, cfg *config.Config) []byte {
 	}
 	links := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
 	for _, l := range cfg.Links {
+		prios := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+		for _, p := range l.Priorities {
+			prios.Content = append(prios.Content, mapping("match", str(p.Match), "priority", str(strconv.Itoa(p.Weight))))
+		}
 		links.Content = append(links.Content, mapping(
 			"name", str(l.Name),
 			"from", str(l.From),
@@ -156,12 +162,27 @@ func render(t *testing.T, cfg *config.Config) []byte {
 			"rename", str(l.Rename),
 			"start", str(string(l.Start)),
 			"delivery", str(string(l.Delivery)),
+			"on_error", str(string(l.OnError)),
+			"checkpoint_topic", str(l.CheckpointTopic),
+			"commit_interval", str(l.CommitInterval.String()),
+			"discovery_interval", str(l.DiscoveryInterval.String()),
+			"profile", str(string(l.Profile)),
+			"compression", str(l.Compression),
+			"priorities", prios,
+			"tuning", mapping(
+				"dial_timeout", dur(l.Tuning.DialTimeout),
+				"request_timeout", dur(l.Tuning.RequestTimeout),
+				"produce_timeout", dur(l.Tuning.ProduceTimeout),
+				"fetch_max_wait", dur(l.Tuning.FetchMaxWait),
+				"transaction_time", dur(l.Tuning.TransactionTime),
+			),
 		))
 	}
 	httpBlock := mapping(
 		"listen", str(cfg.HTTP.Listen),
 		"token", str(cfg.HTTP.Token),
 		"token_file", str(cfg.HTTP.TokenFile),
+		"pprof", boolean(cfg.HTTP.Pprof),
 	)
 	if cfg.HTTP.TLS != nil {
 		httpBlock.Content = append(httpBlock.Content, str("tls"), mapping(
@@ -197,6 +218,14 @@ func mapping(kv ...any) *yaml.Node {
 // str builds a string node, escaping "${" so it is not expanded.
 func str(s string) *yaml.Node {
 	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: strings.ReplaceAll(s, "${", "$${")}
+}
+
+// dur renders a duration, or nothing for zero (the default).
+func dur(d time.Duration) *yaml.Node {
+	if d == 0 {
+		return str("")
+	}
+	return str(d.String())
 }
 
 func strs(list []string) *yaml.Node {
