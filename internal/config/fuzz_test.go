@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -43,6 +44,8 @@ func FuzzParse(f *testing.F) {
 		"site: ${SITE}\nclusters: {a: {bootstrap: [\"${CLOUD_BROKERS}\"], sasl: {mechanism: plain, username: $${U}, password: $$${CLOUD_PASSWORD}}}}\n",
 		"clusters: {a: {bootstrap: [h:1]}}\n---\n",
 		"\ufeffclusters: {a: {bootstrap: [h:1]}}\n",
+		// Every link setting, so that rendering covers them all.
+		"clusters: {a: {bootstrap: [h:1]}, b: {bootstrap: [h:2]}}\nlinks: [{name: x, from: a, to: b, topics: {include: [t]}, on_error: skip-and-record, checkpoint_topic: cp, commit_interval: 250ms, discovery_interval: 1m, profile: wan, compression: gzip, bandwidth: 2Mbit/s, bandwidth_schedule: [{days: [mon, fri], from: \"22:00\", to: \"06:00\", rate: 512kbit/s}, {from: \"08:00\", to: \"09:30\", rate: unlimited}], priorities: [{match: alerts, priority: 10}], tuning: {dial_timeout: 3s, request_timeout: 4s, produce_timeout: 5s, fetch_max_wait: 60ms, batch_bytes: 256KiB, transaction_time: 2s}}]\nhttp: {pprof: true}\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -154,6 +157,31 @@ func render(t *testing.T, cfg *config.Config) []byte {
 		for _, p := range l.Priorities {
 			prios.Content = append(prios.Content, mapping("match", str(p.Match), "priority", str(strconv.Itoa(p.Weight))))
 		}
+		windows := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+		for _, w := range l.BandwidthSchedule {
+			days := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+			for _, d := range w.Days {
+				days.Content = append(days.Content, str(strings.ToLower(d.String()[:3])))
+			}
+			rate := "unlimited"
+			if w.Rate > 0 {
+				rate = strconv.FormatInt(w.Rate, 10) + "B/s"
+			}
+			windows.Content = append(windows.Content, mapping(
+				"days", days,
+				"from", str(fmt.Sprintf("%02d:%02d", w.From/60, w.From%60)),
+				"to", str(fmt.Sprintf("%02d:%02d", w.To/60, w.To%60)),
+				"rate", str(rate),
+			))
+		}
+		bandwidth := ""
+		if l.Bandwidth > 0 {
+			bandwidth = strconv.FormatInt(l.Bandwidth, 10) + "B/s"
+		}
+		batch := ""
+		if l.Tuning.BatchBytes > 0 {
+			batch = strconv.Itoa(l.Tuning.BatchBytes)
+		}
 		links.Content = append(links.Content, mapping(
 			"name", str(l.Name),
 			"from", str(l.From),
@@ -169,12 +197,15 @@ func render(t *testing.T, cfg *config.Config) []byte {
 			"profile", str(string(l.Profile)),
 			"compression", str(l.Compression),
 			"priorities", prios,
+			"bandwidth", str(bandwidth),
+			"bandwidth_schedule", windows,
 			"tuning", mapping(
 				"dial_timeout", dur(l.Tuning.DialTimeout),
 				"request_timeout", dur(l.Tuning.RequestTimeout),
 				"produce_timeout", dur(l.Tuning.ProduceTimeout),
 				"fetch_max_wait", dur(l.Tuning.FetchMaxWait),
 				"transaction_time", dur(l.Tuning.TransactionTime),
+				"batch_bytes", str(batch),
 			),
 		))
 	}
