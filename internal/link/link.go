@@ -1341,11 +1341,7 @@ func (c *copier) flush(ctx context.Context) error {
 // for as long as ctx allows; when watchReach ended ctx because the
 // destination stopped answering (an outage), it returns that reason.
 func (c *copier) watch(ctx context.Context, call func(context.Context) error) error {
-	err := call(ctx)
-	if cause := context.Cause(ctx); ctx.Err() != nil && errors.Is(cause, errUnreachable) {
-		return cause
-	}
-	return err
+	return ended(ctx, call(ctx))
 }
 
 // watchReach cancels the session's work with errUnreachable once the
