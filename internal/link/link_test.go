@@ -260,7 +260,11 @@ func TestSecondInstanceFencesFirstFake(t *testing.T) {
 	recs := produce(t, src.ListenAddrs(), "alerts", 2, 50, "a")
 	requireMirrored(t, recs, readAll(t, dst.ListenAddrs(), "alerts", len(recs)), "alerts")
 
-	_, stopSecond := runLink(t, cfg, fastOpts)
+	// Once the second instance runs it has fenced the first, which notices
+	// on its next write. (Records produced before could be copied by the
+	// first before it was fenced, leaving it nothing to write.)
+	second, stopSecond := runLink(t, cfg, fastOpts)
+	waitState(t, second, link.StateLive)
 	more := produce(t, src.ListenAddrs(), "alerts", 2, 50, "b")
 	recs = append(recs, more...)
 	waitState(t, first, link.StateFailed)
