@@ -214,7 +214,7 @@ http: {token: "${HTTP_TOKEN}"}
 			grant("Create", "topic", "__edgelink.checkpoints"),
 			grant("Read", "topic", "__edgelink.checkpoints"),
 			grant("Write", "topic", "__edgelink.checkpoints"),
-			grant("Write", "transactional-id", "edgelink-up-0"),
+			grant("Write", "transactional-id", "edgelink-plant-1:up-0"),
 			grant("AlterConfigs", "topic", "plant-1.sensors.temp"),
 			grant("Alter", "topic", "plant-1.sensors.temp"),
 			// cloud-oauth (the same Kafka cluster, another name), for link up-oauth.
@@ -229,7 +229,7 @@ http: {token: "${HTTP_TOKEN}"}
 			grant("Describe", "topic", "__edgelink.skipped"),
 			grant("Create", "topic", "__edgelink.skipped"),
 			grant("Write", "topic", "__edgelink.skipped"),
-			grant("Write", "transactional-id", "edgelink-up-oauth-0"),
+			grant("Write", "transactional-id", "edgelink-plant-1:up-oauth-0"),
 			grant("AlterConfigs", "topic", "oauth.sensors.temp"),
 			grant("Alter", "topic", "oauth.sensors.temp"),
 		}

@@ -9,11 +9,6 @@ import (
 	"github.com/edgelink/edgelink/internal/kafka"
 )
 
-// TransactionalID returns the transactional id of the destination producer
-// of the link named name. Every instance of the link shares it, so that a
-// new instance fences the old one.
-func TransactionalID(name string) string { return "edgelink-" + name + "-0" }
-
 // MirrorTopic returns the destination topic of a source topic of lc, and
 // an error when that name is not a legal Kafka topic name (the link then
 // reports the topic and does not replicate it), or is one of edgelink's
@@ -94,7 +89,7 @@ func Needs(site string, lc *config.Link, srcTopics []string) (src, dst []kafka.N
 	}
 	if lc.Delivery != config.DeliveryAtLeastOnce {
 		dst = append(dst, kafka.Need{
-			Op: kmsg.ACLOperationWrite, Resource: kmsg.ACLResourceTypeTransactionalId, Name: TransactionalID(lc.Name),
+			Op: kmsg.ACLOperationWrite, Resource: kmsg.ACLResourceTypeTransactionalId, Name: TransactionalID(site, lc.Name),
 			For: "write exactly once, in transactions (this also fences a second instance of the link)",
 		})
 	}

@@ -18,7 +18,9 @@ links: [{name: up-1, from: a, to: b, topics: {include: [x]}}]
 `))
 	require.NoError(t, err)
 	l := New(cfg, cfg.Links[0], Options{}, slog.New(slog.DiscardHandler))
-	require.Equal(t, l.transactionalID(), TransactionalID("up-1"))
+	require.Equal(t, "edgelink-up-1-0", l.Identity().TransactionalID(), "without a site, the id of earlier releases")
+	require.Equal(t, l.Identity().TransactionalID(), TransactionalID("", "up-1"))
+	require.Equal(t, "edgelink-plant-1:up-1-0", TransactionalID("plant-1", "up-1"))
 }
 
 func TestMirrorTopicRefusesIllegalAndOwnNames(t *testing.T) {

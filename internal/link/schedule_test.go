@@ -127,17 +127,17 @@ links: [{name: up, from: a, to: b, topics: {include: [".*"]}, priorities: [{matc
 	consumer, err := kgo.NewClient(kgo.SeedBrokers("127.0.0.1:1"))
 	require.NoError(t, err)
 	t.Cleanup(consumer.Close)
-	c := &copier{l: &Link{cfg: cfg.Links[0]}, consumer: consumer, sched: newScheduler(), held: make(map[tp]int)}
+	in := &intake{consumer: consumer, priority: cfg.Links[0].PriorityOf, sched: newScheduler(), held: make(map[tp]int)}
 	over := pendingCap/(1000+recordMemory) + 1
-	c.sched.add(tp{"raw", 0}, 1, records("raw", 0, 0, over, 1000))
-	c.held[tp{"raw", 1}] = 1
-	c.held[tp{"raw", 2}] = 1
-	c.held[tp{"alerts", 0}] = 10
-	require.NoError(t, c.drain(t.Context(), 0))
-	require.Equal(t, map[tp]int{{"raw", 1}: 1, {"raw", 2}: 1}, c.held, "alerts fetched again, raw held")
+	in.sched.add(tp{"raw", 0}, 1, records("raw", 0, 0, over, 1000))
+	in.held[tp{"raw", 1}] = 1
+	in.held[tp{"raw", 2}] = 1
+	in.held[tp{"alerts", 0}] = 10
+	in.refill()
+	require.Equal(t, map[tp]int{{"raw", 1}: 1, {"raw", 2}: 1}, in.held, "alerts fetched again, raw held")
 
-	c.sched = newScheduler()
-	c.sched.add(tp{"raw", 0}, 1, records("raw", 0, 0, 10, 1000))
-	require.NoError(t, c.drain(t.Context(), 0))
-	require.Empty(t, c.held, "below the cap everything is fetched again")
+	in.sched = newScheduler()
+	in.sched.add(tp{"raw", 0}, 1, records("raw", 0, 0, 10, 1000))
+	in.refill()
+	require.Empty(t, in.held, "below the cap everything is fetched again")
 }

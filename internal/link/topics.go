@@ -60,24 +60,24 @@ func validTopicName(name string) error {
 // sourceTopics lists the source topics the link selects, with their
 // partition counts. Internal topics and names starting with "__" are never
 // selected.
-func (l *Link) sourceTopics(ctx context.Context) (map[string]int32, error) {
-	tds, err := l.srcAdm.ListTopics(ctx)
+func (s *session) sourceTopics(ctx context.Context) (map[string]int32, error) {
+	tds, err := s.srcAdm.ListTopics(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list source topics: %w", err)
 	}
 	out := make(map[string]int32)
-	l.srcTopicIDs = make(map[string]string)
+	s.srcTopicIDs = make(map[string]string)
 	for _, td := range tds {
-		if td.IsInternal || strings.HasPrefix(td.Topic, "__") || !l.cfg.Topics.Match(td.Topic) {
+		if td.IsInternal || strings.HasPrefix(td.Topic, "__") || !s.l.cfg.Topics.Match(td.Topic) {
 			continue
 		}
 		if td.Err != nil {
-			l.logger.Warn("source topic unavailable", "topic", td.Topic, "err", td.Err)
+			s.l.logger.Warn("source topic unavailable", "topic", td.Topic, "err", td.Err)
 			continue
 		}
 		out[td.Topic] = int32(len(td.Partitions))
 		if td.ID != (kadm.TopicID{}) {
-			l.srcTopicIDs[td.Topic] = td.ID.String()
+			s.srcTopicIDs[td.Topic] = td.ID.String()
 		}
 	}
 	return out, nil
@@ -121,8 +121,8 @@ func topicConfigs(ctx context.Context, adm *kadm.Client, topics ...string) (map[
 // destination with at least as many partitions and the same configs. It
 // returns the source topics that are ready to replicate with their
 // partition counts; a topic that cannot be mirrored is reported through
-// l.topicError and left out.
-func (l *Link) syncTopics(ctx context.Context, src map[string]int32) (map[string]int32, error) {
+// s.l.topicError and left out.
+func (s *session) syncTopics(ctx context.Context, src map[string]int32) (map[string]int32, error) {
 	names := make([]string, 0, len(src))
 	for t := range src {
 		names = append(names, t)
@@ -132,35 +132,35 @@ func (l *Link) syncTopics(ctx context.Context, src map[string]int32) (map[string
 	if len(names) == 0 {
 		return ready, nil
 	}
-	srcCfgs, _, err := topicConfigs(ctx, l.srcAdm, names...)
+	srcCfgs, _, err := topicConfigs(ctx, s.srcAdm, names...)
 	if err != nil {
 		return nil, fmt.Errorf("source: %w", err)
 	}
 	dstNames := make([]string, 0, len(names))
 	for _, t := range names {
-		dst, err := MirrorTopic(l.site, l.cfg, t)
+		dst, err := MirrorTopic(s.l.id.Site, s.l.cfg, t)
 		if err != nil {
-			l.topicError(t, fmt.Errorf("mirror topic for %s: %w (check the link's rename)", t, err))
+			s.l.topicError(t, fmt.Errorf("mirror topic for %s: %w (check the link's rename)", t, err))
 			continue
 		}
 		dstNames = append(dstNames, dst)
 	}
-	dstDetails, err := l.dstAdm.ListTopics(ctx, dstNames...)
+	dstDetails, err := s.dstAdm.ListTopics(ctx, dstNames...)
 	if err != nil {
 		return nil, fmt.Errorf("describe destination topics: %w", err)
 	}
-	dstCfgs, limits, err := topicConfigs(ctx, l.dstAdm, dstNames...)
+	dstCfgs, limits, err := topicConfigs(ctx, s.dstAdm, dstNames...)
 	if err != nil {
 		return nil, fmt.Errorf("destination: %w", err)
 	}
-	l.mirrorLimit, l.mirrorLimited = 0, ""
+	s.mirrorLimit, s.mirrorLimited = 0, ""
 	for _, dst := range dstNames {
-		if n, ok := limits[dst]; ok && (l.mirrorLimit == 0 || n < l.mirrorLimit) {
-			l.mirrorLimit, l.mirrorLimited = n, dst
+		if n, ok := limits[dst]; ok && (s.mirrorLimit == 0 || n < s.mirrorLimit) {
+			s.mirrorLimit, s.mirrorLimited = n, dst
 		}
 	}
 	for _, t := range names {
-		dst, err := MirrorTopic(l.site, l.cfg, t)
+		dst, err := MirrorTopic(s.l.id.Site, s.l.cfg, t)
 		if err != nil {
 			continue
 		}
@@ -171,17 +171,17 @@ func (l *Link) syncTopics(ctx context.Context, src map[string]int32) (map[string
 		}
 		switch {
 		case !exists:
-			if err := l.createMirror(ctx, dst, src[t], want); err != nil {
-				l.topicError(t, err)
+			if err := s.createMirror(ctx, dst, src[t], want); err != nil {
+				s.l.topicError(t, err)
 				continue
 			}
 		case td.Err != nil:
-			l.topicError(t, fmt.Errorf("describe mirror topic %s: %w", dst, td.Err))
+			s.l.topicError(t, fmt.Errorf("describe mirror topic %s: %w", dst, td.Err))
 			continue
 		default:
 			have := int32(len(td.Partitions))
-			if err := l.alignMirror(ctx, dst, have, src[t], want, dstCfgs[dst]); err != nil {
-				l.topicError(t, err)
+			if err := s.alignMirror(ctx, dst, have, src[t], want, dstCfgs[dst]); err != nil {
+				s.l.topicError(t, err)
 				continue
 			}
 			if have < src[t] {
@@ -189,7 +189,7 @@ func (l *Link) syncTopics(ctx context.Context, src map[string]int32) (map[string
 				// its next metadata refresh: replicate them from the next
 				// pass on.
 				ready[t] = have
-				l.grown = true
+				s.grown = true
 				continue
 			}
 		}
@@ -198,12 +198,12 @@ func (l *Link) syncTopics(ctx context.Context, src map[string]int32) (map[string
 	return ready, nil
 }
 
-func (l *Link) createMirror(ctx context.Context, dst string, partitions int32, cfg map[string]string) error {
+func (s *session) createMirror(ctx context.Context, dst string, partitions int32, cfg map[string]string) error {
 	configs := make(map[string]*string, len(cfg))
 	for k, v := range cfg {
 		configs[k] = kadm.StringPtr(v)
 	}
-	resp, err := l.dstAdm.CreateTopic(ctx, partitions, -1, configs, dst)
+	resp, err := s.dstAdm.CreateTopic(ctx, partitions, -1, configs, dst)
 	if err == nil {
 		err = resp.Err
 	}
@@ -213,7 +213,7 @@ func (l *Link) createMirror(ctx context.Context, dst string, partitions int32, c
 	if err != nil {
 		return fmt.Errorf("create mirror topic %s: %w", dst, err)
 	}
-	l.logger.Info("created mirror topic", "topic", dst, "partitions", partitions, "configs", len(cfg))
+	s.l.logger.Info("created mirror topic", "topic", dst, "partitions", partitions, "configs", len(cfg))
 	// Wait until the new topic has a leader for every partition, so the
 	// producer's first metadata request finds it instead of backing off.
 	// The request is direct: cached metadata would still say "no such topic".
@@ -222,7 +222,7 @@ func (l *Link) createMirror(ctx context.Context, dst string, partitions int32, c
 		rt := kmsg.NewMetadataRequestTopic()
 		rt.Topic = kmsg.StringPtr(dst)
 		req.Topics = append(req.Topics, rt)
-		if resp, err := req.RequestWith(ctx, l.dstCl); err == nil && len(resp.Topics) == 1 && allLed(resp.Topics[0], partitions) {
+		if resp, err := req.RequestWith(ctx, s.dstCl); err == nil && len(resp.Topics) == 1 && allLed(resp.Topics[0], partitions) {
 			return nil
 		}
 		select {
@@ -248,19 +248,19 @@ func allLed(t kmsg.MetadataResponseTopic, partitions int32) bool {
 
 // alignMirror grows the mirror's partitions to the source's and applies
 // source config values that differ.
-func (l *Link) alignMirror(ctx context.Context, dst string, have, want int32, wantCfg, haveCfg map[string]string) error {
+func (s *session) alignMirror(ctx context.Context, dst string, have, want int32, wantCfg, haveCfg map[string]string) error {
 	if have < want {
-		resp, err := l.dstAdm.UpdatePartitions(ctx, int(want), dst)
+		resp, err := s.dstAdm.UpdatePartitions(ctx, int(want), dst)
 		if err == nil {
 			err = resp.Error()
 		}
 		if err != nil {
 			return fmt.Errorf("grow mirror topic %s from %d to %d partitions: %w", dst, have, want, err)
 		}
-		l.logger.Info("grew mirror topic", "topic", dst, "from", have, "to", want)
+		s.l.logger.Info("grew mirror topic", "topic", dst, "from", have, "to", want)
 	} else if have > want {
 		// Records keep their partition; extra mirror partitions stay empty.
-		l.logger.Debug("mirror topic has more partitions than its source", "topic", dst, "mirror", have, "source", want)
+		s.l.logger.Debug("mirror topic has more partitions than its source", "topic", dst, "mirror", have, "source", want)
 	}
 	var alter []kadm.AlterConfig
 	for k, v := range wantCfg {
@@ -272,7 +272,7 @@ func (l *Link) alignMirror(ctx context.Context, dst string, have, want int32, wa
 		return nil
 	}
 	sort.Slice(alter, func(i, j int) bool { return alter[i].Name < alter[j].Name })
-	resps, err := l.dstAdm.AlterTopicConfigs(ctx, alter, dst)
+	resps, err := s.dstAdm.AlterTopicConfigs(ctx, alter, dst)
 	if err == nil {
 		for _, r := range resps {
 			if r.Err != nil {
@@ -283,6 +283,6 @@ func (l *Link) alignMirror(ctx context.Context, dst string, have, want int32, wa
 	if err != nil {
 		return fmt.Errorf("update configs of mirror topic %s: %w", dst, err)
 	}
-	l.logger.Info("updated mirror topic configs", "topic", dst, "configs", len(alter))
+	s.l.logger.Info("updated mirror topic configs", "topic", dst, "configs", len(alter))
 	return nil
 }

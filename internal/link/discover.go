@@ -1,0 +1,219 @@
+package link
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/edgelink/edgelink/internal/config"
+)
+
+// discover lists source topics, mirrors them and assigns new partitions. At
+// session start (first), a partition without a checkpoint starts at the
+// link's configured start position; partitions that appear later start at
+// their beginning, since everything in them is new.
+func (s *session) discover(ctx context.Context, first bool) error {
+	l := s.l
+	ctx, cancel := context.WithTimeout(ctx, s.tune.adminTimeout())
+	defer cancel()
+	s.nextDiscovery = time.Now().Add(l.opts.DiscoveryInterval)
+	src, err := s.sourceTopics(ctx)
+	if err != nil {
+		return err
+	}
+	ready, err := s.syncTopics(ctx, src)
+	if err != nil {
+		return err
+	}
+	if n := s.mirrorLimit; n > 0 && n < s.tune.batchBytes {
+		// The producer must not build batches a mirror refuses whole.
+		return &batchCapError{limit: n, batch: s.tune.batchBytes, topic: s.mirrorLimited}
+	}
+	if s.grown {
+		s.grown = false
+		s.out.producer.ForceMetadataRefresh()
+	}
+	var fresh, renewed []tp
+	resume := make(map[tp]int64)
+	for t, n := range ready {
+		for p := range n {
+			k := tp{t, p}
+			reading := s.in.reading(k)
+			if s.recreated(k) {
+				if reading {
+					// The consumer still follows the old topic: start over.
+					return fmt.Errorf("source topic %s was deleted and created again", t)
+				}
+				renewed = append(renewed, k)
+				continue
+			}
+			if reading {
+				continue
+			}
+			next, ok := s.pos.at(k)
+			if !ok {
+				fresh = append(fresh, k)
+				continue
+			}
+			resume[k] = next
+		}
+	}
+	if len(renewed) > 0 {
+		// A topic deleted and created again holds new records from offset
+		// zero on: its old checkpoints say nothing about them.
+		starts, err := s.startOffsets(ctx, renewed, false)
+		if err != nil {
+			return err
+		}
+		for _, t := range slices.Sorted(maps.Keys(countTopics(renewed))) {
+			l.logger.Warn("source topic was deleted and created again; replicating the new topic from its start", "topic", t, "mirror", l.destination(t))
+			l.event(EventTopic, fmt.Sprintf("source topic %s was deleted and created again: replicating it from its start; %s keeps the records of the old topic", t, l.destination(t)))
+		}
+		s.startPartitions(renewed, starts, resume)
+	}
+	if len(fresh) > 0 {
+		starts, err := s.startOffsets(ctx, fresh, first)
+		if err != nil {
+			return err
+		}
+		perTopic := countTopics(fresh)
+		for _, t := range slices.Sorted(maps.Keys(perTopic)) {
+			l.event(EventTopic, fmt.Sprintf("replicating %d new partition(s) of %s to %s", perTopic[t], t, l.destination(t)))
+		}
+		s.startPartitions(fresh, starts, resume)
+	}
+	s.in.assign(resume)
+	l.update(func(st *Status) { st.Partitions = len(s.in.assigned) })
+	return nil
+}
+
+// recreated tells whether k's checkpoint was written for an earlier source
+// topic of the same name.
+func (s *session) recreated(k tp) bool {
+	was, now := s.pos.topicIDs[k], s.srcTopicIDs[k.Topic]
+	return was != "" && now != "" && was != now
+}
+
+// startPartitions starts replicating partitions without a (valid)
+// checkpoint at the given offsets.
+func (s *session) startPartitions(parts []tp, starts map[tp]int64, assign map[tp]int64) {
+	for _, k := range parts {
+		off := starts[k]
+		s.pos.start(k, off, s.srcTopicIDs[k.Topic])
+		assign[k] = off
+		s.l.logger.Info("replicating partition", "topic", k.Topic, "partition", k.Partition, "from", off)
+	}
+}
+
+func countTopics(parts []tp) map[string]int {
+	out := make(map[string]int)
+	for _, k := range parts {
+		out[k.Topic]++
+	}
+	return out
+}
+
+// startOffsets resolves where partitions without a checkpoint begin.
+func (s *session) startOffsets(ctx context.Context, parts []tp, first bool) (map[tp]int64, error) {
+	topics := slices.Sorted(maps.Keys(countTopics(parts)))
+	list := s.srcAdm.ListStartOffsets
+	if first && s.l.cfg.Start == config.StartLatest {
+		list = s.srcAdm.ListEndOffsets
+	}
+	offs, err := list(ctx, topics...)
+	if err != nil {
+		return nil, fmt.Errorf("list source offsets: %w", err)
+	}
+	out := make(map[tp]int64, len(parts))
+	for _, k := range parts {
+		o, ok := offs.Lookup(k.Topic, k.Partition)
+		if !ok || o.Err != nil {
+			return nil, fmt.Errorf("list offsets of %s: %w", k, o.Err)
+		}
+		out[k] = o.Offset
+	}
+	return out, nil
+}
+
+// backlogInterval is how often a link measures its backlog.
+const backlogInterval = time.Second
+
+// liveWithin is the drain time under which a link with a backlog counts as live.
+const liveWithin = 2 * time.Second
+
+// measureBacklog compares the positions of the partitions being read with
+// the source's last stable offsets and sets the link's backlog figures and
+// its state: catching-up while there is a backlog, live when there is none.
+func (s *session) measureBacklog(ctx context.Context) error {
+	l := s.l
+	ctx, cancel := context.WithTimeout(ctx, s.tune.adminTimeout())
+	defer cancel()
+	s.nextBacklog = time.Now().Add(backlogInterval)
+	l.followBandwidthSchedule()
+	parts := make(map[tp]int64, len(s.in.assigned))
+	for k := range s.in.assigned {
+		if pos, ok := s.pos.at(k); ok {
+			parts[k] = pos
+		}
+	}
+	topics := sortedTopics(parts)
+	var backlog int64
+	var oldest time.Time
+	perTopic := make(map[string]*TopicStatus, len(topics))
+	for _, t := range topics {
+		n := l.done[t]
+		perTopic[t] = &TopicStatus{Source: t, Destination: l.destination(t), Priority: l.cfg.PriorityOf(t), Records: n.records, Bytes: n.bytes}
+	}
+	for k := range parts {
+		perTopic[k.Topic].Partitions++
+	}
+	if len(topics) > 0 {
+		ends, err := s.srcAdm.ListCommittedOffsets(ctx, topics...)
+		if err != nil {
+			return fmt.Errorf("measure backlog: %w", err)
+		}
+		for k, pos := range parts {
+			end, found := ends.Lookup(k.Topic, k.Partition)
+			if !found || end.Err != nil || end.Offset <= pos {
+				continue
+			}
+			backlog += end.Offset - pos
+			perTopic[k.Topic].BacklogRecords += end.Offset - pos
+			if ts, ok := l.lastTS[k]; ok && (oldest.IsZero() || ts.Before(oldest)) {
+				oldest = ts
+			}
+		}
+	}
+	now := time.Now()
+	l.update(func(st *Status) {
+		st.BacklogRecords, st.BacklogAt = backlog, now
+		st.Topics = st.Topics[:0:0]
+		for _, t := range slices.Sorted(maps.Keys(perTopic)) {
+			st.Topics = append(st.Topics, *perTopic[t])
+		}
+		st.BacklogBytes, st.BacklogAge, st.DrainETA = 0, 0, 0
+		if backlog == 0 {
+			return
+		}
+		if st.Records > 0 {
+			st.BacklogBytes = backlog * (st.Bytes / st.Records)
+		}
+		if !oldest.IsZero() {
+			st.BacklogAge = now.Sub(oldest)
+		}
+		if s.rate > 1 {
+			st.DrainETA = time.Duration(float64(backlog) / s.rate * float64(time.Second))
+		}
+	})
+	// Under steady load there is always a little backlog (the records of the
+	// open transaction): a link is live while what is left would drain
+	// within liveWithin at the recent rate.
+	state := StateLive
+	if backlog > 0 && (s.rate < 1 || float64(backlog)/s.rate > liveWithin.Seconds()) {
+		state = StateCatchingUp
+	}
+	l.setState(state, nil)
+	return nil
+}

@@ -1,0 +1,182 @@
+package link
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// pendingCap bounds the memory of fetched records waiting to be copied
+// (scheduler.mem): past it, a partition whose records are all copied is
+// fetched again only if records of a lower priority wait. With
+// fetchMaxBytes and the producer's buffer (the profile's) it bounds a
+// link's memory whatever its backlog or partition count.
+const pendingCap = 8 << 20
+
+// fetchMaxBytes is the most one fetch from the source returns.
+const fetchMaxBytes = 8 << 20
+
+// intake reads the source: it fetches the assigned partitions
+// (read_committed, markers kept so that positions are exact), hands their
+// records out in the scheduler's weighted-fair order, and pauses a
+// partition while its fetched records wait. It is owned by the session's
+// goroutine.
+type intake struct {
+	opts     []kgo.Opt
+	consumer *kgo.Client
+	priority func(topic string) int
+	// sched holds fetched records waiting to be copied; a partition with
+	// records waiting is not fetched. held lists partitions (with their
+	// weight) whose waiting records are gone but that are not fetched
+	// again yet, because too much waits already (pendingCap).
+	sched *scheduler
+	held  map[tp]int
+	// assigned holds the partitions the consumer reads.
+	assigned map[tp]struct{}
+}
+
+func newIntake(opts []kgo.Opt, fetchWait time.Duration, priority func(string) int) (*intake, error) {
+	in := &intake{
+		opts: append(opts[:len(opts):len(opts)],
+			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+			kgo.KeepControlRecords(),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+			kgo.FetchMaxBytes(fetchMaxBytes),
+			kgo.FetchMaxWait(fetchWait),
+		),
+		priority: priority,
+		sched:    newScheduler(),
+		held:     make(map[tp]int),
+		assigned: make(map[tp]struct{}),
+	}
+	var err error
+	if in.consumer, err = kgo.NewClient(in.opts...); err != nil {
+		return nil, fmt.Errorf("create source consumer: %w", err)
+	}
+	return in, nil
+}
+
+func (in *intake) close() { in.consumer.Close() }
+
+// reading reports whether k is assigned.
+func (in *intake) reading(k tp) bool {
+	_, ok := in.assigned[k]
+	return ok
+}
+
+// assign starts reading partitions at the given offsets.
+func (in *intake) assign(at map[tp]int64) {
+	if len(at) == 0 {
+		return
+	}
+	add := make(map[string]map[int32]kgo.Offset)
+	for k, off := range at {
+		if add[k.Topic] == nil {
+			add[k.Topic] = make(map[int32]kgo.Offset)
+		}
+		add[k.Topic][k.Partition] = kgo.NewOffset().At(off)
+		in.assigned[k] = struct{}{}
+	}
+	in.consumer.AddConsumePartitions(add)
+}
+
+// rewind starts reading every assigned partition again at the given
+// positions, with a new consumer (so that no fetch from before can
+// arrive), forgetting every waiting record.
+func (in *intake) rewind(at func(tp) int64) error {
+	in.consumer.Close()
+	var err error
+	if in.consumer, err = kgo.NewClient(in.opts...); err != nil {
+		return fmt.Errorf("create source consumer: %w", err)
+	}
+	in.sched = newScheduler()
+	clear(in.held)
+	parts := maps.Clone(in.assigned)
+	clear(in.assigned)
+	pos := make(map[tp]int64, len(parts))
+	for k := range parts {
+		pos[k] = at(k)
+	}
+	in.assign(pos)
+	return nil
+}
+
+// waiting reports whether fetched records wait to be copied.
+func (in *intake) waiting() bool { return in.sched.len() > 0 }
+
+// poll fetches what the source has: at once when records wait already,
+// else waiting until deadline for some.
+func (in *intake) poll(ctx context.Context, deadline time.Time) error {
+	var fs kgo.Fetches
+	if in.waiting() {
+		fs = in.consumer.PollFetches(nil) //nolint:staticcheck // a nil context returns what is buffered without waiting (documented by franz-go)
+	} else {
+		pctx, cancel := context.WithDeadline(ctx, deadline)
+		fs = in.consumer.PollFetches(pctx)
+		cancel()
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	for _, fe := range fs.Errors() {
+		if errors.Is(fe.Err, context.DeadlineExceeded) || errors.Is(fe.Err, context.Canceled) {
+			continue
+		}
+		return fmt.Errorf("fetch %s[%d] from source: %w", fe.Topic, fe.Partition, fe.Err)
+	}
+	in.enqueue(fs)
+	return nil
+}
+
+// enqueue hands fetched records to the scheduler and stops fetching the
+// partitions that now have records waiting.
+func (in *intake) enqueue(fs kgo.Fetches) {
+	var pause map[string][]int32
+	fs.EachPartition(func(p kgo.FetchTopicPartition) {
+		k := tp{p.Topic, p.Partition}
+		if in.sched.add(k, in.priority(p.Topic), p.Records) {
+			if pause == nil {
+				pause = make(map[string][]int32)
+			}
+			pause[k.Topic] = append(pause[k.Topic], k.Partition)
+		}
+	})
+	in.sched.polled()
+	if pause != nil {
+		in.consumer.PauseFetchPartitions(pause)
+	}
+}
+
+// next hands out the next chunk of one partition's records, in order.
+func (in *intake) next() (tp, []*kgo.Record, bool) {
+	k, recs, emptied, ok := in.sched.next()
+	if ok && emptied {
+		in.held[k] = in.priority(k.Topic)
+	}
+	return k, recs, ok
+}
+
+// refill fetches again the partitions whose waiting records are gone.
+// Beyond pendingCap only partitions of a higher priority than some waiting
+// records are: the lower ones drain later, so an alert is not kept out by
+// raw telemetry holding the memory.
+func (in *intake) refill() {
+	if len(in.held) == 0 {
+		return
+	}
+	low := in.sched.minWeight()
+	resume := make(map[string][]int32)
+	for k, w := range in.held {
+		if in.sched.mem < pendingCap || w > low {
+			resume[k.Topic] = append(resume[k.Topic], k.Partition)
+			delete(in.held, k)
+		}
+	}
+	if len(resume) > 0 {
+		in.consumer.ResumeFetchPartitions(resume)
+	}
+}
