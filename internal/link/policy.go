@@ -50,12 +50,12 @@ func decide(err error, onError config.OnError) action {
 	switch {
 	case err == nil:
 		return retry
-	case errorsIsAny(err, ErrFenced, ErrSourceChanged, ErrRefused):
-		return stop
 	case errors.As(err, &refused):
 		if onError == config.OnErrorSkip {
 			return skip
 		}
+		return stop
+	case errorsIsAny(err, ErrFenced, ErrSourceChanged, ErrRefused):
 		return stop
 	case errors.As(err, &capped):
 		return adjust

@@ -223,6 +223,9 @@ func (s *store) load(ctx context.Context, o loadOptions) (saved, error) {
 		return saved{}, err
 	}
 	mine := own[s.partition][s.id]
+	if mine.open != nil {
+		return saved{}, fmt.Errorf("read checkpoints: %w; retrying", mine.open)
+	}
 	out := saved{owner: mine.owner}
 	if mine.gen > 0 && mine.layout == s.partitions {
 		out.checkpoints, out.gen, out.from = mine.latest(), mine.gen, fmt.Sprintf("partition %d", s.partition)
@@ -244,6 +247,9 @@ func (s *store) load(ctx context.Context, o loadOptions) (saved, error) {
 	if err != nil {
 		return saved{}, err
 	}
+	if err := unsettled(found, s.id); err != nil {
+		return saved{}, err
+	}
 	if p, best := newest(found, s.id); best != nil {
 		out.checkpoints, out.gen, out.from = best.latest(), best.gen, fmt.Sprintf("partition %d (searched the whole topic)", p)
 		s.gen = out.gen + 1
@@ -257,13 +263,16 @@ func (s *store) load(ctx context.Context, o loadOptions) (saved, error) {
 	// The link's name alone identified it in earlier releases. Adopt those
 	// checkpoints when they were written for this source cluster, once their
 	// transactional id is fenced too (it may hold an open transaction).
-	if _, old := newest(found, legacy); old == nil || !old.wroteFor(o.source) {
+	if !holdsAny(found, legacy) {
 		return out, nil
 	}
 	if err := fence(ctx, o.client, legacy.TransactionalID()); err != nil {
 		return saved{}, err
 	}
 	if found, err = readCheckpoints(ctx, o, s.topic, all, legacy); err != nil {
+		return saved{}, err
+	}
+	if err := unsettled(found, legacy); err != nil {
 		return saved{}, err
 	}
 	if p, old := newest(found, legacy); old != nil {
@@ -298,6 +307,27 @@ func newest(found map[int32]map[Identity]*linkState, id Identity) (int32, *linkS
 	return bestP, best
 }
 
+// unsettled returns an error when a transaction of id is still open in
+// some partition.
+func unsettled(found map[int32]map[Identity]*linkState, id Identity) error {
+	for _, states := range found {
+		if st := states[id]; st != nil && st.open != nil {
+			return fmt.Errorf("read checkpoints: %w; retrying", st.open)
+		}
+	}
+	return nil
+}
+
+// holdsAny reports whether some partition holds a record of id.
+func holdsAny(found map[int32]map[Identity]*linkState, id Identity) bool {
+	for _, states := range found {
+		if st := states[id]; st != nil && st.any {
+			return true
+		}
+	}
+	return false
+}
+
 // fence initialises a transactional producer with id, which aborts its open
 // transaction, if any, and fences whoever holds it.
 func fence(ctx context.Context, opts []kgo.Opt, id string) error {
@@ -323,8 +353,12 @@ type linkState struct {
 	// it was written under.
 	gen    int64
 	layout int32
-	// pending holds transactional records not settled yet, by producer id.
+	// pending holds transactional records not settled yet, by producer id;
+	// open says that some are still not settled at the high watermark.
 	pending map[int64][]*kgo.Record
+	open    error
+	// any is set when the partition holds any record of the link.
+	any bool
 }
 
 // latest returns the complete set of checkpoints: those of the highest
@@ -470,8 +504,7 @@ func readCheckpoints(ctx context.Context, o loadOptions, topic string, parts []i
 				if !ok {
 					return
 				}
-				for i, id := range ids {
-					_ = i
+				for _, id := range ids {
 					st := states[id]
 					recs := st.pending[r.ProducerID]
 					if len(recs) == 0 {
@@ -491,6 +524,7 @@ func readCheckpoints(ctx context.Context, o loadOptions, topic string, parts []i
 					continue
 				}
 				id, st := ids[i], states[ids[i]]
+				st.any = true
 				if r.Attrs.IsTransactional() {
 					st.pending[r.ProducerID] = append(st.pending[r.ProducerID], r)
 				} else {
@@ -500,17 +534,18 @@ func readCheckpoints(ctx context.Context, o loadOptions, topic string, parts []i
 		})
 	}
 	// What is still pending had no marker below the high watermark.
-	for p, states := range out {
+	for _, states := range out {
 		for id, st := range states {
 			for pid, recs := range st.pending {
-				last := recs[len(recs)-1]
-				if time.Since(last.Timestamp) < settleAfter {
-					return nil, fmt.Errorf("read checkpoints from %s[%d]: a transaction of link %s (producer id %d, offset %d) is still open; retrying", topic, p, id, pid, last.Offset)
+				if last := recs[len(recs)-1]; time.Since(last.Timestamp) < settleAfter {
+					st.open = fmt.Errorf("a transaction of link %s (producer id %d, %s[%d] offset %d) is still open", id, pid, topic, last.Partition, last.Offset)
+					continue
 				}
 				for _, r := range recs {
 					st.apply(id, r)
 				}
 			}
+			clear(st.pending)
 		}
 	}
 	return out, nil
