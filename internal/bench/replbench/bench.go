@@ -249,14 +249,16 @@ func (b *bench) stage(ctx context.Context, st string, d dataset, topic string, r
 	case stageRawProduce:
 		err = b.rawProduce(ctx, d, topic, run, &r)
 	case stageEOS, stageALO:
-		err = b.edgelinkStage(ctx, d, topic, run, st == stageEOS, &r)
+		err = b.edgelinkStage(ctx, b.edgelink, d, topic, run, st == stageEOS, &r)
+	case stageBaseEOS, stageBaseALO:
+		err = b.edgelinkStage(ctx, b.o.baseline, d, topic, run, st == stageBaseEOS, &r)
 	case stageMM2:
 		err = b.mm2Stage(ctx, d, topic, run, &r)
 	}
 	if err != nil {
 		return r, err
 	}
-	if r.Check != nil && (r.Check.lost > 0 || r.Check.reordered > 0 || (st == stageEOS || st == stageRawProduce) && r.Check.dups > 0) {
+	if r.Check != nil && (r.Check.lost > 0 || r.Check.reordered > 0 || (st == stageEOS || st == stageBaseEOS || st == stageRawProduce) && r.Check.dups > 0) {
 		return r, fmt.Errorf("the copy is wrong: %s", r.Check)
 	}
 	return r, nil
@@ -415,10 +417,13 @@ func (b *bench) measure(ctx context.Context, d dataset, began time.Time, rp repl
 
 // edgelinkStage runs the edgelink binary with one link copying the dataset
 // topic and a latency topic.
-func (b *bench) edgelinkStage(ctx context.Context, d dataset, topic string, run int, eos bool, r *result) error {
+func (b *bench) edgelinkStage(ctx context.Context, bin string, d dataset, topic string, run int, eos bool, r *result) error {
 	mode, short := "at-least-once", "alo"
 	if eos {
 		mode, short = "exactly-once", "eos"
+	}
+	if bin != b.edgelink {
+		short = "base-" + short
 	}
 	name := fmt.Sprintf("r%d-%s-%s", run, short, d.profile.name)
 	srcLat := "lat-" + name
@@ -437,7 +442,7 @@ func (b *bench) edgelinkStage(ctx context.Context, d dataset, topic string, run 
 	if b.o.keepLogs {
 		level = "info"
 	}
-	rp, err := startEdgelink(b.edgelink, cfgPath, logPath, level)
+	rp, err := startEdgelink(bin, cfgPath, logPath, level)
 	if err != nil {
 		return err
 	}

@@ -56,6 +56,10 @@ const (
 	stageEOS        = "edgelink-eos"
 	stageALO        = "edgelink-alo"
 	stageMM2        = "mm2"
+	// stageBaseEOS and stageBaseALO run another edgelink binary (-baseline),
+	// right after the binary under test, to compare two builds in one run.
+	stageBaseEOS = "baseline-eos"
+	stageBaseALO = "baseline-alo"
 )
 
 var allStages = []string{stageRawConsume, stageRawProduce, stageEOS, stageALO, stageMM2}
@@ -69,6 +73,8 @@ type options struct {
 	stages     []string
 	// edgelink is the binary to run; empty builds one from this module.
 	edgelink string
+	// baseline, when set, is another edgelink binary measured beside it.
+	baseline string
 	latency  latencyPlan
 	// verify reads every copy back and checks it record by record.
 	verify bool
@@ -112,6 +118,7 @@ func cliMain(args []string) error {
 	partitions := fs.Int("partitions", 12, "partitions of the source topic")
 	stages := fs.String("stages", strings.Join(allStages, ","), "stages to measure, comma-separated")
 	edgelink := fs.String("edgelink", "", "edgelink binary to measure (default: build one from this module)")
+	baseline := fs.String("baseline", "", "another edgelink binary (an earlier build) measured beside -edgelink in the same runs, as baseline-eos and baseline-alo")
 	rate := fs.Int("latency-rate", 1000, "records per second of the latency load")
 	latDur := fs.Duration("latency-duration", 10*time.Second, "how long the latency load is measured (after its warm-up)")
 	warmup := fs.Duration("latency-warmup", 3*time.Second, "latency load sent before measuring")
@@ -131,7 +138,7 @@ func cliMain(args []string) error {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	o := options{
-		runs: *runs, partitions: *partitions, edgelink: *edgelink,
+		runs: *runs, partitions: *partitions, edgelink: *edgelink, baseline: *baseline,
 		latency: latencyPlan{rate: *rate, warmup: *warmup, duration: *latDur},
 		verify:  *verify, stageTimeout: *timeout, idleTopics: *idle, brokerHeap: *heap, write: *write, pprofDir: *pprofDir,
 		command:  "go run ./internal/bench/replbench " + strings.Join(args, " "),
@@ -169,6 +176,9 @@ func cliMain(args []string) error {
 			return fmt.Errorf("-stages: unknown stage %q (want some of %s)", s, strings.Join(allStages, ", "))
 		}
 		o.stages = append(o.stages, s)
+		if o.baseline != "" && (s == stageEOS || s == stageALO) {
+			o.stages = append(o.stages, map[string]string{stageEOS: stageBaseEOS, stageALO: stageBaseALO}[s])
+		}
 	}
 	if o.runs < 1 || o.partitions < 1 || o.latency.rate < 1 {
 		return fmt.Errorf("-runs, -partitions and -latency-rate must be at least 1")
