@@ -33,7 +33,7 @@ func (s *session) discover(ctx context.Context, first bool) error {
 	}
 	if s.grown {
 		s.grown = false
-		s.out.producer.ForceMetadataRefresh()
+		s.out.topicsGrew()
 	}
 	var fresh, renewed []tp
 	resume := make(map[tp]int64)

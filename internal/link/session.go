@@ -35,7 +35,10 @@ type session struct {
 	store  *store
 	in     *intake
 	stages []stage
-	out    *produceSink
+	out    sink
+	// reach tells whether the destination answers, from the hooks of the
+	// producers the session builds; watchReach reads it.
+	reach *reach
 	pos    *positions
 	lost   lossCheck
 
@@ -72,7 +75,7 @@ type session struct {
 func openSession(ctx context.Context, l *Link) (*session, error) {
 	s := &session{
 		l: l, eos: l.cfg.Delivery != config.DeliveryAtLeastOnce, tune: tuningFor(l.cfg),
-		lost: make(lossCheck), srcOf: make(map[string]string), txTopics: make(map[string]counts), rateAt: time.Now(),
+		lost: make(lossCheck), reach: &reach{}, srcOf: make(map[string]string), txTopics: make(map[string]counts), rateAt: time.Now(),
 	}
 	if l.buffer > 0 {
 		s.tune.bufferBytes = l.buffer
@@ -204,12 +207,11 @@ func (s *session) openSink(ctx context.Context) error {
 	if s.eos {
 		opts = append(opts, kgo.TransactionalID(l.id.TransactionalID()), kgo.TransactionTimeout(l.opts.TransactionTimeout))
 	}
-	r := &reach{}
 	producer, err := kgo.NewClient(append(append(opts, s.tune.producerOpts()...),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(0),
-		kgo.WithHooks(wireCounter{l}, r),
+		kgo.WithHooks(wireCounter{l}, s.reach),
 		// No RecordDeliveryTimeout: franz-go measures it from the record's
 		// timestamp, which for a mirrored record is its source timestamp.
 		// A transaction is bounded by the flush deadline in commit instead.
@@ -218,7 +220,7 @@ func (s *session) openSink(ctx context.Context) error {
 		return fmt.Errorf("create destination producer: %w", err)
 	}
 	s.out = &produceSink{
-		producer: producer, eos: s.eos, reach: r, txTimeout: l.opts.TransactionTimeout, onError: l.cfg.OnError,
+		producer: producer, eos: s.eos, txTimeout: l.opts.TransactionTimeout, onError: l.cfg.OnError,
 		srcOf: func(m string) string { return s.srcOf[m] },
 	}
 	if _, _, err := producer.ProducerID(ctx); err != nil && s.eos {
@@ -440,7 +442,7 @@ func (s *session) committed() {
 	s.pos.committedNow()
 	recs, bytes := s.txRecs, s.txBytes
 	if bytes >= s.txLimit() {
-		s.sizeTransactions(time.Since(s.txStarted), time.Since(s.out.lastStep))
+		s.sizeTransactions(time.Since(s.txStarted), time.Since(s.out.lastStepAt()))
 	}
 	for t, n := range s.txTopics {
 		l.done[t] = l.done[t].add(n.records, n.bytes)
@@ -496,7 +498,6 @@ func (s *session) smallerBatches(ctx context.Context, err error) error {
 	s.tune.batchBytes = min(s.tune.batchBytes, max(capped.limit, 1<<10))
 	s.out.abort(ctx)
 	s.out.close()
-	s.out = nil
 	return s.openSink(ctx)
 }
 
@@ -529,7 +530,7 @@ func (s *session) watchReach(ctx context.Context, cancel context.CancelCauseFunc
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			if err := s.out.reach.down(s.tune.dialTimeout); err != nil {
+			if err := s.reach.down(s.tune.dialTimeout); err != nil {
 				cancel(err)
 				return
 			}

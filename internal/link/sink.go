@@ -31,6 +31,11 @@ type sink interface {
 	commit(ctx context.Context, marks []*kgo.Record) error
 	// abort drops the open unit of work, as far as the destination lets it.
 	abort(ctx context.Context)
+	// lastStepAt is when the last commit's final step (a bare round trip
+	// to the destination) began; transactions are sized by it.
+	lastStepAt() time.Time
+	// topicsGrew tells the sink that destination topics gained partitions.
+	topicsGrew()
 	close()
 }
 
@@ -41,8 +46,6 @@ type produceSink struct {
 	producer *kgo.Client
 	eos      bool
 	onError  config.OnError
-	// reach tells whether the destination answers (the producer's hooks).
-	reach *reach
 	// txTimeout bounds a flush.
 	txTimeout time.Duration
 	started   bool
@@ -200,6 +203,10 @@ func (s *produceSink) flush(ctx context.Context) error {
 }
 
 func (s *produceSink) close() { s.producer.Close() }
+
+func (s *produceSink) lastStepAt() time.Time { return s.lastStep }
+
+func (s *produceSink) topicsGrew() { s.producer.ForceMetadataRefresh() }
 
 // ended returns why ctx's work was cut short, when the reach watchdog cut
 // it (see session.watchReach), rather than the error that caused in the
