@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -14,9 +15,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/edgelink/edgelink/internal/agent"
 	"github.com/edgelink/edgelink/internal/config"
 	"github.com/edgelink/edgelink/internal/kafka"
-	"github.com/edgelink/edgelink/internal/link"
 	"github.com/edgelink/edgelink/internal/observe"
 )
 
@@ -31,8 +32,11 @@ func newRunCmd(g *globals) *cobra.Command {
 		Short: "Run every link of a configuration",
 		Long: "Run every link of a configuration until stopped.\n\n" +
 			"SIGTERM or Ctrl-C finishes (or aborts) the open transactions and exits 0;\n" +
-			"a second signal exits at once. With --dry-run, connect to every cluster,\n" +
-			"report what each link would replicate, and exit without copying anything.",
+			"a second signal exits at once. SIGHUP reloads the file: links added start,\n" +
+			"links removed stop, links whose configuration (or clusters, or site) changed\n" +
+			"restart, the others keep running; an invalid file is refused and logged.\n" +
+			"With --dry-run, connect to every cluster, report what each link would\n" +
+			"replicate, and exit without copying anything.",
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, logger, err := loadConfig(g, file)
@@ -113,20 +117,18 @@ func probeCluster(ctx context.Context, logger *slog.Logger, c *config.Cluster, t
 	return info, nil
 }
 
-// runLinks runs every link until the first SIGINT or SIGTERM, which drains:
-// each link finishes or aborts its open transaction. A second signal exits
-// at once with status 1.
+// runLinks runs every link of cfg, through an agent.Agent, until the first
+// SIGINT or SIGTERM, which drains: each link finishes or aborts its open
+// transaction. A second signal exits at once with status 1. SIGHUP reloads
+// cfg.File (see reload).
 func runLinks(ctx context.Context, logger *slog.Logger, cfg *config.Config) error {
 	if len(cfg.Links) == 0 {
 		return usageError{fmt.Errorf("%s defines no links: nothing to run", cfg.File)}
 	}
-	links := make([]*link.Link, 0, len(cfg.Links))
-	for _, lc := range cfg.Links {
-		links = append(links, link.New(cfg, lc, link.Options{}, logger))
-	}
+	a := agent.New(cfg, agent.Options{}, logger)
 	// The HTTP server binds first, so that a taken address fails the start.
 	srv, err := observe.Listen(ctx, observe.Options{
-		HTTP: cfg.HTTP, Config: cfg, Links: links, Version: Version(), Logger: logger,
+		HTTP: cfg.HTTP, Links: a, Version: Version(), Logger: logger,
 	})
 	if err != nil {
 		return err
@@ -136,9 +138,15 @@ func runLinks(ctx context.Context, logger *slog.Logger, cfg *config.Config) erro
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	stopped := make(chan struct{})
 	defer close(stopped)
-	go func() {
+	wg.Go(func() {
 		select {
 		case sig := <-sigs:
 			logger.Info("stopping: finishing open transactions (signal again to exit at once)", "signal", sig.String())
@@ -153,30 +161,35 @@ func runLinks(ctx context.Context, logger *slog.Logger, cfg *config.Config) erro
 			os.Exit(ExitFailure)
 		case <-stopped:
 		}
-	}()
-
-	// A link that cannot continue stops alone; the others keep running.
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-	)
-	for _, l := range links {
-		wg.Go(func() {
-			if err := l.Run(ctx); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
+	})
+	// Reloads run one at a time, until the agent stops.
+	reloadCtx, stopReloads := context.WithCancel(ctx)
+	defer stopReloads()
+	wg.Go(func() {
+		for {
+			select {
+			case <-hup:
+				reload(reloadCtx, logger, a, cfg.File, cfg.HTTP)
+			case <-reloadCtx.Done():
+				return
 			}
-		})
-	}
+		}
+	})
+
 	// The server outlives the links' drain, so that /readyz reports it,
 	// and stops once every link has returned.
 	srvCtx, stopSrv := context.WithCancel(context.WithoutCancel(ctx))
 	srvDone := make(chan error, 1)
-	go func() { srvDone <- srv.Run(srvCtx) }()
+	wg.Go(func() { srvDone <- srv.Run(srvCtx) })
 	logger.Info("edgelink running", "links", len(cfg.Links), "config", cfg.File, "status_page", srv.URL())
-	wg.Wait()
+
+	// A link that cannot continue stops alone; the others keep running.
+	// The agent returns once stopped, or once every link stopped for good.
+	var errs []error
+	if err := a.Run(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	stopReloads()
 	stopSrv()
 	if err := <-srvDone; err != nil {
 		errs = append(errs, err)
@@ -186,4 +199,31 @@ func runLinks(ctx context.Context, logger *slog.Logger, cfg *config.Config) erro
 	}
 	logger.Info("edgelink stopped")
 	return nil
+}
+
+// reload re-reads the configuration file as `edgelink check` does and
+// applies it to the running agent. An invalid file changes nothing: the
+// links keep running as they are, and the error, the text check prints, is
+// logged. The HTTP server keeps the settings it started with (served).
+func reload(ctx context.Context, logger *slog.Logger, a *agent.Agent, file string, served config.HTTP) {
+	logger.Info("reloading the configuration (SIGHUP)", "config", file)
+	cfg, err := config.Load(file)
+	if err != nil {
+		logger.Error("configuration not reloaded: the links keep running unchanged", "config", file, "err", err)
+		return
+	}
+	if !reflect.DeepEqual(cfg.HTTP, served) {
+		logger.Warn("http settings changed: they apply when edgelink restarts; the server keeps its current ones", "config", file)
+	}
+	if len(cfg.Links) == 0 {
+		logger.Warn("the configuration defines no links: every link stops", "config", file)
+	}
+	ch, err := a.Apply(ctx, cfg)
+	if err != nil {
+		logger.Warn("configuration reload interrupted", "config", file, "err", err,
+			"added", ch.Added, "removed", ch.Removed, "restarted", ch.Restarted, "kept", ch.Kept)
+		return
+	}
+	logger.Info("config reloaded", "config", file,
+		"added", ch.Added, "removed", ch.Removed, "restarted", ch.Restarted, "kept", ch.Kept)
 }

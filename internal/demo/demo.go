@@ -6,9 +6,9 @@
 // page can cut and restore, and the status page itself.
 //
 // Nothing is simulated about the replication: the link is the one
-// `edgelink run` uses, with exactly-once delivery, its checkpoints in the
-// cloud cluster, and its connections to the cloud dialed through a
-// faultnet.Network, the stand-in for the WAN.
+// `edgelink run` uses, run by the same agent.Agent, with exactly-once
+// delivery, its checkpoints in the cloud cluster, and its connections to
+// the cloud dialed through a faultnet.Network, the stand-in for the WAN.
 package demo
 
 import (
@@ -28,6 +28,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/edgelink/edgelink/internal/agent"
 	"github.com/edgelink/edgelink/internal/config"
 	"github.com/edgelink/edgelink/internal/faultnet"
 	"github.com/edgelink/edgelink/internal/link"
@@ -73,7 +74,7 @@ type Demo struct {
 	edge, cloud *kfake.Cluster
 	wan         *faultnet.Network
 	cfg         *config.Config
-	link        *link.Link
+	agent       *agent.Agent
 	srv         *observe.Server
 	ctl         *control
 	producer    *kgo.Client
@@ -130,17 +131,20 @@ func (d *Demo) start(ctx context.Context) (err error) {
 	}
 	d.wan = faultnet.New(opts.Logger.With("network", "wan"))
 	d.ctl = &control{link: LinkName, wan: d.wan}
-	d.link = link.New(d.cfg, d.cfg.Links[0], link.Options{
-		DestinationDialer: d.wan.Dialer(),
-		// Reconnect quickly once the WAN is restored.
-		MinBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
-		// A cut in the middle of a transaction is noticed when its
-		// acknowledgements are overdue, which the transaction timeout
-		// bounds; the demo's transactions take milliseconds.
-		TransactionTimeout: 5 * time.Second,
-	}, opts.Logger)
+	wan := d.wan.Dialer()
+	d.agent = agent.New(d.cfg, agent.Options{LinkOptions: func(*config.Link) link.Options {
+		return link.Options{
+			DestinationDialer: wan,
+			// Reconnect quickly once the WAN is restored.
+			MinBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second,
+			// A cut in the middle of a transaction is noticed when its
+			// acknowledgements are overdue, which the transaction timeout
+			// bounds; the demo's transactions take milliseconds.
+			TransactionTimeout: 5 * time.Second,
+		}
+	}}, opts.Logger)
 	if d.srv, err = observe.Listen(ctx, observe.Options{
-		HTTP: d.cfg.HTTP, Config: d.cfg, Links: []*link.Link{d.link}, Control: d.ctl,
+		HTTP: d.cfg.HTTP, Links: d.agent, Control: d.ctl,
 		Version: opts.Version, Logger: opts.Logger, SampleInterval: opts.SampleInterval,
 	}); err != nil {
 		return err
@@ -258,7 +262,7 @@ func (d *Demo) Run(ctx context.Context) error {
 		d.ctl.restore()
 		return nil
 	})
-	g.Go(func() error { return d.link.Run(gctx) })
+	g.Go(func() error { return d.agent.Run(gctx) })
 	g.Go(func() error { return d.srv.Run(gctx) })
 	d.logger.Info("demo running", "url", d.srv.URL(), "data_dir", d.opts.DataDir, "resumed", d.resumed, "rate", d.opts.Rate)
 	return g.Wait()

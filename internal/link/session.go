@@ -39,8 +39,8 @@ type session struct {
 	// reach tells whether the destination answers, from the hooks of the
 	// producers the session builds; watchReach reads it.
 	reach *reach
-	pos    *positions
-	lost   lossCheck
+	pos   *positions
+	lost  lossCheck
 
 	// srcTopicIDs are the selected source topics' ids, as of the last
 	// discovery pass; srcOf maps mirror topics back to source topics.

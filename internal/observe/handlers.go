@@ -119,8 +119,9 @@ type TranslateResponse struct {
 
 func (s *Server) handleTranslate(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("link")
-	lc := s.linkConfig(name)
-	if lc == nil || s.findLink(name) == nil {
+	cfg, links := s.current()
+	lc := linkConfig(cfg, name)
+	if lc == nil || findLink(links, name) == nil {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no link %q", name))
 		return
 	}
@@ -132,14 +133,14 @@ func (s *Server) handleTranslate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "want ?topic=SOURCE_TOPIC&partition=P&offset=O (partition and offset >= 0)")
 		return
 	}
-	opts, err := kafka.ClientOptions(s.opts.Config.Clusters[lc.To], s.logger, kafka.Dial{})
+	opts, err := kafka.ClientOptions(cfg.Clusters[lc.To], s.logger, kafka.Dial{})
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, fmt.Sprintf("destination client: %v", err))
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), translateTimeout)
 	defer cancel()
-	dst := lc.DestinationTopic(s.opts.Config.Site, topic)
+	dst := lc.DestinationTopic(cfg.Site, topic)
 	tr, err := link.Translate(ctx, opts, dst, int32(partition), offset)
 	if err != nil {
 		writeError(w, http.StatusBadGateway, fmt.Sprintf("translate %s[%d]@%d: %v", topic, partition, offset, err))

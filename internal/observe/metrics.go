@@ -100,7 +100,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ready, _ := c.s.Ready()
 	gauge(descUp, boolValue(ready))
 	now := time.Now()
-	for _, l := range c.s.opts.Links {
+	// The links that exist now: a link a reload removed leaves no series.
+	_, links := c.s.current()
+	for _, l := range links {
 		v := c.s.view(l, now)
 		st := v.Status
 		name := st.Name

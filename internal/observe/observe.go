@@ -53,15 +53,40 @@ type Control interface {
 // ErrUnknownLink is returned by a Control for a link it does not know.
 var ErrUnknownLink = errors.New("unknown link")
 
+// LinkSource is the set of links a Server shows, and the configuration they
+// run with. It may change while the server runs (agent.Agent applying a
+// reloaded configuration): the server reads it on every request, and
+// starts and stops its per-link work as links come and go.
+type LinkSource interface {
+	// Current returns, as one consistent view, the configuration (the
+	// site, each link's clusters; nil when unknown) and the links that
+	// exist now, in configuration order.
+	Current() (*config.Config, []*link.Link)
+	// Changed returns a channel that is closed when Current next changes;
+	// nil when it never does.
+	Changed() <-chan struct{}
+}
+
+// Static returns a LinkSource that never changes: cfg and links.
+func Static(cfg *config.Config, links ...*link.Link) LinkSource {
+	return staticLinks{cfg: cfg, links: links}
+}
+
+type staticLinks struct {
+	cfg   *config.Config
+	links []*link.Link
+}
+
+func (s staticLinks) Current() (*config.Config, []*link.Link) { return s.cfg, s.links }
+func (s staticLinks) Changed() <-chan struct{}                { return nil }
+
 // Options configure a Server.
 type Options struct {
 	// HTTP is the listen address, TLS and token.
 	HTTP config.HTTP
-	// Config is the running configuration: the site, each link's clusters
-	// (for the status and offset translation). It may be nil in tests.
-	Config *config.Config
-	// Links are the running links, in configuration order.
-	Links []*link.Link
+	// Links are the links to show and the configuration they run with;
+	// nil shows none.
+	Links LinkSource
 	// Control, when set, adds the cut and restore actions.
 	Control Control
 	// Version is reported in the status and the build info metric.
@@ -87,12 +112,12 @@ type Server struct {
 	started  time.Time
 	stopping atomic.Bool
 
-	// watches follow each link's source end offsets (see sourceWatch);
-	// empty without a Config. The map is not changed after Listen.
-	watches map[string]*sourceWatch
-
-	mu      sync.Mutex
-	samples map[string]*sampler
+	mu sync.Mutex
+	// samples hold what the server remembers about each current link.
+	samples map[*link.Link]*sampler
+	// watches follow each current link's source end offsets (see
+	// sourceWatch); Run's followLinks starts and stops them.
+	watches map[*link.Link]*sourceWatch
 }
 
 // Listen validates opts (reading the token file and the TLS key pair) and
@@ -113,8 +138,8 @@ func Listen(ctx context.Context, opts Options) (*Server, error) {
 		token:   opts.HTTP.Token,
 		scheme:  "http",
 		started: time.Now(),
-		samples: make(map[string]*sampler),
-		watches: make(map[string]*sourceWatch),
+		samples: make(map[*link.Link]*sampler),
+		watches: make(map[*link.Link]*sourceWatch),
 	}
 	if opts.HTTP.TokenFile != "" {
 		b, err := os.ReadFile(opts.HTTP.TokenFile)
@@ -134,14 +159,6 @@ func Listen(ctx context.Context, opts Options) (*Server, error) {
 		}
 		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 		s.scheme = "https"
-	}
-	for _, l := range opts.Links {
-		if lc := s.linkConfig(l.Name()); lc != nil && opts.Config.Clusters[lc.From] != nil {
-			s.watches[l.Name()] = &sourceWatch{
-				link: l, cluster: opts.Config.Clusters[lc.From],
-				logger: s.logger.With("link", l.Name()),
-			}
-		}
 	}
 	s.registry = newRegistry(s)
 	var lc net.ListenConfig
@@ -184,16 +201,16 @@ func (s *Server) TokenRequired() bool { return s.token != "" }
 func (s *Server) Stopping() { s.stopping.Store(true) }
 
 // Run serves until ctx ends, then shuts the server down gracefully
-// (bounded by 5 s). It samples the links' throughput meanwhile.
+// (bounded by 5 s). Meanwhile it samples the links' throughput and follows
+// each link's source (see sourceWatch), for the links that exist at the
+// time.
 func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	wg.Go(func() { s.sampleLoop(sctx) })
-	for _, w := range s.watches {
-		wg.Go(func() { w.run(sctx, s.opts.SampleInterval) })
-	}
+	wg.Go(func() { s.followLinks(sctx) })
 
 	errc := make(chan error, 1)
 	wg.Go(func() { errc <- s.srv.Serve(s.ln) })
@@ -226,12 +243,20 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// linkConfig returns the configuration of the named link, or nil.
-func (s *Server) linkConfig(name string) *config.Link {
-	if s.opts.Config == nil {
+// current returns the configuration and the links that exist now.
+func (s *Server) current() (*config.Config, []*link.Link) {
+	if s.opts.Links == nil {
+		return nil, nil
+	}
+	return s.opts.Links.Current()
+}
+
+// linkConfig returns the configuration of the named link in cfg, or nil.
+func linkConfig(cfg *config.Config, name string) *config.Link {
+	if cfg == nil {
 		return nil
 	}
-	for _, l := range s.opts.Config.Links {
+	for _, l := range cfg.Links {
 		if l.Name == name {
 			return l
 		}
@@ -239,9 +264,9 @@ func (s *Server) linkConfig(name string) *config.Link {
 	return nil
 }
 
-// findLink returns the running link called name, or nil.
-func (s *Server) findLink(name string) *link.Link {
-	for _, l := range s.opts.Links {
+// findLink returns the link called name among links, or nil.
+func findLink(links []*link.Link, name string) *link.Link {
+	for _, l := range links {
 		if l.Name() == name {
 			return l
 		}

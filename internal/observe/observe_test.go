@@ -69,7 +69,7 @@ func start(t *testing.T, cfg *config.Config, ctl observe.Control) *fixture {
 	t.Helper()
 	l := link.New(cfg, cfg.Links[0], fastOpts, logger(t))
 	srv, err := observe.Listen(t.Context(), observe.Options{
-		HTTP: cfg.HTTP, Config: cfg, Links: []*link.Link{l}, Control: ctl,
+		HTTP: cfg.HTTP, Links: observe.Static(cfg, l), Control: ctl,
 		Version: "v0.0.0-test", Logger: logger(t), SampleInterval: 100 * time.Millisecond,
 	})
 	require.NoError(t, err)
@@ -294,7 +294,7 @@ func TestReadyz(t *testing.T) {
 	src := testbed.StartFake(t, kfake.SeedTopics(1, "sensors.temp"))
 	cfg := parseConfig(t, src.ListenAddrs(), []string{"127.0.0.1:1"}, "")
 	l := link.New(cfg, cfg.Links[0], fastOpts, logger(t))
-	srv, err := observe.Listen(t.Context(), observe.Options{HTTP: cfg.HTTP, Config: cfg, Links: []*link.Link{l}, Logger: logger(t)})
+	srv, err := observe.Listen(t.Context(), observe.Options{HTTP: cfg.HTTP, Links: observe.Static(cfg, l), Logger: logger(t)})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(t.Context())
 	var wg sync.WaitGroup

@@ -47,7 +47,7 @@ type endSample struct {
 }
 
 // sourceWatch follows one link's source end offsets; its loop is owned by
-// Server.Run, and Status reads it from any goroutine.
+// Server.followLinks, and Status reads it from any goroutine.
 type sourceWatch struct {
 	link    *link.Link
 	cluster *config.Cluster
@@ -215,9 +215,78 @@ type linkView struct {
 // view returns the link's status as the server reports it.
 func (s *Server) view(l *link.Link, now time.Time) linkView {
 	st := l.Status()
-	if w := s.watches[l.Name()]; w != nil {
+	s.mu.Lock()
+	w := s.watches[l]
+	s.mu.Unlock()
+	if w != nil {
 		est, ok := w.extrapolate(st, now)
 		return linkView{Status: est, Estimated: ok}
 	}
 	return linkView{Status: st}
+}
+
+// followLinks runs a sourceWatch for every current link until ctx ends:
+// it starts one when a link appears (a reload added or restarted it) and
+// stops it when the link goes. It owns the watches' goroutines and returns
+// once they all returned.
+func (s *Server) followLinks(ctx context.Context) {
+	var wg sync.WaitGroup
+	running := make(map[*link.Link]context.CancelFunc)
+	defer func() {
+		for _, cancel := range running {
+			cancel()
+		}
+		wg.Wait()
+	}()
+	// The set is checked on every change, and every sample interval in
+	// case a source does not report changes.
+	t := time.NewTicker(s.opts.SampleInterval)
+	defer t.Stop()
+	for {
+		var changed <-chan struct{}
+		if s.opts.Links != nil {
+			changed = s.opts.Links.Changed() // before Current, so that no change is missed
+		}
+		s.syncWatches(ctx, &wg, running)
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		case <-t.C:
+		}
+	}
+}
+
+// syncWatches starts a watch for each current link that has none and
+// stops the watches of links that are gone.
+func (s *Server) syncWatches(ctx context.Context, wg *sync.WaitGroup, running map[*link.Link]context.CancelFunc) {
+	cfg, links := s.current()
+	present := make(map[*link.Link]bool, len(links))
+	for _, l := range links {
+		present[l] = true
+		if running[l] != nil {
+			continue
+		}
+		lc := linkConfig(cfg, l.Name())
+		if lc == nil || cfg.Clusters[lc.From] == nil {
+			continue
+		}
+		w := &sourceWatch{link: l, cluster: cfg.Clusters[lc.From], logger: s.logger.With("link", l.Name())}
+		wctx, cancel := context.WithCancel(ctx)
+		running[l] = cancel
+		s.mu.Lock()
+		s.watches[l] = w
+		s.mu.Unlock()
+		wg.Go(func() { w.run(wctx, s.opts.SampleInterval) })
+	}
+	for l, cancel := range running {
+		if present[l] {
+			continue
+		}
+		cancel()
+		delete(running, l)
+		s.mu.Lock()
+		delete(s.watches, l)
+		s.mu.Unlock()
+	}
 }

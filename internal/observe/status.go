@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edgelink/edgelink/internal/config"
 	"github.com/edgelink/edgelink/internal/link"
 )
 
@@ -159,10 +160,11 @@ func (s *Server) sampleLoop(ctx context.Context) {
 }
 
 func (s *Server) sampleAll(now time.Time) {
-	for _, l := range s.opts.Links {
+	_, links := s.current()
+	for _, l := range links {
 		st := l.Status()
 		s.mu.Lock()
-		sp := s.samplerLocked(l.Name())
+		sp := s.samplerLocked(l)
 		sp.observe(st)
 		sp.samples = append(sp.samples, sample{at: now, records: st.Records, bytes: st.Bytes})
 		i := 0
@@ -172,13 +174,24 @@ func (s *Server) sampleAll(now time.Time) {
 		sp.samples = slices.Delete(sp.samples, 0, i)
 		s.mu.Unlock()
 	}
+	// Forget the links that are gone.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for l := range s.samples {
+		if !slices.Contains(links, l) {
+			delete(s.samples, l)
+		}
+	}
 }
 
-func (s *Server) samplerLocked(name string) *sampler {
-	sp := s.samples[name]
+// samplerLocked returns what the server remembers about l; the caller
+// holds s.mu. A link a reload restarted is a new *link.Link, with its own
+// counters and a sampler of its own.
+func (s *Server) samplerLocked(l *link.Link) *sampler {
+	sp := s.samples[l]
 	if sp == nil {
 		sp = &sampler{}
-		s.samples[name] = sp
+		s.samples[l] = sp
 	}
 	return sp
 }
@@ -199,7 +212,7 @@ func (sp *sampler) observe(st link.Status) {
 func (s *Server) connectedOnce(l *link.Link, st link.Status) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sp := s.samplerLocked(l.Name())
+	sp := s.samplerLocked(l)
 	sp.observe(st)
 	if !sp.connected {
 		for _, e := range l.Events() {
@@ -227,12 +240,14 @@ func containsState(msg string, s link.State) bool {
 // it is not shutting down, no link has failed, and every link has
 // connected to its clusters at least once (a link that is disconnected
 // after that keeps the agent ready: it is retrying, and its backlog is
-// measured). An agent without links is ready.
+// measured). An agent without links is ready. The links are those that
+// exist now: a link a reload added or restarted counts from its start.
 func (s *Server) Ready() (bool, string) {
 	if s.stopping.Load() {
 		return false, "stopping"
 	}
-	for _, l := range s.opts.Links {
+	_, links := s.current()
+	for _, l := range links {
 		st := l.Status()
 		switch {
 		case st.State == link.StateFailed:
@@ -247,24 +262,25 @@ func (s *Server) Ready() (bool, string) {
 // Snapshot builds the status response.
 func (s *Server) Snapshot() StatusResponse {
 	now := time.Now()
+	cfg, links := s.current()
 	resp := StatusResponse{
 		Version:   s.opts.Version,
 		Time:      now.UTC(),
 		StartedAt: s.started.UTC(),
 		Controls:  s.opts.Control != nil,
-		Links:     make([]LinkStatus, 0, len(s.opts.Links)),
+		Links:     make([]LinkStatus, 0, len(links)),
 	}
-	if s.opts.Config != nil {
-		resp.Site = s.opts.Config.Site
+	if cfg != nil {
+		resp.Site = cfg.Site
 	}
 	resp.Ready, resp.Reason = s.Ready()
-	for _, l := range s.opts.Links {
-		resp.Links = append(resp.Links, s.linkStatus(l, now))
+	for _, l := range links {
+		resp.Links = append(resp.Links, s.linkStatus(cfg, l, now))
 	}
 	return resp
 }
 
-func (s *Server) linkStatus(l *link.Link, now time.Time) LinkStatus {
+func (s *Server) linkStatus(cfg *config.Config, l *link.Link, now time.Time) LinkStatus {
 	v := s.view(l, now)
 	st := v.Status
 	ls := LinkStatus{
@@ -292,7 +308,7 @@ func (s *Server) linkStatus(l *link.Link, now time.Time) LinkStatus {
 		Topics: make([]TopicProgress, 0, len(st.Topics)),
 		Events: []Event{},
 	}
-	if lc := s.linkConfig(st.Name); lc != nil {
+	if lc := linkConfig(cfg, st.Name); lc != nil {
 		ls.From, ls.To = lc.From, lc.To
 	}
 	if !st.BacklogAt.IsZero() {
@@ -300,7 +316,7 @@ func (s *Server) linkStatus(l *link.Link, now time.Time) LinkStatus {
 		ls.Backlog.MeasuredAt = &at
 	}
 	s.mu.Lock()
-	ls.RecordsPerSecond, ls.BytesPerSecond = s.samplerLocked(st.Name).rate()
+	ls.RecordsPerSecond, ls.BytesPerSecond = s.samplerLocked(l).rate()
 	s.mu.Unlock()
 	for _, t := range st.Topics {
 		ls.Topics = append(ls.Topics, TopicProgress{
