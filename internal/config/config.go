@@ -16,17 +16,24 @@
 //
 // Secrets (SASL passwords, OAuth client secrets, the HTTP token) never appear in error
 // messages; Config.Redacted hides them for printing.
+//
+// Every key is declared once, as a row of the schema in schema.go: its name,
+// the field it fills, its default, constraints and hint. The rows drive
+// decoding, the "unknown field" hints, redaction, and Config.YAML, which
+// writes a configuration back out.
 package config
 
 import (
+	"errors"
 	"fmt"
-	"maps"
 	"os"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"go.yaml.in/yaml/v4"
 )
 
 // Defaults applied when a field is absent.
@@ -408,7 +415,7 @@ func ParseWithEnv(filename string, data []byte, lookup LookupFunc) (*Config, err
 	if lookup == nil {
 		lookup = func(string) (string, bool) { return "", false }
 	}
-	d := &decoder{file: filename, data: data, lookup: lookup}
+	d := &decoder{file: filename, data: data, lookup: lookup, refs: refs{links: map[string]int{}}}
 	cfg := d.decode()
 	if len(d.errs) > 0 {
 		sortErrors(d.errs)
@@ -417,55 +424,31 @@ func ParseWithEnv(filename string, data []byte, lookup LookupFunc) (*Config, err
 	return cfg, nil
 }
 
-// Redacted returns a deep copy of c with secrets (SASL passwords, client
-// secrets and the HTTP token) replaced by "[redacted]", suitable for printing.
+// Redacted returns a deep copy of c with secrets (the keys the schema marks
+// secret: SASL passwords, client secrets and the HTTP token) replaced by
+// "[redacted]", suitable for printing.
 func (c *Config) Redacted() *Config {
 	if c == nil {
 		return nil
 	}
 	out := *c
-	out.ClusterOrder = slices.Clone(c.ClusterOrder)
-	out.Clusters = maps.Clone(c.Clusters)
-	for name, cl := range c.Clusters {
-		cp := *cl
-		cp.Bootstrap = slices.Clone(cl.Bootstrap)
-		if cl.TLS != nil {
-			t := *cl.TLS
-			cp.TLS = &t
-		}
-		if cl.SASL != nil {
-			s := *cl.SASL
-			if s.Password != "" {
-				s.Password = redacted
-			}
-			if s.ClientSecret != "" {
-				s.ClientSecret = redacted
-			}
-			cp.SASL = &s
-		}
-		out.Clusters[name] = &cp
-	}
-	out.Links = slices.Clone(c.Links)
-	for i, l := range c.Links {
-		cp := *l
-		cp.Priorities = slices.Clone(l.Priorities)
-		cp.BandwidthSchedule = slices.Clone(l.BandwidthSchedule)
-		cp.Topics = Topics{
-			Include:   slices.Clone(l.Topics.Include),
-			Exclude:   slices.Clone(l.Topics.Exclude),
-			IncludeRE: slices.Clone(l.Topics.IncludeRE),
-			ExcludeRE: slices.Clone(l.Topics.ExcludeRE),
-		}
-		out.Links[i] = &cp
-	}
-	if c.HTTP.TLS != nil {
-		t := *c.HTTP.TLS
-		out.HTTP.TLS = &t
-	}
-	if c.HTTP.Token != "" {
-		out.HTTP.Token = redacted
-	}
+	rootBlock.redact(&out)
 	return &out
+}
+
+// YAML writes c out as YAML that Parse reads back into an equal Config
+// (File aside): every setting spelled out, defaults included, and "${"
+// written as "$${" so that nothing is expanded. Secrets are written as they
+// are; write c.Redacted() to print a configuration.
+func (c *Config) YAML() ([]byte, error) {
+	if c == nil {
+		return nil, errors.New("render configuration: no configuration")
+	}
+	out, err := yaml.Dump(rootBlock.encode(c))
+	if err != nil {
+		return nil, fmt.Errorf("render configuration: %w", err)
+	}
+	return out, nil
 }
 
 // rateUnits are the units ParseRate accepts, in bytes per second (decimal

@@ -2,17 +2,12 @@ package config_test
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.yaml.in/yaml/v4"
 
 	"github.com/edgelink/edgelink/internal/config"
 )
@@ -119,158 +114,7 @@ func checkValid(t *testing.T, cfg *config.Config) {
 // render writes cfg back out as YAML, with every value spelled out.
 func render(t *testing.T, cfg *config.Config) []byte {
 	t.Helper()
-	clusters := mapping()
-	for _, name := range cfg.ClusterOrder {
-		c := cfg.Clusters[name]
-		cl := mapping(
-			"bootstrap", strs(c.Bootstrap),
-			"client_id", str(c.ClientID),
-		)
-		if c.TLS != nil {
-			cl.Content = append(cl.Content, str("tls"), mapping(
-				"enabled", boolean(c.TLS.Enabled),
-				"ca_file", str(c.TLS.CAFile),
-				"cert_file", str(c.TLS.CertFile),
-				"key_file", str(c.TLS.KeyFile),
-				"server_name", str(c.TLS.ServerName),
-				"insecure_skip_verify", boolean(c.TLS.InsecureSkipVerify),
-			))
-		}
-		if s := c.SASL; s != nil {
-			cl.Content = append(cl.Content, str("sasl"), mapping(
-				"mechanism", str(s.Mechanism),
-				"username", str(s.Username),
-				"password", str(s.Password),
-				"password_file", str(s.PasswordFile),
-				"token_url", str(s.TokenURL),
-				"client_id", str(s.ClientID),
-				"client_secret", str(s.ClientSecret),
-				"client_secret_file", str(s.ClientSecretFile),
-				"scope", str(s.Scope),
-			))
-		}
-		clusters.Content = append(clusters.Content, str(name), cl)
-	}
-	links := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
-	for _, l := range cfg.Links {
-		prios := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
-		for _, p := range l.Priorities {
-			prios.Content = append(prios.Content, mapping("match", str(p.Match), "priority", str(strconv.Itoa(p.Weight))))
-		}
-		windows := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
-		for _, w := range l.BandwidthSchedule {
-			days := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
-			for _, d := range w.Days {
-				days.Content = append(days.Content, str(strings.ToLower(d.String()[:3])))
-			}
-			rate := "unlimited"
-			if w.Rate > 0 {
-				rate = strconv.FormatInt(w.Rate, 10) + "B/s"
-			}
-			windows.Content = append(windows.Content, mapping(
-				"days", days,
-				"from", str(fmt.Sprintf("%02d:%02d", w.From/60, w.From%60)),
-				"to", str(fmt.Sprintf("%02d:%02d", w.To/60, w.To%60)),
-				"rate", str(rate),
-			))
-		}
-		bandwidth := ""
-		if l.Bandwidth > 0 {
-			bandwidth = strconv.FormatInt(l.Bandwidth, 10) + "B/s"
-		}
-		batch := ""
-		if l.Tuning.BatchBytes > 0 {
-			batch = strconv.Itoa(l.Tuning.BatchBytes)
-		}
-		links.Content = append(links.Content, mapping(
-			"name", str(l.Name),
-			"from", str(l.From),
-			"to", str(l.To),
-			"topics", mapping("include", strs(l.Topics.Include), "exclude", strs(l.Topics.Exclude)),
-			"rename", str(l.Rename),
-			"start", str(string(l.Start)),
-			"delivery", str(string(l.Delivery)),
-			"on_error", str(string(l.OnError)),
-			"checkpoint_topic", str(l.CheckpointTopic),
-			"commit_interval", str(l.CommitInterval.String()),
-			"discovery_interval", str(l.DiscoveryInterval.String()),
-			"profile", str(string(l.Profile)),
-			"compression", str(l.Compression),
-			"priorities", prios,
-			"bandwidth", str(bandwidth),
-			"bandwidth_schedule", windows,
-			"tuning", mapping(
-				"dial_timeout", dur(l.Tuning.DialTimeout),
-				"request_timeout", dur(l.Tuning.RequestTimeout),
-				"produce_timeout", dur(l.Tuning.ProduceTimeout),
-				"fetch_max_wait", dur(l.Tuning.FetchMaxWait),
-				"transaction_time", dur(l.Tuning.TransactionTime),
-				"batch_bytes", str(batch),
-			),
-		))
-	}
-	httpBlock := mapping(
-		"listen", str(cfg.HTTP.Listen),
-		"token", str(cfg.HTTP.Token),
-		"token_file", str(cfg.HTTP.TokenFile),
-		"pprof", boolean(cfg.HTTP.Pprof),
-	)
-	if cfg.HTTP.TLS != nil {
-		httpBlock.Content = append(httpBlock.Content, str("tls"), mapping(
-			"cert_file", str(cfg.HTTP.TLS.CertFile),
-			"key_file", str(cfg.HTTP.TLS.KeyFile),
-		))
-	}
-	root := mapping(
-		"site", str(cfg.Site),
-		"clusters", clusters,
-		"links", links,
-		"http", httpBlock,
-	)
-	out, err := yaml.Dump(root)
+	out, err := cfg.YAML()
 	require.NoError(t, err)
 	return out
-}
-
-// mapping builds a mapping node from key, value pairs, leaving out empty
-// strings (which mean "absent").
-func mapping(kv ...any) *yaml.Node {
-	m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
-	for i := 0; i+1 < len(kv); i += 2 {
-		v := kv[i+1].(*yaml.Node)
-		if v.Kind == yaml.ScalarNode && v.Tag == "!!str" && v.Value == "" {
-			continue
-		}
-		m.Content = append(m.Content, str(kv[i].(string)), v)
-	}
-	return m
-}
-
-// str builds a string node, escaping "${" so it is not expanded.
-func str(s string) *yaml.Node {
-	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: strings.ReplaceAll(s, "${", "$${")}
-}
-
-// dur renders a duration, or nothing for zero (the default).
-func dur(d time.Duration) *yaml.Node {
-	if d == 0 {
-		return str("")
-	}
-	return str(d.String())
-}
-
-func strs(list []string) *yaml.Node {
-	n := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
-	for _, s := range slices.Clone(list) {
-		n.Content = append(n.Content, str(s))
-	}
-	return n
-}
-
-func boolean(b bool) *yaml.Node {
-	v := "false"
-	if b {
-		v = "true"
-	}
-	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: v}
 }

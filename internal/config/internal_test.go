@@ -63,7 +63,7 @@ func TestSuggest(t *testing.T) {
 			require.Equal(t, tc.want, suggest(tc.in, keys))
 		})
 	}
-	require.Equal(t, "tls", suggest("tsl", clusterKeys))
+	require.Equal(t, "tls", suggest("tsl", clusterBlock.names()))
 	require.Equal(t, "exactly-once", suggest("exactly_once", []string{"exactly-once", "at-least-once"}))
 }
 

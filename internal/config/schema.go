@@ -1,0 +1,330 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// The schema: one block per mapping of the file, one row per key. A row
+// holds everything about its key: the name in the file, the Go field it
+// fills, the kind of value with its default and constraints, whether it is
+// required, and the hint for a missing or empty value. The same rows drive
+// decoding, defaults, the valid keys of "unknown field" hints, redaction
+// (secret) and writing a Config back out.
+//
+// A new key is one new row. Keys are decoded in the order of the rows
+// unless the block's decode hook says otherwise; the order decides which
+// of two problems at the same position is reported first, and which of two
+// equally close keys a "did you mean" hint offers. Rules between keys are
+// the hooks at the end of this file.
+
+// rootBlock is the whole file.
+var rootBlock = block[Config]{
+	what: "the configuration",
+	keys: []key[Config]{
+		{name: "site", value: func(c *Config) value {
+			return &site{text{p: &c.Site, check: checkSite}}
+		}},
+		{name: "clusters", required: true, hint: "define at least one cluster", value: func(c *Config) value {
+			return &clusters{m: &c.Clusters, order: &c.ClusterOrder, b: &clusterBlock}
+		}},
+		{name: "links", value: func(c *Config) value {
+			return &listPtr[Link]{p: &c.Links, b: &linkBlock, want: "a list of links", empty: "empty link"}
+		}},
+		{name: "http", value: func(c *Config) value {
+			return &sub[HTTP]{p: &c.HTTP, b: &httpBlock}
+		}},
+	},
+}
+
+// clusterBlock is one cluster under "clusters"; its name is its key there.
+var clusterBlock = block[Cluster]{
+	what: "a cluster",
+	keys: []key[Cluster]{
+		{name: "bootstrap", required: true, hint: `list the cluster's brokers as host:port, e.g. ["broker1:9092"]`, value: func(c *Cluster) value {
+			return &brokers{p: &c.Bootstrap}
+		}},
+		{name: "client_id", value: func(c *Cluster) value {
+			return &text{p: &c.ClientID, def: DefaultClientID}
+		}},
+		{name: "tls", value: func(c *Cluster) value {
+			return &subPtr[TLS]{p: &c.TLS, b: &tlsBlock}
+		}},
+		{name: "sasl", value: func(c *Cluster) value {
+			return &subPtr[SASL]{p: &c.SASL, b: &saslBlock}
+		}},
+	},
+}
+
+// tlsBlock is a cluster's tls block.
+var tlsBlock = block[TLS]{
+	what: "TLS",
+	keys: []key[TLS]{
+		{name: "enabled", value: func(t *TLS) value { return &flag{p: &t.Enabled, def: true} }},
+		{name: "insecure_skip_verify", value: func(t *TLS) value { return &flag{p: &t.InsecureSkipVerify} }},
+		{name: "ca_file", value: func(t *TLS) value { return &text{p: &t.CAFile} }},
+		{name: "cert_file", value: func(t *TLS) value { return &text{p: &t.CertFile} }},
+		{name: "key_file", value: func(t *TLS) value { return &text{p: &t.KeyFile} }},
+		{name: "server_name", value: func(t *TLS) value { return &text{p: &t.ServerName} }},
+	},
+	check: checkClientCert,
+}
+
+// saslBlock is a cluster's sasl block. Which keys apply depends on the
+// mechanism: see decodeSASL.
+var saslBlock = block[SASL]{
+	what: "SASL",
+	keys: []key[SASL]{
+		{name: "mechanism", required: true, hint: "use one of " + strings.Join(Mechanisms, ", "), value: func(s *SASL) value {
+			return &mechanism{p: &s.Mechanism}
+		}},
+		// The hint names the mechanism: see decodeSASL.
+		{name: "username", required: true, value: func(s *SASL) value { return &text{p: &s.Username} }},
+		{name: "password", secret: true, excludes: "password_file", value: func(s *SASL) value {
+			return &text{p: &s.Password, nonEmpty: true}
+		}},
+		{name: "password_file", excludes: "password", value: func(s *SASL) value {
+			return &text{p: &s.PasswordFile, nonEmpty: true}
+		}},
+		{name: "token_url", required: true, hint: `mechanism OAUTHBEARER needs the OAuth 2 token endpoint, e.g. "https://login.example.com/oauth2/token"`, value: func(s *SASL) value {
+			return &text{p: &s.TokenURL, check: checkTokenURL}
+		}},
+		{name: "client_id", required: true, hint: "mechanism OAUTHBEARER needs the OAuth 2 client ID", value: func(s *SASL) value {
+			return &text{p: &s.ClientID}
+		}},
+		{name: "client_secret", secret: true, value: func(s *SASL) value { return &text{p: &s.ClientSecret} }},
+		{name: "client_secret_file", value: func(s *SASL) value { return &text{p: &s.ClientSecretFile} }},
+		{name: "scope", value: func(s *SASL) value { return &text{p: &s.Scope} }},
+	},
+	decode: decodeSASL,
+}
+
+// linkBlock is one item of "links".
+var linkBlock = block[Link]{
+	what: "a link",
+	keys: []key[Link]{
+		{name: "name", required: true, hint: "give the link a unique name, e.g. telemetry-up", value: func(l *Link) value {
+			return &linkName{text{p: &l.Name, check: checkLinkName}}
+		}},
+		{name: "from", required: true, hint: "name the source cluster", value: func(l *Link) value {
+			return &clusterRef{text{p: &l.From}}
+		}},
+		{name: "to", required: true, hint: "name the destination cluster", value: func(l *Link) value {
+			return &clusterRef{text{p: &l.To}}
+		}, check: checkNotSource},
+		{name: "topics", required: true, hint: `select topics to replicate, e.g. topics: {include: ["sensors\\..*"]}`, value: func(l *Link) value {
+			return &sub[Topics]{p: &l.Topics, b: &topicsBlock}
+		}},
+		{name: "rename", value: func(l *Link) value {
+			return &rename{text{p: &l.Rename, def: DefaultRename}}
+		}},
+		{name: "start", value: func(l *Link) value {
+			return &enum[StartPosition]{p: &l.Start, def: StartEarliest, values: []StartPosition{StartEarliest, StartLatest}}
+		}},
+		{name: "delivery", value: func(l *Link) value {
+			return &enum[Delivery]{p: &l.Delivery, def: DeliveryExactlyOnce, values: []Delivery{DeliveryExactlyOnce, DeliveryAtLeastOnce}}
+		}},
+		{name: "on_error", value: func(l *Link) value {
+			return &enum[OnError]{p: &l.OnError, def: OnErrorStop, values: []OnError{OnErrorStop, OnErrorSkip}}
+		}},
+		{name: "profile", value: func(l *Link) value {
+			return &enum[Profile]{p: &l.Profile, def: ProfileLAN, values: []Profile{ProfileLAN, ProfileWAN, ProfileSatellite}}
+		}},
+		{name: "compression", value: func(l *Link) value {
+			return &enum[string]{p: &l.Compression, values: Compressions}
+		}},
+		{name: "bandwidth", value: func(l *Link) value { return &rate{p: &l.Bandwidth} }},
+		{name: "bandwidth_schedule", value: func(l *Link) value {
+			return &list[BandwidthWindow]{p: &l.BandwidthSchedule, b: &windowBlock, want: `a list of windows, e.g. [{from: "08:00", to: "18:00", rate: 512kbit/s}]`}
+		}},
+		{name: "priorities", value: func(l *Link) value {
+			return &list[Priority]{p: &l.Priorities, b: &priorityBlock, want: `a list of priorities, e.g. [{match: "alerts", priority: 10}]`}
+		}},
+		{name: "tuning", value: func(l *Link) value { return &sub[Tuning]{p: &l.Tuning, b: &tuningBlock} }},
+		{name: "commit_interval", value: func(l *Link) value {
+			return &duration{p: &l.CommitInterval, def: DefaultCommitInterval, min: time.Millisecond, max: time.Minute}
+		}},
+		{name: "discovery_interval", value: func(l *Link) value {
+			return &duration{p: &l.DiscoveryInterval, def: DefaultDiscoveryInterval, min: 100 * time.Millisecond, max: time.Hour}
+		}},
+		{name: "checkpoint_topic", value: func(l *Link) value {
+			return &text{p: &l.CheckpointTopic, def: DefaultCheckpointTopic, check: checkTopicName}
+		}},
+	},
+}
+
+// topicsBlock is a link's topic selection.
+var topicsBlock = block[Topics]{
+	what: "topic selection",
+	keys: []key[Topics]{
+		{name: "include", required: true, hint: `list regular expressions of topics to replicate, e.g. include: ["sensors\\..*"]`, value: func(t *Topics) value {
+			return &patterns{p: &t.Include, re: &t.IncludeRE, nonEmpty: true}
+		}},
+		{name: "exclude", value: func(t *Topics) value { return &patterns{p: &t.Exclude, re: &t.ExcludeRE} }},
+	},
+}
+
+// priorityBlock is one item of a link's priorities.
+var priorityBlock = block[Priority]{
+	what: "a priority",
+	keys: []key[Priority]{
+		{name: "match", required: true, hint: `a regular expression of topics, e.g. match: "alerts.*"`, value: func(p *Priority) value {
+			return &pattern{p: &p.Match, re: &p.MatchRE}
+		}},
+		{name: "priority", required: true, hint: fmt.Sprintf("a weight from 1 to %d; topics no priority matches weigh %d", MaxPriority, DefaultPriority), value: func(p *Priority) value {
+			return &integer{p: &p.Weight, def: DefaultPriority, min: 1, max: MaxPriority, note: "higher means a larger share of the link"}
+		}},
+	},
+}
+
+// windowBlock is one item of a link's bandwidth_schedule.
+var windowBlock = block[BandwidthWindow]{
+	what: "a bandwidth window",
+	keys: []key[BandwidthWindow]{
+		{name: "days", value: func(w *BandwidthWindow) value { return &days{p: &w.Days} }},
+		{name: "from", required: true, hint: `a time of day such as "08:00"`, value: func(w *BandwidthWindow) value {
+			return &timeOfDay{p: &w.From}
+		}},
+		{name: "to", required: true, hint: `a time of day such as "08:00"`, value: func(w *BandwidthWindow) value {
+			return &timeOfDay{p: &w.To}
+		}, check: checkWindowNotEmpty},
+		{name: "rate", required: true, hint: "a rate such as 512kbit/s, or unlimited", value: func(w *BandwidthWindow) value {
+			return &rate{p: &w.Rate, unlimited: true}
+		}},
+	},
+	// days comes first in hints ("dates" is taken for "days", not "rate")
+	// but is decoded last.
+	decode: func(m *mapping[BandwidthWindow]) {
+		m.decode("from", "to", "rate")
+		m.rest()
+	},
+}
+
+// tuningBlock is a link's overrides of its profile; zero keeps the
+// profile's value.
+var tuningBlock = block[Tuning]{
+	what: "tuning",
+	keys: []key[Tuning]{
+		{name: "dial_timeout", value: func(t *Tuning) value {
+			return &duration{p: &t.DialTimeout, min: 100 * time.Millisecond, max: 5 * time.Minute}
+		}},
+		{name: "request_timeout", value: func(t *Tuning) value {
+			return &duration{p: &t.RequestTimeout, min: 100 * time.Millisecond, max: 5 * time.Minute}
+		}},
+		{name: "produce_timeout", value: func(t *Tuning) value {
+			return &duration{p: &t.ProduceTimeout, min: 100 * time.Millisecond, max: 5 * time.Minute}
+		}},
+		{name: "fetch_max_wait", value: func(t *Tuning) value {
+			return &duration{p: &t.FetchMaxWait, min: 10 * time.Millisecond, max: 30 * time.Second}
+		}},
+		{name: "transaction_time", value: func(t *Tuning) value {
+			return &duration{p: &t.TransactionTime, min: 10 * time.Millisecond, max: 30 * time.Second}
+		}},
+		{name: "batch_bytes", value: func(t *Tuning) value {
+			return &size{p: &t.BatchBytes, min: 1 << 10, max: 64 << 20, note: "the broker's message.max.bytes must allow it"}
+		}},
+	},
+}
+
+// httpBlock is the http block.
+var httpBlock = block[HTTP]{
+	what: "the HTTP server",
+	keys: []key[HTTP]{
+		{name: "listen", value: func(h *HTTP) value {
+			return &text{p: &h.Listen, def: DefaultHTTPListen, check: checkListen}
+		}},
+		{name: "tls", value: func(h *HTTP) value { return &subPtr[HTTPTLS]{p: &h.TLS, b: &httpTLSBlock} }},
+		{name: "token", secret: true, excludes: "token_file", hint: `set a long random token, e.g. token: "${EDGELINK_HTTP_TOKEN}", or leave token out to serve without one`, value: func(h *HTTP) value {
+			return &text{p: &h.Token, nonEmpty: true}
+		}},
+		{name: "token_file", excludes: "token", hint: "the path of a file holding the token, or leave token_file out to serve without one", value: func(h *HTTP) value {
+			return &text{p: &h.TokenFile, nonEmpty: true}
+		}},
+		{name: "pprof", value: func(h *HTTP) value { return &flag{p: &h.Pprof} }},
+	},
+}
+
+// httpTLSBlock is the http.tls block.
+var httpTLSBlock = block[HTTPTLS]{
+	what: "the HTTP server's TLS",
+	keys: []key[HTTPTLS]{
+		{name: "cert_file", required: true, hint: "HTTPS needs both cert_file and key_file (PEM)", value: func(t *HTTPTLS) value {
+			return &text{p: &t.CertFile}
+		}},
+		{name: "key_file", required: true, hint: "HTTPS needs both cert_file and key_file (PEM)", value: func(t *HTTPTLS) value {
+			return &text{p: &t.KeyFile}
+		}},
+	},
+}
+
+// Rules between keys.
+
+// checkNotSource reports a link whose destination is its source.
+func checkNotSource(m *mapping[Link], to entry) {
+	if m.good["from"] && m.t.From == m.t.To {
+		m.d.fail(to.val, to.path, quote(m.t.To)+" is also the source cluster", "a link must connect two different clusters")
+	}
+}
+
+// checkWindowNotEmpty reports a bandwidth window that starts when it ends.
+func checkWindowNotEmpty(m *mapping[BandwidthWindow], to entry) {
+	if m.good["from"] && m.t.From == m.t.To {
+		m.d.fail(to.val, to.path, "the window is empty", "from and to must differ; a window with to before from runs past midnight")
+	}
+}
+
+// checkClientCert reports a client certificate without its key, or a key
+// without its certificate.
+func checkClientCert(m *mapping[TLS]) {
+	const hint = "cert_file and key_file must be given together"
+	t := m.t
+	switch {
+	case t.CertFile != "" && t.KeyFile == "" && !m.has("key_file"):
+		m.missing("key_file", hint)
+	case t.CertFile != "" && t.KeyFile == "":
+		m.d.fail(m.fields["key_file"].pos(), m.fields["key_file"].path, "must not be empty", hint)
+	case t.KeyFile != "" && t.CertFile == "" && !m.has("cert_file"):
+		m.missing("cert_file", hint)
+	case t.KeyFile != "" && t.CertFile == "":
+		m.d.fail(m.fields["cert_file"].pos(), m.fields["cert_file"].path, "must not be empty", hint)
+	}
+}
+
+// The SASL keys each mechanism uses besides mechanism: OAUTHBEARER the
+// OAuth 2 client credentials, the others a username and password.
+var (
+	saslOAuthKeys    = []string{"token_url", "client_id", "client_secret", "client_secret_file", "scope"}
+	saslPasswordKeys = []string{"username", "password", "password_file"}
+)
+
+// decodeSASL decodes the mechanism and then the keys it uses; keys that
+// belong to other mechanisms are reported, not decoded.
+func decodeSASL(m *mapping[SASL]) {
+	if !m.decode("mechanism") {
+		return
+	}
+	mech := m.t.Mechanism
+	unused, hint := saslOAuthKeys, "it is only used with mechanism OAUTHBEARER"
+	if mech == MechanismOAuthBearer {
+		unused, hint = saslPasswordKeys, "OAUTHBEARER authenticates with token_url, client_id and client_secret"
+	}
+	for _, name := range unused {
+		if e, ok := m.fields[name]; ok {
+			m.d.fail(e.key, e.path, "not used with mechanism "+mech, hint)
+		}
+	}
+	if mech == MechanismOAuthBearer {
+		m.decode("token_url", "client_id", "client_secret", "client_secret_file")
+		// Unlike password and password_file, both secrets are decoded
+		// before their conflict is reported.
+		m.conflict("client_secret", "client_secret_file")
+		m.decode("scope")
+		return
+	}
+	m.decodeHint("username", "mechanism "+mech+" needs a username")
+	if !m.has("password") && !m.has("password_file") {
+		m.missing("password", "mechanism "+mech+" needs password or password_file")
+	}
+	m.decode("password", "password_file")
+}
