@@ -5,7 +5,7 @@ BIN           := $(CURDIR)/bin
 TEST_TIMEOUT  ?= 25m
 FUZZTIME      ?= 200000x
 
-.PHONY: build setup test test-unit test-integration fuzz lint tidy-check kafka bench bench-mirror clean
+.PHONY: build setup test test-unit test-integration fuzz lint tidy-check kafka bench bench-mirror bench-checkpoints clean
 
 build:
 	$(GO) build -o $(BIN)/edgelink ./cmd/edgelink
@@ -56,6 +56,12 @@ bench: setup build
 BENCH_RECORDS ?= 500000
 bench-mirror: setup
 	$(GO) run ./internal/bench/mirrorbench -records $(BENCH_RECORDS) -size 1024 -partitions 12 -runs 3
+
+## bench-checkpoints: a link's checkpoint read at start-up with 5,000 links'
+## checkpoints present on a real Kafka broker (median of 5)
+bench-checkpoints: setup
+	@mkdir -p $(BIN); EDGELINK_KAFKA=required $(GO) test -count=1 -run '^TestRealKafkaCheckpointReadAtScale$$' -v ./internal/link/ > $(BIN)/bench-checkpoints.log 2>&1; status=$$?; \
+	grep -E 'checkpoint read|wrote|load [0-9]|^(ok|FAIL|---)' $(BIN)/bench-checkpoints.log; exit $$status
 
 ## kafka: fetch and verify the Apache Kafka jars
 kafka:
