@@ -18,6 +18,7 @@ import (
 	"github.com/edgelink/edgelink/internal/config"
 	"github.com/edgelink/edgelink/internal/demo"
 	"github.com/edgelink/edgelink/internal/observe"
+	"github.com/edgelink/edgelink/internal/status"
 )
 
 // demoFlags are the demo's options from the command line.
@@ -190,13 +191,13 @@ func printDemoIntro(w io.Writer, d *demo.Demo, f demoFlags, logPath string) {
 type demoTerminal struct {
 	w        io.Writer
 	tty      bool
-	printed  map[observe.Event]bool // events printed and still in the status
+	printed  map[status.Event]bool // events printed and still in the status
 	lastLine time.Time
 	started  time.Time
 }
 
 func newDemoTerminal(w io.Writer) *demoTerminal {
-	t := &demoTerminal{w: w, started: time.Now(), printed: make(map[observe.Event]bool)}
+	t := &demoTerminal{w: w, started: time.Now(), printed: make(map[status.Event]bool)}
 	if f, ok := w.(*os.File); ok {
 		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
 			t.tty = true
@@ -215,7 +216,7 @@ func (t *demoTerminal) update(d *demo.Demo) {
 	if t.tty {
 		clear = "\r\033[K"
 	}
-	current := make(map[observe.Event]bool, len(l.Events))
+	current := make(map[status.Event]bool, len(l.Events))
 	for i := len(l.Events) - 1; i >= 0; i-- { // oldest first
 		e := l.Events[i]
 		current[e] = true
@@ -247,7 +248,7 @@ func (t *demoTerminal) final(d *demo.Demo) {
 
 // demoLine is the live line: state, replicated records and rate, lag, and
 // what the plant wrote.
-func demoLine(l observe.LinkStatus, written int64) string {
+func demoLine(l status.LinkStatus, written int64) string {
 	wan := "up"
 	if l.LinkCut != nil && *l.LinkCut {
 		wan = "CUT"

@@ -18,7 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/edgelink/edgelink/internal/observe"
+	"github.com/edgelink/edgelink/internal/status"
 	"github.com/edgelink/edgelink/internal/testbed"
 )
 
@@ -66,7 +66,7 @@ func TestDemoAndStatus(t *testing.T) {
 	go func() { exited <- cmd.Wait() }()
 	defer func() { _ = cmd.Process.Kill() }()
 
-	var st observe.StatusResponse
+	var st status.Snapshot
 	testbed.Eventually(t, 30*time.Second, func() error {
 		r := edgelink(t, nil, "status", "--url", url, "--json")
 		if r.code != 0 {

@@ -16,7 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/edgelink/edgelink/internal/observe"
+	"github.com/edgelink/edgelink/internal/status"
 	"github.com/edgelink/edgelink/internal/testbed"
 )
 
@@ -154,7 +154,7 @@ http:
 		if r.code != 0 {
 			return fmt.Errorf("status exit %d: %s", r.code, r.stderr)
 		}
-		var st observe.StatusResponse
+		var st status.Snapshot
 		require.NoError(t, json.Unmarshal([]byte(r.stdout), &st))
 		if len(st.Links) != 2 || st.Links[1].Name != "extra-up" || st.Links[1].Records != 7 {
 			return fmt.Errorf("links %+v", st.Links)

@@ -19,6 +19,7 @@ import (
 	"github.com/edgelink/edgelink/internal/config"
 	"github.com/edgelink/edgelink/internal/kafka"
 	"github.com/edgelink/edgelink/internal/observe"
+	"github.com/edgelink/edgelink/internal/status"
 )
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -126,10 +127,9 @@ func runLinks(ctx context.Context, logger *slog.Logger, cfg *config.Config) erro
 		return usageError{fmt.Errorf("%s defines no links: nothing to run", cfg.File)}
 	}
 	a := agent.New(cfg, agent.Options{}, logger)
+	model := status.New(status.Options{Links: a, Version: Version(), Logger: logger})
 	// The HTTP server binds first, so that a taken address fails the start.
-	srv, err := observe.Listen(ctx, observe.Options{
-		HTTP: cfg.HTTP, Links: a, Version: Version(), Logger: logger,
-	})
+	srv, err := observe.Listen(ctx, observe.Options{HTTP: cfg.HTTP, Status: model, Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -150,7 +150,7 @@ func runLinks(ctx context.Context, logger *slog.Logger, cfg *config.Config) erro
 		select {
 		case sig := <-sigs:
 			logger.Info("stopping: finishing open transactions (signal again to exit at once)", "signal", sig.String())
-			srv.Stopping()
+			model.Stopping()
 			cancel()
 		case <-stopped:
 			return
@@ -176,9 +176,11 @@ func runLinks(ctx context.Context, logger *slog.Logger, cfg *config.Config) erro
 		}
 	})
 
-	// The server outlives the links' drain, so that /readyz reports it,
-	// and stops once every link has returned.
+	// The status model and the server outlive the links' drain, so that
+	// /readyz reports it, and stop once every link has returned.
 	srvCtx, stopSrv := context.WithCancel(context.WithoutCancel(ctx))
+	modelDone := make(chan struct{})
+	wg.Go(func() { defer close(modelDone); model.Run(srvCtx) })
 	srvDone := make(chan error, 1)
 	wg.Go(func() { srvDone <- srv.Run(srvCtx) })
 	logger.Info("edgelink running", "links", len(cfg.Links), "config", cfg.File, "status_page", srv.URL())
@@ -189,11 +191,13 @@ func runLinks(ctx context.Context, logger *slog.Logger, cfg *config.Config) erro
 	if err := a.Run(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	model.Stopping()
 	stopReloads()
 	stopSrv()
 	if err := <-srvDone; err != nil {
 		errs = append(errs, err)
 	}
+	<-modelDone
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/edgelink/edgelink/internal/config"
 	"github.com/edgelink/edgelink/internal/observe"
+	"github.com/edgelink/edgelink/internal/status"
 )
 
 // envToken names the variable that holds the status API's bearer token for
@@ -76,7 +77,7 @@ func runStatus(ctx context.Context, g *globals, f statusFlags) error {
 		_, err := g.stdout.Write(body)
 		return err
 	}
-	var st observe.StatusResponse
+	var st status.Snapshot
 	if err := json.Unmarshal(body, &st); err != nil {
 		return fmt.Errorf("read the status from %s: %w", target, err)
 	}
@@ -229,7 +230,7 @@ func fetchStatus(ctx context.Context, target, token string, roots *x509.CertPool
 
 // printStatus writes the status as a summary line and, per link, its
 // topics and recent events.
-func printStatus(w io.Writer, st *observe.StatusResponse, now time.Time) {
+func printStatus(w io.Writer, st *status.Snapshot, now time.Time) {
 	head := "edgelink " + st.Version
 	if st.Site != "" {
 		head += " · site " + st.Site

@@ -33,6 +33,7 @@ import (
 	"github.com/edgelink/edgelink/internal/faultnet"
 	"github.com/edgelink/edgelink/internal/link"
 	"github.com/edgelink/edgelink/internal/observe"
+	"github.com/edgelink/edgelink/internal/status"
 )
 
 // LinkName is the demo link's name.
@@ -60,8 +61,8 @@ type Options struct {
 	Version string
 	// Logger receives the demo's logs; nil discards them.
 	Logger *slog.Logger
-	// SampleInterval is how often the status page's server samples the
-	// link; default 1s.
+	// SampleInterval is how often the status model samples the link;
+	// default 1s.
 	SampleInterval time.Duration
 }
 
@@ -75,6 +76,7 @@ type Demo struct {
 	wan         *faultnet.Network
 	cfg         *config.Config
 	agent       *agent.Agent
+	model       *status.Model
 	srv         *observe.Server
 	ctl         *control
 	producer    *kgo.Client
@@ -143,9 +145,11 @@ func (d *Demo) start(ctx context.Context) (err error) {
 			TransactionTimeout: 5 * time.Second,
 		}
 	}}, opts.Logger)
+	d.model = status.New(status.Options{
+		Links: d.agent, Version: opts.Version, Logger: opts.Logger, SampleInterval: opts.SampleInterval,
+	})
 	if d.srv, err = observe.Listen(ctx, observe.Options{
-		HTTP: d.cfg.HTTP, Links: d.agent, Control: d.ctl,
-		Version: opts.Version, Logger: opts.Logger, SampleInterval: opts.SampleInterval,
+		HTTP: d.cfg.HTTP, Status: d.model, Control: d.ctl, Logger: opts.Logger,
 	}); err != nil {
 		return err
 	}
@@ -263,6 +267,10 @@ func (d *Demo) Run(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error { return d.agent.Run(gctx) })
+	g.Go(func() error {
+		d.model.Run(gctx)
+		return nil
+	})
 	g.Go(func() error { return d.srv.Run(gctx) })
 	d.logger.Info("demo running", "url", d.srv.URL(), "data_dir", d.opts.DataDir, "resumed", d.resumed, "rate", d.opts.Rate)
 	return g.Wait()
@@ -300,8 +308,9 @@ func (d *Demo) URL() string { return d.srv.URL() }
 // Resumed reports whether the data directory held an earlier demo's data.
 func (d *Demo) Resumed() bool { return d.resumed }
 
-// Status is the status the page shows.
-func (d *Demo) Status() observe.StatusResponse { return d.srv.Snapshot() }
+// Status is the status the page shows: the model's snapshot, with the
+// cut and restore controls.
+func (d *Demo) Status() status.Snapshot { return d.srv.Snapshot() }
 
 // Written is how many records the plant has written to the edge cluster
 // (acknowledged) since Run started.

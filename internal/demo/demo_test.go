@@ -18,7 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/edgelink/edgelink/internal/demo"
-	"github.com/edgelink/edgelink/internal/observe"
+	"github.com/edgelink/edgelink/internal/status"
 	"github.com/edgelink/edgelink/internal/testbed"
 	"github.com/edgelink/edgelink/internal/verify"
 )
@@ -96,9 +96,9 @@ func request(t *testing.T, method, url string) string {
 	return string(b)
 }
 
-func status(t *testing.T, d *running) observe.LinkStatus {
+func linkStatus(t *testing.T, d *running) status.LinkStatus {
 	t.Helper()
-	var st observe.StatusResponse
+	var st status.Snapshot
 	require.NoError(t, json.Unmarshal([]byte(get(t, d.URL()+"api/v1/status")), &st))
 	require.Len(t, st.Links, 1)
 	return st.Links[0]
@@ -127,7 +127,7 @@ func TestDemoOutageAndResume(t *testing.T) {
 	const lk = `{link="` + demo.LinkName + `"}`
 
 	testbed.Eventually(t, 30*time.Second, func() error {
-		if l := status(t, d); l.State != "live" || l.Records < 400 {
+		if l := linkStatus(t, d); l.State != "live" || l.Records < 400 {
 			return fmt.Errorf("state %s, %d records replicated", l.State, l.Records)
 		}
 		return nil
@@ -155,7 +155,7 @@ func TestDemoOutageAndResume(t *testing.T) {
 	require.JSONEq(t, `{"link":"telemetry-up","link_cut":true}`, post(t, d.URL()+"api/v1/links/telemetry-up/cut"))
 	require.True(t, d.IsCut())
 	testbed.Eventually(t, 30*time.Second, func() error {
-		if l := status(t, d); l.State != "disconnected" {
+		if l := linkStatus(t, d); l.State != "disconnected" {
 			return fmt.Errorf("state %s", l.State)
 		}
 		return nil
@@ -163,7 +163,7 @@ func TestDemoOutageAndResume(t *testing.T) {
 	t.Logf("disconnected %s after the cut", time.Since(cutAt).Round(time.Millisecond))
 	var before int64
 	testbed.Eventually(t, 10*time.Second, func() error {
-		l := status(t, d)
+		l := linkStatus(t, d)
 		before = l.Backlog.Records
 		if !l.Backlog.Estimated || before < 200 {
 			return fmt.Errorf("backlog %d (estimated %v)", before, l.Backlog.Estimated)
@@ -179,19 +179,19 @@ func TestDemoOutageAndResume(t *testing.T) {
 	require.Equal(t, 1.0, metric(t, d, `edgelink_link_state{link="telemetry-up",state="disconnected"}`))
 	require.Equal(t, 1.0, metric(t, d, "edgelink_link_backlog_estimated"+lk))
 	require.Positive(t, metric(t, d, "edgelink_link_backlog_age_seconds"+lk))
-	cutRecords := status(t, d).Records
+	cutRecords := linkStatus(t, d).Records
 
 	// Restore: the backlog drains to zero.
 	restoreAt := time.Now()
 	require.JSONEq(t, `{"link":"telemetry-up","link_cut":false}`, post(t, d.URL()+"api/v1/links/telemetry-up/restore"))
 	testbed.Eventually(t, 60*time.Second, func() error {
-		if l := status(t, d); l.State != "live" || l.Backlog.Records != 0 || l.Backlog.Estimated {
+		if l := linkStatus(t, d); l.State != "live" || l.Backlog.Records != 0 || l.Backlog.Estimated {
 			return fmt.Errorf("state %s, backlog %d (estimated %v)", l.State, l.Backlog.Records, l.Backlog.Estimated)
 		}
 		return nil
 	})
 	t.Logf("backlog drained %s after the restore", time.Since(restoreAt).Round(time.Millisecond))
-	l := status(t, d)
+	l := linkStatus(t, d)
 	require.Greater(t, l.Records, cutRecords+int64(before))
 	var kinds []string
 	for _, e := range l.Events {
@@ -208,7 +208,7 @@ func TestDemoOutageAndResume(t *testing.T) {
 	d2 := startDemo(t, dir, 0)
 	require.True(t, d2.Resumed())
 	testbed.Eventually(t, 30*time.Second, func() error {
-		if l := status(t, d2); l.State != "live" || l.Backlog.Records != 0 || l.Backlog.MeasuredAt == nil {
+		if l := linkStatus(t, d2); l.State != "live" || l.Backlog.Records != 0 || l.Backlog.MeasuredAt == nil {
 			return fmt.Errorf("state %s, backlog %d", l.State, l.Backlog.Records)
 		}
 		return nil

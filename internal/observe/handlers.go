@@ -87,7 +87,7 @@ func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request) {
 
 func (s *Server) handleReadyz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	ready, reason := s.Ready()
+	ready, reason := s.model.Ready()
 	if !ready {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = fmt.Fprintln(w, "not ready: "+reason)
@@ -119,7 +119,7 @@ type TranslateResponse struct {
 
 func (s *Server) handleTranslate(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("link")
-	cfg, links := s.current()
+	cfg, links := s.model.Current()
 	lc := linkConfig(cfg, name)
 	if lc == nil || findLink(links, name) == nil {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no link %q", name))

@@ -2,7 +2,6 @@ package observe
 
 import (
 	"runtime"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -69,7 +68,8 @@ var (
 		"Weight of a source topic while the link has a backlog.", []string{"link", "topic"}, nil)
 )
 
-// collector reads every link's status when Prometheus scrapes.
+// collector renders the status model's snapshot as metrics when Prometheus
+// scrapes.
 type collector struct{ s *Server }
 
 // Describe implements prometheus.Collector.
@@ -92,44 +92,40 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	counter := func(d *prometheus.Desc, v int64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
-	version := c.s.opts.Version
+	// The links that exist now: a link a reload removed leaves no series.
+	snap := c.s.model.Snapshot()
+	version := snap.Version
 	if version == "" {
 		version = "dev"
 	}
 	gauge(descBuildInfo, 1, version, runtime.Version())
-	ready, _ := c.s.Ready()
-	gauge(descUp, boolValue(ready))
-	now := time.Now()
-	// The links that exist now: a link a reload removed leaves no series.
-	_, links := c.s.current()
-	for _, l := range links {
-		v := c.s.view(l, now)
-		st := v.Status
-		name := st.Name
+	gauge(descUp, boolValue(snap.Ready))
+	for _, l := range snap.Links {
+		name := l.Name
 		for _, state := range States {
-			gauge(descState, boolValue(st.State == state), name, string(state))
+			gauge(descState, boolValue(l.State == string(state)), name, string(state))
 		}
-		gauge(descStateSeconds, now.Sub(st.StateSince).Seconds(), name)
-		gauge(descConnected, boolValue(st.State == link.StateCatchingUp || st.State == link.StateLive), name)
-		counter(descRecords, st.Records, name)
-		counter(descBytes, st.Bytes, name)
-		counter(descWireBytes, st.WireBytes, name)
-		counter(descTransactions, st.Transactions, name)
-		counter(descLost, st.LostRecords, name)
-		counter(descSkipped, st.SkippedRecords, name, "refused")
-		counter(descSkipped, st.SkippedLoops, name, "loop")
-		gauge(descPartitions, float64(st.Partitions), name)
-		gauge(descBacklogRecords, float64(st.BacklogRecords), name)
-		gauge(descBacklogEstimated, boolValue(v.Estimated), name)
-		gauge(descBacklogBytes, float64(st.BacklogBytes), name)
-		gauge(descBacklogAge, st.BacklogAge.Seconds(), name)
-		gauge(descDrainETA, st.DrainETA.Seconds(), name)
+		gauge(descStateSeconds, l.StateSeconds, name)
+		gauge(descConnected, boolValue(l.State == string(link.StateCatchingUp) || l.State == string(link.StateLive)), name)
+		counter(descRecords, l.Records, name)
+		counter(descBytes, l.Bytes, name)
+		counter(descWireBytes, l.WireBytes, name)
+		counter(descTransactions, l.Transactions, name)
+		counter(descLost, l.LostRecords, name)
+		counter(descSkipped, l.SkippedRecords, name, "refused")
+		counter(descSkipped, l.SkippedLoops, name, "loop")
+		gauge(descPartitions, float64(l.Partitions), name)
+		gauge(descBacklogRecords, float64(l.Backlog.Records), name)
+		gauge(descBacklogEstimated, boolValue(l.Backlog.Estimated), name)
+		gauge(descBacklogBytes, float64(l.Backlog.Bytes), name)
+		gauge(descBacklogAge, l.Backlog.AgeSeconds, name)
+		gauge(descDrainETA, l.Backlog.DrainETASeconds, name)
 		at := 0.0
-		if !st.BacklogAt.IsZero() {
-			at = float64(st.BacklogAt.UnixMilli()) / 1e3
+		if l.Backlog.MeasuredAt != nil {
+			at = float64(l.Backlog.MeasuredAt.UnixMilli()) / 1e3
 		}
 		gauge(descBacklogAt, at, name)
-		for _, t := range st.Topics {
+		for _, t := range l.Topics {
 			counter(descTopicRecords, t.Records, name, t.Source)
 			counter(descTopicBytes, t.Bytes, name, t.Source)
 			gauge(descTopicBacklog, float64(t.BacklogRecords), name, t.Source)

@@ -1,6 +1,7 @@
 // Package observe serves what an operator needs to see a running agent: the
 // status page, the status API, Prometheus metrics and health checks, on one
-// HTTP server (loopback by default).
+// HTTP server (loopback by default). It renders a status.Model, which its
+// caller creates and runs; it keeps no state of its own about the links.
 //
 // Routes:
 //
@@ -11,7 +12,7 @@
 //	POST /api/v1/links/{link}/restore       only with a Control (the demo): restore it
 //	GET  /metrics                           Prometheus metrics
 //	GET  /healthz                           200 while the process serves
-//	GET  /readyz                            200 when ready (see Server.Ready), 503 otherwise
+//	GET  /readyz                            200 when ready (see status.Model.Ready), 503 otherwise
 //
 // With a bearer token configured, everything except /healthz, /readyz and
 // the page's static files requires "Authorization: Bearer <token>". The page
@@ -30,13 +31,13 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/edgelink/edgelink/internal/config"
 	"github.com/edgelink/edgelink/internal/link"
+	"github.com/edgelink/edgelink/internal/status"
 )
 
 // Control is what the status page's control actions do; the demo provides
@@ -53,48 +54,18 @@ type Control interface {
 // ErrUnknownLink is returned by a Control for a link it does not know.
 var ErrUnknownLink = errors.New("unknown link")
 
-// LinkSource is the set of links a Server shows, and the configuration they
-// run with. It may change while the server runs (agent.Agent applying a
-// reloaded configuration): the server reads it on every request, and
-// starts and stops its per-link work as links come and go.
-type LinkSource interface {
-	// Current returns, as one consistent view, the configuration (the
-	// site, each link's clusters; nil when unknown) and the links that
-	// exist now, in configuration order.
-	Current() (*config.Config, []*link.Link)
-	// Changed returns a channel that is closed when Current next changes;
-	// nil when it never does.
-	Changed() <-chan struct{}
-}
-
-// Static returns a LinkSource that never changes: cfg and links.
-func Static(cfg *config.Config, links ...*link.Link) LinkSource {
-	return staticLinks{cfg: cfg, links: links}
-}
-
-type staticLinks struct {
-	cfg   *config.Config
-	links []*link.Link
-}
-
-func (s staticLinks) Current() (*config.Config, []*link.Link) { return s.cfg, s.links }
-func (s staticLinks) Changed() <-chan struct{}                { return nil }
-
 // Options configure a Server.
 type Options struct {
 	// HTTP is the listen address, TLS and token.
 	HTTP config.HTTP
-	// Links are the links to show and the configuration they run with;
-	// nil shows none.
-	Links LinkSource
+	// Status is the model the server renders: the links, their status and
+	// the agent's readiness and version. Its owner runs it; nil shows no
+	// links.
+	Status *status.Model
 	// Control, when set, adds the cut and restore actions.
 	Control Control
-	// Version is reported in the status and the build info metric.
-	Version string
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
-	// SampleInterval is how often link throughput is sampled; default 1s.
-	SampleInterval time.Duration
 }
 
 // shutdownTimeout bounds the graceful shutdown of the HTTP server.
@@ -109,15 +80,7 @@ type Server struct {
 	scheme   string
 	srv      *http.Server
 	registry *prometheus.Registry
-	started  time.Time
-	stopping atomic.Bool
-
-	mu sync.Mutex
-	// samples hold what the server remembers about each current link.
-	samples map[*link.Link]*sampler
-	// watches follow each current link's source end offsets (see
-	// sourceWatch); Run's followLinks starts and stops them.
-	watches map[*link.Link]*sourceWatch
+	model    *status.Model
 }
 
 // Listen validates opts (reading the token file and the TLS key pair) and
@@ -126,20 +89,18 @@ func Listen(ctx context.Context, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.SampleInterval <= 0 {
-		opts.SampleInterval = time.Second
+	if opts.Status == nil {
+		opts.Status = status.New(status.Options{})
 	}
 	if opts.HTTP.Listen == "" {
 		opts.HTTP.Listen = config.DefaultHTTPListen
 	}
 	s := &Server{
-		opts:    opts,
-		logger:  opts.Logger.With("component", "http"),
-		token:   opts.HTTP.Token,
-		scheme:  "http",
-		started: time.Now(),
-		samples: make(map[*link.Link]*sampler),
-		watches: make(map[*link.Link]*sourceWatch),
+		opts:   opts,
+		logger: opts.Logger.With("component", "http"),
+		token:  opts.HTTP.Token,
+		scheme: "http",
+		model:  opts.Status,
 	}
 	if opts.HTTP.TokenFile != "" {
 		b, err := os.ReadFile(opts.HTTP.TokenFile)
@@ -197,21 +158,11 @@ func (s *Server) URL() string {
 // TokenRequired reports whether the API requires a bearer token.
 func (s *Server) TokenRequired() bool { return s.token != "" }
 
-// Stopping marks the agent as shutting down: /readyz answers 503 from now on.
-func (s *Server) Stopping() { s.stopping.Store(true) }
-
 // Run serves until ctx ends, then shuts the server down gracefully
-// (bounded by 5 s). Meanwhile it samples the links' throughput and follows
-// each link's source (see sourceWatch), for the links that exist at the
-// time.
+// (bounded by 5 s).
 func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	wg.Go(func() { s.sampleLoop(sctx) })
-	wg.Go(func() { s.followLinks(sctx) })
-
 	errc := make(chan error, 1)
 	wg.Go(func() { errc <- s.srv.Serve(s.ln) })
 	s.logger.Info("http server listening", "url", s.URL(), "token", s.TokenRequired())
@@ -220,7 +171,6 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("serve http: %w", err)
 	case <-ctx.Done():
 	}
-	s.Stopping()
 	shutCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer stop()
 	err := s.srv.Shutdown(shutCtx)
@@ -243,12 +193,18 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// current returns the configuration and the links that exist now.
-func (s *Server) current() (*config.Config, []*link.Link) {
-	if s.opts.Links == nil {
-		return nil, nil
+// Snapshot returns the model's snapshot as the status API serves it: with
+// the controls, when the server has them.
+func (s *Server) Snapshot() status.Snapshot {
+	snap := s.model.Snapshot()
+	if c := s.opts.Control; c != nil {
+		snap.Controls = true
+		for i := range snap.Links {
+			cut := c.IsCut(snap.Links[i].Name)
+			snap.Links[i].LinkCut = &cut
+		}
 	}
-	return s.opts.Links.Current()
+	return snap
 }
 
 // linkConfig returns the configuration of the named link in cfg, or nil.

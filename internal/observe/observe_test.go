@@ -25,14 +25,16 @@ import (
 	"github.com/edgelink/edgelink/internal/config"
 	"github.com/edgelink/edgelink/internal/link"
 	"github.com/edgelink/edgelink/internal/observe"
+	"github.com/edgelink/edgelink/internal/status"
 	"github.com/edgelink/edgelink/internal/testbed"
 )
 
-// fixture is a link between two kfake clusters, running, with the HTTP
-// server in front of it.
+// fixture is a link between two kfake clusters, running, with its status
+// model and the HTTP server in front of it.
 type fixture struct {
 	cfg    *config.Config
 	link   *link.Link
+	model  *status.Model
 	srv    *observe.Server
 	client *http.Client
 	token  string
@@ -64,21 +66,23 @@ http:
 
 var fastOpts = link.Options{CommitInterval: 30 * time.Millisecond, DiscoveryInterval: 300 * time.Millisecond, MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second}
 
-// start runs the link and the server until the test ends.
+// start runs the link, its status model and the server until the test
+// ends.
 func start(t *testing.T, cfg *config.Config, ctl observe.Control) *fixture {
 	t.Helper()
 	l := link.New(cfg, cfg.Links[0], fastOpts, logger(t))
-	srv, err := observe.Listen(t.Context(), observe.Options{
-		HTTP: cfg.HTTP, Links: observe.Static(cfg, l), Control: ctl,
-		Version: "v0.0.0-test", Logger: logger(t), SampleInterval: 100 * time.Millisecond,
+	m := status.New(status.Options{
+		Links: status.Static(cfg, l), Version: "v0.0.0-test", Logger: logger(t), SampleInterval: 100 * time.Millisecond,
 	})
+	srv, err := observe.Listen(t.Context(), observe.Options{HTTP: cfg.HTTP, Status: m, Control: ctl, Logger: logger(t)})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = l.Run(ctx) })
+	wg.Go(func() { m.Run(ctx) })
 	wg.Go(func() { require.NoError(t, srv.Run(ctx)) })
 	t.Cleanup(func() { cancel(); wg.Wait() })
-	return &fixture{cfg: cfg, link: l, srv: srv, client: &http.Client{Timeout: 30 * time.Second}, token: cfg.HTTP.Token}
+	return &fixture{cfg: cfg, link: l, model: m, srv: srv, client: &http.Client{Timeout: 30 * time.Second}, token: cfg.HTTP.Token}
 }
 
 func (f *fixture) get(t *testing.T, path string, auth bool) (int, string) {
@@ -104,11 +108,11 @@ func (f *fixture) do(t *testing.T, method, path string, auth bool, hdr map[strin
 	return res.StatusCode, string(body)
 }
 
-func (f *fixture) status(t *testing.T) observe.StatusResponse {
+func (f *fixture) status(t *testing.T) status.Snapshot {
 	t.Helper()
 	code, body := f.get(t, "/api/v1/status", true)
 	require.Equal(t, http.StatusOK, code, body)
-	var st observe.StatusResponse
+	var st status.Snapshot
 	require.NoError(t, json.Unmarshal([]byte(body), &st))
 	return st
 }
@@ -197,7 +201,7 @@ func TestStatusMetricsAndTranslateFake(t *testing.T) {
 		return nil
 	})
 	tp := f.status(t).Links[0].Topics[0]
-	require.Equal(t, observe.TopicProgress{Source: "sensors.temp", Destination: "plant-1.sensors.temp", Partitions: 2, Priority: 1, Records: 200, Bytes: tp.Bytes}, tp)
+	require.Equal(t, status.TopicProgress{Source: "sensors.temp", Destination: "plant-1.sensors.temp", Partitions: 2, Priority: 1, Records: 200, Bytes: tp.Bytes}, tp)
 
 	// The JSON is snake_case as documented.
 	_, raw := f.get(t, "/api/v1/status", true)
@@ -294,11 +298,13 @@ func TestReadyz(t *testing.T) {
 	src := testbed.StartFake(t, kfake.SeedTopics(1, "sensors.temp"))
 	cfg := parseConfig(t, src.ListenAddrs(), []string{"127.0.0.1:1"}, "")
 	l := link.New(cfg, cfg.Links[0], fastOpts, logger(t))
-	srv, err := observe.Listen(t.Context(), observe.Options{HTTP: cfg.HTTP, Links: observe.Static(cfg, l), Logger: logger(t)})
+	m := status.New(status.Options{Links: status.Static(cfg, l), Logger: logger(t)})
+	srv, err := observe.Listen(t.Context(), observe.Options{HTTP: cfg.HTTP, Status: m, Logger: logger(t)})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = l.Run(ctx) })
+	wg.Go(func() { m.Run(ctx) })
 	wg.Go(func() { _ = srv.Run(ctx) })
 	defer func() { cancel(); wg.Wait() }()
 	f := &fixture{srv: srv, client: http.DefaultClient}
@@ -311,13 +317,13 @@ func TestReadyz(t *testing.T) {
 	code, body := f.get(t, "/readyz", false)
 	require.Equal(t, http.StatusServiceUnavailable, code)
 	require.Equal(t, "not ready: link up has not connected yet (disconnected)\n", body)
-	ok, reason := srv.Ready()
+	ok, reason := m.Ready()
 	require.False(t, ok)
 	require.Contains(t, reason, "has not connected yet")
 	require.NotEmpty(t, f.status(t).Links[0].LastError)
 
-	srv.Stopping()
-	ok, reason = srv.Ready()
+	m.Stopping()
+	ok, reason = m.Ready()
 	require.False(t, ok)
 	require.Equal(t, "stopping", reason)
 }

@@ -9,6 +9,8 @@ import (
 	"math"
 	"net/http"
 	"time"
+
+	"github.com/edgelink/edgelink/internal/status"
 )
 
 // web holds the status page: a server-rendered template and the small
@@ -33,7 +35,7 @@ type pageData struct {
 	// none; the page then renders no data and asks for the token.
 	Authorized    bool
 	TokenRequired bool
-	Status        StatusResponse
+	Status        status.Snapshot
 }
 
 func (s *Server) handlePage(w http.ResponseWriter, r *http.Request) {
@@ -41,7 +43,7 @@ func (s *Server) handlePage(w http.ResponseWriter, r *http.Request) {
 	if d.Authorized {
 		d.Status = s.Snapshot()
 	} else {
-		d.Status = StatusResponse{Version: s.opts.Version}
+		d.Status = status.Snapshot{Version: s.model.Version()}
 	}
 	var buf bytes.Buffer
 	if err := pageTemplate.Execute(&buf, d); err != nil {

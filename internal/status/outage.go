@@ -1,4 +1,4 @@
-package observe
+package status
 
 import (
 	"context"
@@ -19,7 +19,7 @@ import (
 // A link measures its backlog itself, about every second, but only while a
 // session runs: during an outage (disconnected, or stuck on a black-holed
 // network) its last measurement stands still while the edge keeps writing.
-// The server therefore follows, every sample interval, the source's last
+// The model therefore follows, every sample interval, the source's last
 // stable offsets of each link's topics together with the link's committed
 // record counts. Once the link's own measurement is stale, it reports that
 // measurement, less what the link committed since, plus what the source
@@ -47,7 +47,7 @@ type endSample struct {
 }
 
 // sourceWatch follows one link's source end offsets; its loop is owned by
-// Server.followLinks, and Status reads it from any goroutine.
+// Model.followLinks, and Model.view reads it from any goroutine.
 type sourceWatch struct {
 	link    *link.Link
 	cluster *config.Cluster
@@ -203,33 +203,25 @@ func absDur(d time.Duration) time.Duration {
 	return d
 }
 
-// linkView is what the server reports about a link: its status, with the
-// backlog extrapolated during an outage.
-type linkView struct {
-	link.Status
-	// Estimated is true when the backlog is extrapolated from the source's
-	// end offsets (see sourceWatch).
-	Estimated bool
-}
-
-// view returns the link's status as the server reports it.
-func (s *Server) view(l *link.Link, now time.Time) linkView {
+// view returns the link's status as the model reports it, with the
+// backlog extrapolated during an outage, and whether it is (see
+// sourceWatch).
+func (m *Model) view(l *link.Link, now time.Time) (link.Status, bool) {
 	st := l.Status()
-	s.mu.Lock()
-	w := s.watches[l]
-	s.mu.Unlock()
+	m.mu.Lock()
+	w := m.watches[l]
+	m.mu.Unlock()
 	if w != nil {
-		est, ok := w.extrapolate(st, now)
-		return linkView{Status: est, Estimated: ok}
+		return w.extrapolate(st, now)
 	}
-	return linkView{Status: st}
+	return st, false
 }
 
 // followLinks runs a sourceWatch for every current link until ctx ends:
 // it starts one when a link appears (a reload added or restarted it) and
 // stops it when the link goes. It owns the watches' goroutines and returns
 // once they all returned.
-func (s *Server) followLinks(ctx context.Context) {
+func (m *Model) followLinks(ctx context.Context) {
 	var wg sync.WaitGroup
 	running := make(map[*link.Link]context.CancelFunc)
 	defer func() {
@@ -240,14 +232,14 @@ func (s *Server) followLinks(ctx context.Context) {
 	}()
 	// The set is checked on every change, and every sample interval in
 	// case a source does not report changes.
-	t := time.NewTicker(s.opts.SampleInterval)
+	t := time.NewTicker(m.opts.SampleInterval)
 	defer t.Stop()
 	for {
 		var changed <-chan struct{}
-		if s.opts.Links != nil {
-			changed = s.opts.Links.Changed() // before Current, so that no change is missed
+		if m.opts.Links != nil {
+			changed = m.opts.Links.Changed() // before Current, so that no change is missed
 		}
-		s.syncWatches(ctx, &wg, running)
+		m.syncWatches(ctx, &wg, running)
 		select {
 		case <-ctx.Done():
 			return
@@ -259,8 +251,8 @@ func (s *Server) followLinks(ctx context.Context) {
 
 // syncWatches starts a watch for each current link that has none and
 // stops the watches of links that are gone.
-func (s *Server) syncWatches(ctx context.Context, wg *sync.WaitGroup, running map[*link.Link]context.CancelFunc) {
-	cfg, links := s.current()
+func (m *Model) syncWatches(ctx context.Context, wg *sync.WaitGroup, running map[*link.Link]context.CancelFunc) {
+	cfg, links := m.Current()
 	present := make(map[*link.Link]bool, len(links))
 	for _, l := range links {
 		present[l] = true
@@ -271,13 +263,13 @@ func (s *Server) syncWatches(ctx context.Context, wg *sync.WaitGroup, running ma
 		if lc == nil || cfg.Clusters[lc.From] == nil {
 			continue
 		}
-		w := &sourceWatch{link: l, cluster: cfg.Clusters[lc.From], logger: s.logger.With("link", l.Name())}
+		w := &sourceWatch{link: l, cluster: cfg.Clusters[lc.From], logger: m.logger.With("link", l.Name())}
 		wctx, cancel := context.WithCancel(ctx)
 		running[l] = cancel
-		s.mu.Lock()
-		s.watches[l] = w
-		s.mu.Unlock()
-		wg.Go(func() { w.run(wctx, s.opts.SampleInterval) })
+		m.mu.Lock()
+		m.watches[l] = w
+		m.mu.Unlock()
+		wg.Go(func() { w.run(wctx, m.opts.SampleInterval) })
 	}
 	for l, cancel := range running {
 		if present[l] {
@@ -285,8 +277,8 @@ func (s *Server) syncWatches(ctx context.Context, wg *sync.WaitGroup, running ma
 		}
 		cancel()
 		delete(running, l)
-		s.mu.Lock()
-		delete(s.watches, l)
-		s.mu.Unlock()
+		m.mu.Lock()
+		delete(m.watches, l)
+		m.mu.Unlock()
 	}
 }

@@ -1,0 +1,325 @@
+package status
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgelink/edgelink/internal/config"
+	"github.com/edgelink/edgelink/internal/link"
+)
+
+// Options configure a Model.
+type Options struct {
+	// Links are the links to show and the configuration they run with;
+	// nil shows none.
+	Links LinkSource
+	// Version is the agent's version, reported in every snapshot.
+	Version string
+	// Logger receives the model's logs; nil discards them.
+	Logger *slog.Logger
+	// SampleInterval is how often link throughput is sampled and each
+	// link's source end offsets are listed; default 1s.
+	SampleInterval time.Duration
+}
+
+// Model is the status of the links of one agent. Create it with New; Run
+// keeps its samples and follows the links' sources. Snapshot and Ready may
+// be called from any goroutine, before, during and after Run.
+type Model struct {
+	opts     Options
+	logger   *slog.Logger
+	started  time.Time
+	stopping atomic.Bool
+
+	mu sync.Mutex
+	// samples hold what the model remembers about each current link.
+	samples map[*link.Link]*sampler
+	// watches follow each current link's source end offsets (see
+	// sourceWatch); Run's followLinks starts and stops them.
+	watches map[*link.Link]*sourceWatch
+}
+
+// New returns a model of opts.Links. The agent's start time, reported as
+// StartedAt, is now.
+func New(opts Options) *Model {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.SampleInterval <= 0 {
+		opts.SampleInterval = time.Second
+	}
+	return &Model{
+		opts:    opts,
+		logger:  opts.Logger.With("component", "status"),
+		started: time.Now(),
+		samples: make(map[*link.Link]*sampler),
+		watches: make(map[*link.Link]*sourceWatch),
+	}
+}
+
+// Run samples the links' throughput and follows each link's source (see
+// sourceWatch), for the links that exist at the time, until ctx ends. Then
+// the model is stopping (see Ready); Run returns once every goroutine it
+// started returned.
+func (m *Model) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Go(func() { m.sampleLoop(ctx) })
+	wg.Go(func() { m.followLinks(ctx) })
+	<-ctx.Done()
+	m.Stopping()
+	wg.Wait()
+}
+
+// Stopping marks the agent as shutting down: it is not ready from now on.
+func (m *Model) Stopping() { m.stopping.Store(true) }
+
+// Version returns the agent's version, as Options gave it.
+func (m *Model) Version() string { return m.opts.Version }
+
+// Current returns the configuration and the links that exist now; both
+// nil without a LinkSource.
+func (m *Model) Current() (*config.Config, []*link.Link) {
+	if m.opts.Links == nil {
+		return nil, nil
+	}
+	return m.opts.Links.Current()
+}
+
+// maxEvents is how many events a link shows in the status.
+const maxEvents = 50
+
+// rateWindow is the time over which throughput is averaged.
+const rateWindow = 5 * time.Second
+
+// sample is a link's counters at one time.
+type sample struct {
+	at             time.Time
+	records, bytes int64
+}
+
+// sampler holds what the model remembers about one link between snapshots.
+type sampler struct {
+	samples   []sample
+	connected bool
+}
+
+// rate returns records and bytes per second over the samples.
+func (sp *sampler) rate() (records, bytes float64) {
+	if len(sp.samples) < 2 {
+		return 0, 0
+	}
+	first, last := sp.samples[0], sp.samples[len(sp.samples)-1]
+	dt := last.at.Sub(first.at).Seconds()
+	if dt <= 0 {
+		return 0, 0
+	}
+	return float64(last.records-first.records) / dt, float64(last.bytes-first.bytes) / dt
+}
+
+// sampleLoop records each link's counters every SampleInterval.
+func (m *Model) sampleLoop(ctx context.Context) {
+	t := time.NewTicker(m.opts.SampleInterval)
+	defer t.Stop()
+	for {
+		m.sampleAll(time.Now())
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (m *Model) sampleAll(now time.Time) {
+	_, links := m.Current()
+	for _, l := range links {
+		st := l.Status()
+		m.mu.Lock()
+		sp := m.samplerLocked(l)
+		sp.observe(st)
+		sp.samples = append(sp.samples, sample{at: now, records: st.Records, bytes: st.Bytes})
+		i := 0
+		for i < len(sp.samples)-2 && now.Sub(sp.samples[i].at) > rateWindow {
+			i++
+		}
+		sp.samples = slices.Delete(sp.samples, 0, i)
+		m.mu.Unlock()
+	}
+	// Forget the links that are gone.
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for l := range m.samples {
+		if !slices.Contains(links, l) {
+			delete(m.samples, l)
+		}
+	}
+}
+
+// samplerLocked returns what the model remembers about l; the caller
+// holds m.mu. A link a reload restarted is a new *link.Link, with its own
+// counters and a sampler of its own.
+func (m *Model) samplerLocked(l *link.Link) *sampler {
+	sp := m.samples[l]
+	if sp == nil {
+		sp = &sampler{}
+		m.samples[l] = sp
+	}
+	return sp
+}
+
+// observe notes that a link has connected once it is seen catching up or
+// live (or has been before, according to its events).
+func (sp *sampler) observe(st link.Status) {
+	if sp.connected {
+		return
+	}
+	if st.State == link.StateCatchingUp || st.State == link.StateLive || st.Records > 0 || st.Transactions > 0 {
+		sp.connected = true
+	}
+}
+
+// connectedOnce reports whether a link has ever connected, as far as the
+// model has seen (its samples, its current status, its recent events).
+func (m *Model) connectedOnce(l *link.Link, st link.Status) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	sp := m.samplerLocked(l)
+	sp.observe(st)
+	if !sp.connected {
+		for _, e := range l.Events() {
+			if e.Kind == link.EventState && (containsState(e.Message, link.StateCatchingUp) || containsState(e.Message, link.StateLive)) {
+				sp.connected = true
+				break
+			}
+		}
+	}
+	return sp.connected
+}
+
+// containsState reports whether a state-change event message ("a → b: …")
+// names state s as the new state.
+func containsState(msg string, s link.State) bool {
+	_, after, ok := strings.Cut(msg, " → ")
+	if !ok {
+		return false
+	}
+	next, _, _ := strings.Cut(after, ":")
+	return next == string(s)
+}
+
+// Ready reports whether the agent is ready, and why not: it is ready when
+// it is not shutting down, no link has failed, and every link has
+// connected to its clusters at least once (a link that is disconnected
+// after that keeps the agent ready: it is retrying, and its backlog is
+// measured). An agent without links is ready. The links are those that
+// exist now: a link a reload added or restarted counts from its start.
+func (m *Model) Ready() (bool, string) {
+	if m.stopping.Load() {
+		return false, "stopping"
+	}
+	_, links := m.Current()
+	for _, l := range links {
+		st := l.Status()
+		switch {
+		case st.State == link.StateFailed:
+			return false, "link " + l.Name() + " failed: " + st.LastError
+		case !m.connectedOnce(l, st):
+			return false, "link " + l.Name() + " has not connected yet (" + string(st.State) + ")"
+		}
+	}
+	return true, ""
+}
+
+// Snapshot returns the status of the agent and of every current link now.
+func (m *Model) Snapshot() Snapshot {
+	now := time.Now()
+	cfg, links := m.Current()
+	snap := Snapshot{
+		Version:   m.opts.Version,
+		Time:      now.UTC(),
+		StartedAt: m.started.UTC(),
+		Links:     make([]LinkStatus, 0, len(links)),
+	}
+	if cfg != nil {
+		snap.Site = cfg.Site
+	}
+	snap.Ready, snap.Reason = m.Ready()
+	for _, l := range links {
+		snap.Links = append(snap.Links, m.linkStatus(cfg, l, now))
+	}
+	return snap
+}
+
+func (m *Model) linkStatus(cfg *config.Config, l *link.Link, now time.Time) LinkStatus {
+	st, estimated := m.view(l, now)
+	ls := LinkStatus{
+		Name:           st.Name,
+		State:          string(st.State),
+		StateSince:     st.StateSince.UTC(),
+		StateSeconds:   roundSeconds(now.Sub(st.StateSince)),
+		ConnectedOnce:  m.connectedOnce(l, st),
+		LastError:      st.LastError,
+		Records:        st.Records,
+		Bytes:          st.Bytes,
+		WireBytes:      st.WireBytes,
+		Transactions:   st.Transactions,
+		LostRecords:    st.LostRecords,
+		SkippedRecords: st.SkippedRecords,
+		SkippedLoops:   st.SkippedLoops,
+		Partitions:     st.Partitions,
+		Backlog: Backlog{
+			Records:         st.BacklogRecords,
+			Bytes:           st.BacklogBytes,
+			AgeSeconds:      roundSeconds(st.BacklogAge),
+			DrainETASeconds: roundSeconds(st.DrainETA),
+			Estimated:       estimated,
+		},
+		Topics: make([]TopicProgress, 0, len(st.Topics)),
+		Events: []Event{},
+	}
+	if lc := linkConfig(cfg, st.Name); lc != nil {
+		ls.From, ls.To = lc.From, lc.To
+	}
+	if !st.BacklogAt.IsZero() {
+		at := st.BacklogAt.UTC()
+		ls.Backlog.MeasuredAt = &at
+	}
+	m.mu.Lock()
+	ls.RecordsPerSecond, ls.BytesPerSecond = m.samplerLocked(l).rate()
+	m.mu.Unlock()
+	for _, t := range st.Topics {
+		ls.Topics = append(ls.Topics, TopicProgress{
+			Source: t.Source, Destination: t.Destination, Partitions: t.Partitions, Priority: t.Priority,
+			Records: t.Records, Bytes: t.Bytes, BacklogRecords: t.BacklogRecords,
+		})
+	}
+	events := l.Events()
+	for i := len(events) - 1; i >= 0 && len(ls.Events) < maxEvents; i-- {
+		e := events[i]
+		ls.Events = append(ls.Events, Event{Time: e.Time.UTC(), Kind: string(e.Kind), Message: e.Message})
+	}
+	return ls
+}
+
+// roundSeconds returns d in seconds, to the millisecond.
+func roundSeconds(d time.Duration) float64 {
+	return d.Round(time.Millisecond).Seconds()
+}
+
+// linkConfig returns the configuration of the named link in cfg, or nil.
+func linkConfig(cfg *config.Config, name string) *config.Link {
+	if cfg == nil {
+		return nil
+	}
+	for _, l := range cfg.Links {
+		if l.Name == name {
+			return l
+		}
+	}
+	return nil
+}

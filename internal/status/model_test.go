@@ -1,0 +1,219 @@
+package status_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/edgelink/edgelink/internal/config"
+	"github.com/edgelink/edgelink/internal/link"
+	"github.com/edgelink/edgelink/internal/status"
+	"github.com/edgelink/edgelink/internal/testbed"
+)
+
+func logger(*testing.T) *slog.Logger {
+	return slog.New(slog.DiscardHandler)
+}
+
+var fastOpts = link.Options{CommitInterval: 30 * time.Millisecond, DiscoveryInterval: 300 * time.Millisecond, MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second}
+
+func produce(t *testing.T, seeds []string, topic string, n int) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	require.NoError(t, err)
+	defer cl.Close()
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		recs[i] = &kgo.Record{Topic: topic, Key: fmt.Appendf(nil, "m%d", i%5), Value: fmt.Appendf(nil, `{"i":%d}`, i)}
+	}
+	require.NoError(t, cl.ProduceSync(t.Context(), recs...).FirstErr())
+}
+
+// changingLinks is a LinkSource whose links the test replaces.
+type changingLinks struct {
+	mu      sync.Mutex
+	cfg     *config.Config
+	links   []*link.Link
+	changed chan struct{}
+}
+
+func (c *changingLinks) Current() (*config.Config, []*link.Link) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cfg, c.links
+}
+
+func (c *changingLinks) Changed() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.changed
+}
+
+func (c *changingLinks) set(cfg *config.Config, links ...*link.Link) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cfg, c.links = cfg, links
+	if c.changed != nil {
+		close(c.changed)
+	}
+	c.changed = make(chan struct{})
+}
+
+// running runs links until the test ends or stop is called.
+type running struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func runLinks(t *testing.T, links ...*link.Link) *running {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{cancel: cancel}
+	for _, l := range links {
+		r.wg.Go(func() { _ = l.Run(ctx) })
+	}
+	t.Cleanup(r.stop)
+	return r
+}
+
+func (r *running) stop() { r.cancel(); r.wg.Wait() }
+
+func twoLinks(t *testing.T, src, dst []string, site string) *config.Config {
+	t.Helper()
+	y := fmt.Sprintf(`site: %s
+clusters:
+  edge: {bootstrap: [%q]}
+  cloud: {bootstrap: [%q]}
+links:
+  - name: up
+    from: edge
+    to: cloud
+    topics: {include: ['sensors\..*']}
+  - name: alerts-up
+    from: edge
+    to: cloud
+    topics: {include: [alerts]}
+`, site, strings.Join(src, ","), strings.Join(dst, ","))
+	cfg, err := config.Parse("test.yaml", []byte(y))
+	require.NoError(t, err)
+	return cfg
+}
+
+// runModel runs m until the test ends.
+func runModel(t *testing.T, m *status.Model) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	wg.Go(func() { m.Run(ctx) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+}
+
+// TestLinksComeAndGo: the model shows the links that exist now. A link
+// that goes leaves the snapshot and the model's per-link work (its source
+// watch, its samples); a link that comes is shown, followed, and counted by
+// Ready from its start.
+func TestLinksComeAndGo(t *testing.T) {
+	src := testbed.StartFake(t, kfake.SeedTopics(1, "sensors.temp", "alerts"))
+	dst := testbed.StartFake(t)
+	cfg := twoLinks(t, src.ListenAddrs(), dst.ListenAddrs(), "plant-1")
+	up := link.New(cfg, cfg.Links[0], fastOpts, logger(t))
+	source := &changingLinks{}
+	source.set(cfg, up)
+	m := status.New(status.Options{Links: source, Logger: logger(t), SampleInterval: 100 * time.Millisecond})
+	runModel(t, m)
+	upRun := runLinks(t, up)
+	produce(t, src.ListenAddrs(), "sensors.temp", 10)
+	produce(t, src.ListenAddrs(), "alerts", 5)
+
+	testbed.Eventually(t, 30*time.Second, func() error {
+		if ok, reason := m.Ready(); !ok {
+			return fmt.Errorf("not ready: %s", reason)
+		}
+		if w := status.Watched(m); len(w) != 1 || w[0] != "up" {
+			return fmt.Errorf("watched %v", w)
+		}
+		return nil
+	})
+	snap := m.Snapshot()
+	require.Len(t, snap.Links, 1)
+	require.Equal(t, "up", snap.Links[0].Name)
+
+	// up goes, alerts-up comes (with another site).
+	next := twoLinks(t, src.ListenAddrs(), dst.ListenAddrs(), "plant-2")
+	upRun.stop()
+	alerts := link.New(next, next.Links[1], fastOpts, logger(t))
+	source.set(next, alerts)
+	testbed.Eventually(t, 10*time.Second, func() error {
+		if w := status.Watched(m); len(w) != 1 || w[0] != "alerts-up" {
+			return fmt.Errorf("watched %v", w)
+		}
+		return nil
+	})
+	snap = m.Snapshot()
+	require.Equal(t, "plant-2", snap.Site)
+	require.Len(t, snap.Links, 1)
+	require.Equal(t, "alerts-up", snap.Links[0].Name)
+	require.Equal(t, "edge", snap.Links[0].From)
+	ok, reason := m.Ready()
+	require.False(t, ok, "a new link counts from its start")
+	require.Contains(t, reason, "link alerts-up has not connected yet")
+
+	runLinks(t, alerts)
+	testbed.Eventually(t, 30*time.Second, func() error {
+		if ok, reason := m.Ready(); !ok {
+			return fmt.Errorf("not ready: %s", reason)
+		}
+		if r := m.Snapshot().Links[0].Records; r != 5 {
+			return fmt.Errorf("alerts-up records %v", r)
+		}
+		if s := status.Sampled(m); len(s) != 1 || s[0] != alerts {
+			return fmt.Errorf("%d links sampled", len(s))
+		}
+		return nil
+	})
+
+	// Every link gone: nothing followed, and ready.
+	source.set(next)
+	testbed.Eventually(t, 10*time.Second, func() error {
+		if w := status.Watched(m); len(w) != 0 {
+			return fmt.Errorf("watched %v", w)
+		}
+		return nil
+	})
+	ok, _ = m.Ready()
+	require.True(t, ok)
+	require.Empty(t, m.Snapshot().Links)
+}
+
+// TestReadiness: a model without links is ready, until it is stopping:
+// Stopping, or the end of Run.
+func TestReadiness(t *testing.T) {
+	m := status.New(status.Options{Version: "v1.2.3"})
+	ok, reason := m.Ready()
+	require.True(t, ok, reason)
+	snap := m.Snapshot()
+	require.True(t, snap.Ready)
+	require.Equal(t, "v1.2.3", snap.Version)
+	require.NotNil(t, snap.Links, "links is [] in JSON, never null")
+	require.Empty(t, snap.Links)
+	m.Stopping()
+	ok, reason = m.Ready()
+	require.False(t, ok)
+	require.Equal(t, "stopping", reason)
+
+	m = status.New(status.Options{})
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	m.Run(ctx)
+	ok, reason = m.Ready()
+	require.False(t, ok)
+	require.Equal(t, "stopping", reason)
+}

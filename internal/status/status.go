@@ -1,0 +1,153 @@
+// Package status is the model of what a running agent is doing: per link,
+// its state, counters, rates, backlog (estimated while the link cannot
+// measure it), topics and recent events, and whether the agent is ready.
+//
+// A Model reads the links of a LinkSource (the agent) and keeps what the
+// links themselves do not: throughput samples for rates, and, per link, the
+// source's end offsets, followed so that a link's backlog keeps growing
+// during an outage. Its Snapshot is what the status API serves
+// (internal/observe renders it as JSON, the status page and Prometheus
+// metrics) and what any other reporter publishes; nothing here speaks HTTP.
+package status
+
+import (
+	"time"
+
+	"github.com/edgelink/edgelink/internal/config"
+	"github.com/edgelink/edgelink/internal/link"
+)
+
+// LinkSource is the set of links a Model shows, and the configuration they
+// run with. It may change while the model runs (agent.Agent applying a
+// reloaded configuration): the model reads it on every snapshot, and
+// starts and stops its per-link work as links come and go.
+type LinkSource interface {
+	// Current returns, as one consistent view, the configuration (the
+	// site, each link's clusters; nil when unknown) and the links that
+	// exist now, in configuration order.
+	Current() (*config.Config, []*link.Link)
+	// Changed returns a channel that is closed when Current next changes;
+	// nil when it never does.
+	Changed() <-chan struct{}
+}
+
+// Static returns a LinkSource that never changes: cfg and links.
+func Static(cfg *config.Config, links ...*link.Link) LinkSource {
+	return staticLinks{cfg: cfg, links: links}
+}
+
+type staticLinks struct {
+	cfg   *config.Config
+	links []*link.Link
+}
+
+func (s staticLinks) Current() (*config.Config, []*link.Link) { return s.cfg, s.links }
+func (s staticLinks) Changed() <-chan struct{}                { return nil }
+
+// Snapshot is the status of an agent at one time: the body of GET
+// /api/v1/status. Field names are a stable contract (documented in
+// README.md): fields may be added, never renamed or removed within v1.
+type Snapshot struct {
+	// Version is the agent's version.
+	Version string `json:"version"`
+	// Site is the configured site; empty when none.
+	Site string `json:"site"`
+	// Time is when the snapshot was taken; StartedAt when the model was
+	// created (the agent started).
+	Time      time.Time `json:"time"`
+	StartedAt time.Time `json:"started_at"`
+	// Ready is what /readyz answers; Reason says why not.
+	Ready  bool   `json:"ready"`
+	Reason string `json:"reason,omitempty"`
+	// Controls is true when the cut and restore actions exist (the demo).
+	// The model leaves it false: the HTTP server that offers the actions
+	// sets it.
+	Controls bool `json:"controls"`
+	// Links holds every link in configuration order.
+	Links []LinkStatus `json:"links"`
+}
+
+// LinkStatus is one link in a Snapshot.
+type LinkStatus struct {
+	Name string `json:"name"`
+	// From and To are the source and destination cluster names.
+	From string `json:"from"`
+	To   string `json:"to"`
+	// State is one of starting, catching-up, live, disconnected, failed,
+	// stopped; StateSince is when the link entered it.
+	State        string    `json:"state"`
+	StateSince   time.Time `json:"state_since"`
+	StateSeconds float64   `json:"state_seconds"`
+	// ConnectedOnce is true once the link has connected to both clusters
+	// (since the agent started); the state says whether it is connected now.
+	ConnectedOnce bool   `json:"connected_once"`
+	LastError     string `json:"last_error"`
+	// Records and Bytes count records and payload bytes committed at the
+	// destination since the agent started; WireBytes counts what was sent
+	// to the destination brokers (framing and compression included).
+	Records      int64 `json:"records"`
+	Bytes        int64 `json:"bytes"`
+	WireBytes    int64 `json:"wire_bytes"`
+	Transactions int64 `json:"transactions"`
+	// RecordsPerSecond and BytesPerSecond are the rates over the last
+	// few seconds.
+	RecordsPerSecond float64 `json:"records_per_second"`
+	BytesPerSecond   float64 `json:"bytes_per_second"`
+	// LostRecords were deleted by source retention before they were
+	// replicated; SkippedRecords were refused by the destination and
+	// recorded (on_error: skip-and-record); SkippedLoops came from the
+	// destination in the first place.
+	LostRecords    int64 `json:"lost_records"`
+	SkippedRecords int64 `json:"skipped_records"`
+	SkippedLoops   int64 `json:"skipped_loops"`
+	Partitions     int   `json:"partitions"`
+	// Backlog is what is left to replicate.
+	Backlog Backlog `json:"backlog"`
+	// Topics holds each replicated source topic, sorted by name.
+	Topics []TopicProgress `json:"topics"`
+	// Events holds the most recent events, newest first (at most 50).
+	Events []Event `json:"events"`
+	// LinkCut is present only with controls: whether the link's network
+	// is cut. The model leaves it nil; the HTTP server with controls sets
+	// it.
+	LinkCut *bool `json:"link_cut,omitempty"`
+}
+
+// Backlog is a link's replication lag.
+type Backlog struct {
+	// Records is the number of source offsets not yet replicated.
+	Records int64 `json:"records"`
+	// Bytes estimates their payload.
+	Bytes int64 `json:"bytes"`
+	// AgeSeconds approximates the age of the oldest unreplicated record.
+	AgeSeconds float64 `json:"age_seconds"`
+	// DrainETASeconds estimates the time to replicate the backlog at the
+	// recent rate; 0 when unknown or without a backlog.
+	DrainETASeconds float64 `json:"drain_eta_seconds"`
+	// MeasuredAt is when the link last measured the backlog; null before
+	// the first measurement.
+	MeasuredAt *time.Time `json:"measured_at"`
+	// Estimated is true while the link cannot measure its backlog (an
+	// outage): Records is then the last measurement plus what the source
+	// gained since.
+	Estimated bool `json:"estimated"`
+}
+
+// TopicProgress is one replicated source topic.
+type TopicProgress struct {
+	Source         string `json:"source"`
+	Destination    string `json:"destination"`
+	Partitions     int    `json:"partitions"`
+	Priority       int    `json:"priority"`
+	Records        int64  `json:"records"`
+	Bytes          int64  `json:"bytes"`
+	BacklogRecords int64  `json:"backlog_records"`
+}
+
+// Event is something notable that happened to a link.
+type Event struct {
+	Time time.Time `json:"time"`
+	// Kind is one of state, topic, lost, skipped, error.
+	Kind    string `json:"kind"`
+	Message string `json:"message"`
+}
