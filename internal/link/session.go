@@ -287,44 +287,61 @@ func clusterID(ctx context.Context, adm *kadm.Client, timeout time.Duration) (st
 // run polls the source and copies records in transactions until ctx ends or
 // an error does.
 func (s *session) run(ctx context.Context) error {
-	// wctx is the session's work; watchReach ends it when the destination
-	// stops answering, ctx when the link stops.
-	wctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
+	// work is the session's writing (produce, commit, admin rounds): a
+	// stop does not cut it short, so the transaction under way commits
+	// and the stop drains; only watchReach ends it, when the destination
+	// stops answering. poll is the wait for the source: a stop or
+	// watchReach ends it.
+	work, cancelWork := context.WithCancelCause(context.WithoutCancel(ctx))
+	poll, cancelPoll := context.WithCancelCause(ctx)
 	done := make(chan struct{})
-	defer func() { cancel(nil); <-done }()
+	defer func() {
+		cancelWork(nil)
+		cancelPoll(nil)
+		<-done
+	}()
 	go func() {
 		defer close(done)
-		s.watchReach(wctx, cancel)
+		s.watchReach(work, func(err error) {
+			cancelWork(err)
+			cancelPoll(err)
+		})
 	}()
 	for {
-		err := s.step(ctx, wctx)
-		if ctx.Err() != nil {
-			return s.shutdown()
-		}
+		err := s.step(poll, work)
 		if err == nil {
+			if ctx.Err() != nil {
+				return s.shutdown()
+			}
 			continue
 		}
-		err = ended(wctx, err)
+		err = ended(work, err)
+		if ctx.Err() != nil {
+			// A step that failed while stopping leaves the transaction's
+			// outcome to the destination: writing checkpoints now could
+			// account for records that were not committed.
+			return err
+		}
 		switch decide(err, s.l.cfg.OnError) {
 		case skip:
 			s.setAside(err)
 		case adjust:
-			if err := s.smallerBatches(ctx, err); err != nil {
+			if err := s.smallerBatches(work, err); err != nil {
 				return err
 			}
 		default:
 			return err
 		}
-		if err := s.rewind(ctx, err); err != nil {
+		if err := s.rewind(work, err); err != nil {
 			return err
 		}
 	}
 }
 
 // step polls the source once, copies what waits into the open transaction,
-// and commits, discovers and measures when due.
-func (s *session) step(ctx, wctx context.Context) error {
+// and commits, discovers and measures when due. poll bounds the wait for
+// the source, work everything else.
+func (s *session) step(poll, work context.Context) error {
 	deadline := s.nextDiscovery
 	if s.nextBacklog.Before(deadline) {
 		deadline = s.nextBacklog
@@ -334,14 +351,11 @@ func (s *session) step(ctx, wctx context.Context) error {
 	} else if s.pos.pending() {
 		deadline = time.Now() // positions to checkpoint
 	}
-	if err := s.in.poll(wctx, deadline); err != nil {
+	if err := s.in.poll(poll, deadline); err != nil {
 		return err
 	}
-	if ctx.Err() != nil {
-		return nil
-	}
-	if wctx.Err() != nil {
-		return context.Cause(wctx)
+	if work.Err() != nil {
+		return context.Cause(work)
 	}
 	limit := s.txLimit()
 	for s.txBytes < limit {
@@ -349,24 +363,24 @@ func (s *session) step(ctx, wctx context.Context) error {
 		if !ok {
 			break
 		}
-		if err := s.copy(wctx, k, recs); err != nil {
+		if err := s.copy(work, k, recs); err != nil {
 			return err
 		}
 	}
 	s.in.refill()
 	due := s.out.open() && (time.Since(s.txStarted) >= s.l.opts.CommitInterval || s.txBytes >= limit)
 	if due || (!s.out.open() && s.pos.pending()) {
-		if err := s.commit(wctx); err != nil {
+		if err := s.commit(work); err != nil {
 			return err
 		}
 	}
 	if time.Now().After(s.nextDiscovery) {
-		if err := s.discover(wctx, false); err != nil {
+		if err := s.discover(work, false); err != nil {
 			return err
 		}
 	}
 	if time.Now().After(s.nextBacklog) {
-		return s.measureBacklog(wctx)
+		return s.measureBacklog(work)
 	}
 	return nil
 }
@@ -522,7 +536,7 @@ func (s *session) rewind(ctx context.Context, why error) error {
 // destination has not answered for the dial timeout: a Produce blocked on a
 // full producer buffer, a flush or a transaction's end would otherwise wait
 // for it forever (franz-go retries without end).
-func (s *session) watchReach(ctx context.Context, cancel context.CancelCauseFunc) {
+func (s *session) watchReach(ctx context.Context, cancel func(error)) {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
