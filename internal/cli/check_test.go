@@ -247,7 +247,7 @@ http: {token: "${HTTP_TOKEN}"}
 		require.Contains(t, r.stdout, "connected as User:plant-1 (SASL OAUTHBEARER, TLS with client certificate)")
 		require.Contains(t, r.stdout, "source edge: 3 permissions granted to User:ANONYMOUS")
 		require.Contains(t, r.stdout, "destination cloud: 7 permissions of 11 MISSING for User:plant-1:")
-		require.Contains(t, r.stdout, "ALLOW User:plant-1 Write on transactional id edgelink-up-0 (literal): to write exactly once, in transactions")
+		require.Contains(t, r.stdout, "ALLOW User:plant-1 Write on transactional id edgelink-plant-1:up-0 (literal): to write exactly once, in transactions")
 		require.Contains(t, r.stdout, "ALLOW User:plant-1 Create on topic plant-1.sensors.temp (literal): to create the mirror topic")
 		require.Contains(t, r.stdout, "destination cloud: 2 permissions needed later, when the source topics change, missing for User:plant-1:")
 		require.Contains(t, r.stderr, "permissions missing on destination cluster cloud")
