@@ -374,17 +374,6 @@ func (st *linkState) latest() map[tp]checkpoint {
 	return out
 }
 
-// wroteFor reports whether some checkpoint was written for the source
-// cluster id.
-func (st *linkState) wroteFor(source string) bool {
-	for _, c := range st.cps {
-		if c.Source == source {
-			return true
-		}
-	}
-	return false
-}
-
 // apply takes a committed record of the link into the state.
 func (st *linkState) apply(id Identity, r *kgo.Record) {
 	if string(r.Key) == string(id.ownerKey()) {

@@ -68,17 +68,17 @@ func TestTwoSitesShareOneCloudFake(t *testing.T) {
 			requireSiteMirrored(t, "plant-b", recsB, readAll(t, cloud.ListenAddrs(), "plant-b.alerts", len(recsB)))
 		}
 	}
-	a, stopA := runLink(t, cfgA, fastOpts)
+	_, stopA := runLink(t, cfgA, fastOpts)
 	round("1", true, false)
-	b, stopB := runLink(t, cfgB, fastOpts)
+	_, stopB := runLink(t, cfgB, fastOpts)
 	round("2", true, true)
 	require.NoError(t, stopA())
 	round("3", false, true)
-	a, stopA = runLink(t, cfgA, fastOpts)
+	a, stopA := runLink(t, cfgA, fastOpts)
 	round("4", true, true)
 	require.NoError(t, stopB())
 	round("5", true, false)
-	b, stopB = runLink(t, cfgB, fastOpts)
+	b, stopB := runLink(t, cfgB, fastOpts)
 	round("6", true, true)
 	for _, l := range []*link.Link{a, b} {
 		require.NotEqual(t, link.StateFailed, l.Status().State, l.Status().LastError)
