@@ -176,7 +176,7 @@ func (l *Link) Run(ctx context.Context) error {
 			return nil
 		}
 		if decide(err, l.cfg.OnError) == stop {
-			l.logger.Error("link stopped", "err", err)
+			l.logger.Error(stopMessage(err), "err", err)
 			l.setState(StateFailed, err)
 			return fmt.Errorf("link %s: %w", l.cfg.Name, err)
 		}
@@ -195,6 +195,19 @@ func (l *Link) Run(ctx context.Context) error {
 		}
 		backoff = min(2*backoff, l.opts.MaxBackoff)
 	}
+}
+
+// stopMessage says why a link stopped for good, for the log.
+func stopMessage(err error) string {
+	switch {
+	case errors.Is(err, ErrFenced):
+		return "link stopped: another instance of this link took over (fenced)"
+	case errors.Is(err, ErrSourceChanged):
+		return "link stopped: its checkpoints were written for another source cluster"
+	case errors.Is(err, ErrRefused):
+		return "link stopped: the destination refused a record (on_error: stop)"
+	}
+	return "link stopped"
 }
 
 // runSession runs one session: connected, until an error or ctx ends it.
