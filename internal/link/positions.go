@@ -66,27 +66,31 @@ func (p *positions) start(k tp, off int64, topicID string) {
 
 // admit drops from recs what was replicated already (a re-fetch) and the
 // transaction markers, reports gaps, and advances k past the chunk. It
-// reuses recs' array.
+// reuses recs' array, and writes to it only from the first record it
+// drops (usually none: this is the hot path).
 func (p *positions) admit(k tp, recs []*kgo.Record) []*kgo.Record {
 	next, known := p.at(k)
-	out := recs[:0]
-	for _, r := range recs {
-		if known && r.Offset < next {
-			continue
+	n := 0 // records kept so far; recs[:n] is the result
+	for i, r := range recs {
+		keep := !(known && r.Offset < next)
+		if keep {
+			if known && r.Offset > next {
+				p.gap(k, next, r.Offset)
+			}
+			next, known = r.Offset+1, true
+			keep = !r.Attrs.IsControl()
 		}
-		if known && r.Offset > next {
-			p.gap(k, next, r.Offset)
+		if keep {
+			if n != i {
+				recs[n] = r
+			}
+			n++
 		}
-		next, known = r.Offset+1, true
-		if r.Attrs.IsControl() {
-			continue
-		}
-		out = append(out, r)
 	}
 	if known {
 		p.dirty[k] = next
 	}
-	return out
+	return recs[:n]
 }
 
 // pending reports whether positions wait to be checkpointed.

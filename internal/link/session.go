@@ -129,11 +129,11 @@ func (s *session) setup(ctx context.Context) error {
 	actx, cancel := context.WithTimeout(ctx, s.tune.adminTimeout())
 	defer cancel()
 	var err error
-	if s.store, err = openStore(actx, s.dstAdm, l.cfg.CheckpointTopic, l.id); err != nil {
+	if s.store, err = openStore(actx, s.dstCl, l.cfg.CheckpointTopic, l.id); err != nil {
 		return err
 	}
 	if l.cfg.OnError == config.OnErrorSkip {
-		if _, err := ensureTopic(actx, s.dstAdm, SkippedTopic, 1, nil); err != nil {
+		if _, _, err := ensureTopic(actx, s.dstAdm, SkippedTopic, 1, nil); err != nil {
 			return err
 		}
 	}

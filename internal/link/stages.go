@@ -33,21 +33,22 @@ type loopStage struct {
 }
 
 func (s loopStage) process(_ tp, recs []*kgo.Record) []*kgo.Record {
-	out := recs[:0]
-	var n int64
-	for _, r := range recs {
+	n := 0 // records kept so far; recs[:n] is the result
+	for i, r := range recs {
 		if len(r.Headers) > 0 {
 			if o, found, _ := provenance.Find(r); found && o.ClusterID == s.dstID {
-				n++
 				continue
 			}
 		}
-		out = append(out, r)
+		if n != i {
+			recs[n] = r
+		}
+		n++
 	}
-	if n > 0 {
-		s.looped(n)
+	if dropped := len(recs) - n; dropped > 0 {
+		s.looped(int64(dropped))
 	}
-	return out
+	return recs[:n]
 }
 
 // mirrorStage addresses each record to its mirror topic (same partition)

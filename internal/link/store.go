@@ -55,11 +55,15 @@ import (
 // # When the link's partition holds nothing (or an old layout)
 //
 // A new link, a checkpoint topic that gained partitions, or checkpoints
-// written by a release that named links without their site: the store then
-// reads every partition once and takes the partition whose committed
-// checkpoints have the highest generation. Checkpoints of the link's name
-// alone (the earlier format) are adopted only when they were written for
-// this link's source cluster, after their transactional id was fenced too.
+// written by a release that named links without their site. A topic a link
+// created starts with a layout record in partition 0 (its partition
+// count): while the topic still has that count, a link that finds nothing
+// in its own partition is new, and only partition 0 (where an earlier
+// release wrote) is read besides. Otherwise the store reads every
+// partition once and takes the partition whose committed checkpoints have
+// the highest generation. Checkpoints of the link's name alone (the
+// earlier format) are adopted only when they were written for this link's
+// source cluster, after their transactional id was fenced too.
 
 // SkippedTopic is the destination topic that records every source record a
 // link with on_error: skip-and-record did not replicate, and why.
@@ -139,9 +143,10 @@ type store struct {
 }
 
 // openStore makes sure the checkpoint topic exists and finds the link's
-// partition in it.
-func openStore(ctx context.Context, adm *kadm.Client, topic string, id Identity) (*store, error) {
-	n, err := ensureTopic(ctx, adm, topic, CheckpointPartitions, map[string]*string{
+// partition in it. A topic it creates gets CheckpointPartitions partitions
+// and, first thing in partition 0, a layout record (see layout).
+func openStore(ctx context.Context, cl *kgo.Client, topic string, id Identity) (*store, error) {
+	n, created, err := ensureTopic(ctx, kadm.NewClient(cl), topic, CheckpointPartitions, map[string]*string{
 		"cleanup.policy":            kadm.StringPtr("compact"),
 		"min.cleanable.dirty.ratio": kadm.StringPtr("0.1"),
 		"segment.ms":                kadm.StringPtr(strconv.Itoa(int(time.Hour / time.Millisecond))),
@@ -149,33 +154,52 @@ func openStore(ctx context.Context, adm *kadm.Client, topic string, id Identity)
 	if err != nil {
 		return nil, err
 	}
+	if created {
+		v, _ := json.Marshal(layout{Partitions: n}) // a struct of plain fields cannot fail to marshal
+		rec := &kgo.Record{Topic: topic, Partition: 0, Key: []byte(layoutKey), Value: v}
+		if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
+			return nil, fmt.Errorf("write the layout of %s: %w", topic, err)
+		}
+	}
 	return &store{topic: topic, id: id, partitions: n, partition: id.partitionOf(n)}, nil
 }
 
+// layoutKey keys the layout record; no identity starts with "_".
+const layoutKey = "__edgelink/layout"
+
+// layout is the value of the layout record that a link creating the
+// checkpoint topic writes to partition 0: the partition count the topic
+// was created with. While the topic still has that count, every link's
+// records are in the partition its identity hashes to, so a link that
+// finds nothing there is new and need not search the whole topic.
+type layout struct {
+	Partitions int32 `json:"partitions"`
+}
+
 // ensureTopic creates an internal topic with the given partitions when it
-// is missing, and returns its partition count.
-func ensureTopic(ctx context.Context, adm *kadm.Client, topic string, partitions int32, cfg map[string]*string) (int32, error) {
+// is missing, and returns its partition count and whether it created it.
+func ensureTopic(ctx context.Context, adm *kadm.Client, topic string, partitions int32, cfg map[string]*string) (int32, bool, error) {
 	for range 3 {
 		// Asking first means Create is only needed while the topic is absent.
 		tds, err := adm.ListTopics(ctx, topic)
 		if err != nil {
-			return 0, fmt.Errorf("describe internal topic %s: %w", topic, err)
+			return 0, false, fmt.Errorf("describe internal topic %s: %w", topic, err)
 		}
 		if td, ok := tds[topic]; ok && td.Err == nil && len(td.Partitions) > 0 {
-			return int32(len(td.Partitions)), nil
+			return int32(len(td.Partitions)), false, nil
 		}
 		resp, err := adm.CreateTopic(ctx, partitions, -1, cfg, topic)
 		if err == nil {
 			err = resp.Err
 		}
 		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-			return 0, fmt.Errorf("create internal topic %s: %w", topic, err)
+			return 0, false, fmt.Errorf("create internal topic %s: %w", topic, err)
 		}
 		if err == nil {
-			return partitions, nil
+			return partitions, true, nil
 		}
 	}
-	return 0, fmt.Errorf("create internal topic %s: it exists but has no partitions yet", topic)
+	return 0, false, fmt.Errorf("create internal topic %s: it exists but has no partitions yet", topic)
 }
 
 func (s *store) checkpointRecord(k tp, c checkpoint) *kgo.Record {
@@ -233,25 +257,35 @@ func (s *store) load(ctx context.Context, o loadOptions) (saved, error) {
 		return out, nil
 	}
 	// Nothing of this link in its partition, or only what it wrote under
-	// another partition count: look everywhere.
-	all := make([]int32, s.partitions)
-	for i := range all {
-		all[i] = int32(i)
-	}
+	// another partition count. Partition 0 tells whether the topic still
+	// has the layout it was created with (and holds what an earlier
+	// release wrote); if it does, a link with nothing in its own partition
+	// is new. Otherwise, look everywhere.
 	legacy := Identity{Link: s.id.Link}
 	ids := []Identity{s.id}
 	if s.id.Site != "" {
 		ids = append(ids, legacy)
 	}
-	found, err := readCheckpoints(ctx, o, s.topic, all, ids...)
+	parts := []int32{0}
+	if mine.gen > 0 || !s.sameLayout(ctx, o) {
+		parts = make([]int32, s.partitions)
+		for i := range parts {
+			parts[i] = int32(i)
+		}
+	}
+	found, err := readCheckpoints(ctx, o, s.topic, parts, ids...)
 	if err != nil {
 		return saved{}, err
+	}
+	searched := "searched the whole topic"
+	if len(parts) == 1 {
+		searched = "searched partition 0"
 	}
 	if err := unsettled(found, s.id); err != nil {
 		return saved{}, err
 	}
 	if p, best := newest(found, s.id); best != nil {
-		out.checkpoints, out.gen, out.from = best.latest(), best.gen, fmt.Sprintf("partition %d (searched the whole topic)", p)
+		out.checkpoints, out.gen, out.from = best.latest(), best.gen, fmt.Sprintf("partition %d (%s)", p, searched)
 		s.gen = out.gen + 1
 		return out, nil
 	}
@@ -269,7 +303,7 @@ func (s *store) load(ctx context.Context, o loadOptions) (saved, error) {
 	if err := fence(ctx, o.client, legacy.TransactionalID()); err != nil {
 		return saved{}, err
 	}
-	if found, err = readCheckpoints(ctx, o, s.topic, all, legacy); err != nil {
+	if found, err = readCheckpoints(ctx, o, s.topic, parts, legacy); err != nil {
 		return saved{}, err
 	}
 	if err := unsettled(found, legacy); err != nil {
@@ -286,6 +320,38 @@ func (s *store) load(ctx context.Context, o loadOptions) (saved, error) {
 		out.from = fmt.Sprintf("partition %d, written by an earlier release under the link's name alone", p)
 	}
 	return out, nil
+}
+
+// sameLayout reports whether the topic's layout record says it was created
+// with the partition count it has now. The record is the first of
+// partition 0 unless links wrote there before the creator did: a few
+// records are read to find it.
+func (s *store) sameLayout(ctx context.Context, o loadOptions) bool {
+	cl, err := kgo.NewClient(append(o.client[:len(o.client):len(o.client)],
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{s.topic: {0: kgo.NewOffset().AtStart()}}),
+		kgo.FetchMaxWait(100*time.Millisecond),
+	)...)
+	if err != nil {
+		return false
+	}
+	defer cl.Close()
+	read := 0
+	for read < 1000 {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		fs := cl.PollFetches(pctx)
+		cancel()
+		if fs.NumRecords() == 0 {
+			return false // nothing (more) to read: no layout record
+		}
+		for _, r := range fs.Records() {
+			if string(r.Key) == layoutKey {
+				var l layout
+				return json.Unmarshal(r.Value, &l) == nil && l.Partitions == s.partitions
+			}
+		}
+		read += fs.NumRecords()
+	}
+	return false // not near the start: search the whole topic
 }
 
 // newest returns the partition whose committed checkpoints of id have the
