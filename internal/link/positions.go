@@ -72,7 +72,7 @@ func (p *positions) admit(k tp, recs []*kgo.Record) []*kgo.Record {
 	next, known := p.at(k)
 	n := 0 // records kept so far; recs[:n] is the result
 	for i, r := range recs {
-		keep := !(known && r.Offset < next)
+		keep := !known || r.Offset >= next
 		if keep {
 			if known && r.Offset > next {
 				p.gap(k, next, r.Offset)
