@@ -294,11 +294,13 @@ func (a *Agent) Apply(ctx context.Context, cfg *config.Config) (Changes, error) 
 		switch {
 		case r == nil:
 			ch.Added = append(ch.Added, lc.Name)
-		case equal(r.settings, settingsOf(cfg, lc)):
+		case equal(r.settings, settingsOf(cfg, lc)) && !r.finished:
 			ch.Kept = append(ch.Kept, lc.Name)
 			next = append(next, r)
 			continue
 		default:
+			// Changed, or stopped for good (fenced, a refused record):
+			// a reload starts it again, as after fixing the cause.
 			ch.Restarted = append(ch.Restarted, lc.Name)
 			stop = append(stop, r)
 		}
@@ -324,7 +326,10 @@ func (a *Agent) Apply(ctx context.Context, cfg *config.Config) (Changes, error) 
 
 	for _, r := range stop {
 		reason := "removed from the configuration"
-		if named[r.name] {
+		switch {
+		case named[r.name] && r.finished:
+			reason = "it had stopped for good; the reload starts it again"
+		case named[r.name]:
 			reason = "its configuration changed"
 		}
 		a.logger.Info("stopping link", "link", r.name, "reason", reason)

@@ -588,11 +588,15 @@ func TestFailedLinks(t *testing.T) {
 			default:
 			}
 
-			// Unchanged, it stays failed; changed, it restarts.
+			// Unchanged, a reload starts it again (as after fixing the
+			// cause): here it fails again the same way. Changed, it
+			// restarts and replicates.
 			ch, err := a.Apply(t.Context(), c.parse(t))
 			require.NoError(t, err)
-			require.Equal(t, agent.Changes{Kept: []string{"big", "ok"}}, ch)
-			require.Same(t, big, a.Links()[0])
+			require.Equal(t, agent.Changes{Restarted: []string{"big"}, Kept: []string{"ok"}}, ch)
+			require.NotSame(t, big, a.Links()[0])
+			require.Same(t, ok, a.Links()[1])
+			waitState(t, a.Links()[0], link.StateFailed)
 			c.links[0].extra = "on_error: skip-and-record"
 			ch, err = a.Apply(t.Context(), c.parse(t))
 			require.NoError(t, err)
