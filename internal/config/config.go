@@ -424,6 +424,19 @@ func ParseWithEnv(filename string, data []byte, lookup LookupFunc) (*Config, err
 	return cfg, nil
 }
 
+// Link returns the link called name, or nil; c may be nil.
+func (c *Config) Link(name string) *Link {
+	if c == nil {
+		return nil
+	}
+	for _, l := range c.Links {
+		if l.Name == name {
+			return l
+		}
+	}
+	return nil
+}
+
 // Redacted returns a deep copy of c with secrets (the keys the schema marks
 // secret: SASL passwords, client secrets and the HTTP token) replaced by
 // "[redacted]", suitable for printing.

@@ -120,7 +120,7 @@ type TranslateResponse struct {
 func (s *Server) handleTranslate(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("link")
 	cfg, links := s.model.Current()
-	lc := linkConfig(cfg, name)
+	lc := cfg.Link(name)
 	if lc == nil || findLink(links, name) == nil {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no link %q", name))
 		return

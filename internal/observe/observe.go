@@ -207,18 +207,6 @@ func (s *Server) Snapshot() status.Snapshot {
 	return snap
 }
 
-// linkConfig returns the configuration of the named link in cfg, or nil.
-func linkConfig(cfg *config.Config, name string) *config.Link {
-	if cfg == nil {
-		return nil
-	}
-	for _, l := range cfg.Links {
-		if l.Name == name {
-			return l
-		}
-	}
-	return nil
-}
 
 // findLink returns the link called name among links, or nil.
 func findLink(links []*link.Link, name string) *link.Link {

@@ -282,7 +282,7 @@ func (m *Model) linkStatus(cfg *config.Config, l *link.Link, now time.Time) Link
 		Topics: make([]TopicProgress, 0, len(st.Topics)),
 		Events: []Event{},
 	}
-	if lc := linkConfig(cfg, st.Name); lc != nil {
+	if lc := cfg.Link(st.Name); lc != nil {
 		ls.From, ls.To = lc.From, lc.To
 	}
 	if !st.BacklogAt.IsZero() {
@@ -311,15 +311,3 @@ func roundSeconds(d time.Duration) float64 {
 	return d.Round(time.Millisecond).Seconds()
 }
 
-// linkConfig returns the configuration of the named link in cfg, or nil.
-func linkConfig(cfg *config.Config, name string) *config.Link {
-	if cfg == nil {
-		return nil
-	}
-	for _, l := range cfg.Links {
-		if l.Name == name {
-			return l
-		}
-	}
-	return nil
-}

@@ -259,7 +259,7 @@ func (m *Model) syncWatches(ctx context.Context, wg *sync.WaitGroup, running map
 		if running[l] != nil {
 			continue
 		}
-		lc := linkConfig(cfg, l.Name())
+		lc := cfg.Link(l.Name())
 		if lc == nil || cfg.Clusters[lc.From] == nil {
 			continue
 		}
