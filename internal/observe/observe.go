@@ -207,7 +207,6 @@ func (s *Server) Snapshot() status.Snapshot {
 	return snap
 }
 
-
 // findLink returns the link called name among links, or nil.
 func findLink(links []*link.Link, name string) *link.Link {
 	for _, l := range links {

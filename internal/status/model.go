@@ -310,4 +310,3 @@ func (m *Model) linkStatus(cfg *config.Config, l *link.Link, now time.Time) Link
 func roundSeconds(d time.Duration) float64 {
 	return d.Round(time.Millisecond).Seconds()
 }
-
