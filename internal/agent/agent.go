@@ -315,7 +315,9 @@ func (a *Agent) Apply(ctx context.Context, cfg *config.Config) (Changes, error) 
 			stop = append(stop, r)
 		}
 	}
+	stoppedForGood := make(map[*run]bool, len(stop))
 	for _, r := range stop {
+		stoppedForGood[r] = r.finished
 		a.retireLocked(r)
 		if !r.finished {
 			a.draining[r.name] = r
@@ -327,7 +329,7 @@ func (a *Agent) Apply(ctx context.Context, cfg *config.Config) (Changes, error) 
 	for _, r := range stop {
 		reason := "removed from the configuration"
 		switch {
-		case named[r.name] && r.finished:
+		case named[r.name] && stoppedForGood[r]:
 			reason = "it had stopped for good; the reload starts it again"
 		case named[r.name]:
 			reason = "its configuration changed"
