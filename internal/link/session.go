@@ -239,7 +239,7 @@ func (s *session) claim(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.tune.adminTimeout())
 	defer cancel()
 	if l.claimed {
-		st, err := readCheckpoints(ctx, s.loadOptions(), s.store.topic, []int32{s.store.partition}, l.id)
+		st, _, err := readCheckpoints(ctx, s.loadOptions(), s.store.topic, []int32{s.store.partition}, l.id)
 		if err != nil {
 			return err
 		}

@@ -242,11 +242,16 @@ type loadOptions struct {
 func (s *store) load(ctx context.Context, o loadOptions) (saved, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	own, err := readCheckpoints(ctx, o, s.topic, []int32{s.partition}, s.id)
+	legacy := Identity{Link: s.id.Link}
+	ids := []Identity{s.id}
+	if s.id.Site != "" {
+		ids = append(ids, legacy)
+	}
+	found, shape, err := readCheckpoints(ctx, o, s.topic, []int32{s.partition}, ids...)
 	if err != nil {
 		return saved{}, err
 	}
-	mine := own[s.partition][s.id]
+	mine := found[s.partition][s.id]
 	if mine.open != nil {
 		return saved{}, fmt.Errorf("read checkpoints: %w; retrying", mine.open)
 	}
@@ -257,29 +262,26 @@ func (s *store) load(ctx context.Context, o loadOptions) (saved, error) {
 		return out, nil
 	}
 	// Nothing of this link in its partition, or only what it wrote under
-	// another partition count. Partition 0 tells whether the topic still
-	// has the layout it was created with (and holds what an earlier
-	// release wrote); if it does, a link with nothing in its own partition
-	// is new. Otherwise, look everywhere.
-	legacy := Identity{Link: s.id.Link}
-	ids := []Identity{s.id}
-	if s.id.Site != "" {
-		ids = append(ids, legacy)
-	}
+	// another partition count. Partition 0 holds the layout record (and
+	// what an earlier release wrote): while the topic has the layout it
+	// was created with, a link with nothing in its own partition is new.
+	// Otherwise, look everywhere.
 	parts := []int32{0}
-	if mine.gen > 0 || !s.sameLayout(ctx, o) {
+	if mine.gen == 0 && s.partition != 0 {
+		if found, shape, err = readCheckpoints(ctx, o, s.topic, parts, ids...); err != nil {
+			return saved{}, err
+		}
+	}
+	searched := "searched partition 0"
+	if (mine.gen > 0 || shape != s.partitions) && s.partitions > 1 {
 		parts = make([]int32, s.partitions)
 		for i := range parts {
 			parts[i] = int32(i)
 		}
-	}
-	found, err := readCheckpoints(ctx, o, s.topic, parts, ids...)
-	if err != nil {
-		return saved{}, err
-	}
-	searched := "searched the whole topic"
-	if len(parts) == 1 {
-		searched = "searched partition 0"
+		if found, _, err = readCheckpoints(ctx, o, s.topic, parts, ids...); err != nil {
+			return saved{}, err
+		}
+		searched = "searched the whole topic"
 	}
 	if err := unsettled(found, s.id); err != nil {
 		return saved{}, err
@@ -289,7 +291,7 @@ func (s *store) load(ctx context.Context, o loadOptions) (saved, error) {
 		s.gen = out.gen + 1
 		return out, nil
 	}
-	out.checkpoints = map[tp]checkpoint{}
+	out.checkpoints, out.from = map[tp]checkpoint{}, "none ("+searched+")"
 	s.gen = 1
 	if s.id.Site == "" {
 		return out, nil
@@ -303,7 +305,7 @@ func (s *store) load(ctx context.Context, o loadOptions) (saved, error) {
 	if err := fence(ctx, o.client, legacy.TransactionalID()); err != nil {
 		return saved{}, err
 	}
-	if found, err = readCheckpoints(ctx, o, s.topic, parts, legacy); err != nil {
+	if found, _, err = readCheckpoints(ctx, o, s.topic, parts, legacy); err != nil {
 		return saved{}, err
 	}
 	if err := unsettled(found, legacy); err != nil {
@@ -320,38 +322,6 @@ func (s *store) load(ctx context.Context, o loadOptions) (saved, error) {
 		out.from = fmt.Sprintf("partition %d, written by an earlier release under the link's name alone", p)
 	}
 	return out, nil
-}
-
-// sameLayout reports whether the topic's layout record says it was created
-// with the partition count it has now. The record is the first of
-// partition 0 unless links wrote there before the creator did: a few
-// records are read to find it.
-func (s *store) sameLayout(ctx context.Context, o loadOptions) bool {
-	cl, err := kgo.NewClient(append(o.client[:len(o.client):len(o.client)],
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{s.topic: {0: kgo.NewOffset().AtStart()}}),
-		kgo.FetchMaxWait(100*time.Millisecond),
-	)...)
-	if err != nil {
-		return false
-	}
-	defer cl.Close()
-	read := 0
-	for read < 1000 {
-		pctx, cancel := context.WithTimeout(ctx, time.Second)
-		fs := cl.PollFetches(pctx)
-		cancel()
-		if fs.NumRecords() == 0 {
-			return false // nothing (more) to read: no layout record
-		}
-		for _, r := range fs.Records() {
-			if string(r.Key) == layoutKey {
-				var l layout
-				return json.Unmarshal(r.Value, &l) == nil && l.Partitions == s.partitions
-			}
-		}
-		read += fs.NumRecords()
-	}
-	return false // not near the start: search the whole topic
 }
 
 // newest returns the partition whose committed checkpoints of id have the
@@ -481,11 +451,12 @@ const settleAfter = 20 * time.Minute
 
 // readCheckpoints reads the partitions of the checkpoint topic to their
 // high watermarks, read_uncommitted, and returns the committed state of
-// each identity per partition (see store).
-func readCheckpoints(ctx context.Context, o loadOptions, topic string, parts []int32, ids ...Identity) (map[int32]map[Identity]*linkState, error) {
+// each identity per partition (see store), and the partition count of the
+// layout record when partition 0 was read and holds one (else 0).
+func readCheckpoints(ctx context.Context, o loadOptions, topic string, parts []int32, ids ...Identity) (map[int32]map[Identity]*linkState, int32, error) {
 	ends, err := o.adm.ListEndOffsets(ctx, topic)
 	if err != nil {
-		return nil, fmt.Errorf("list end offsets of %s: %w", topic, err)
+		return nil, 0, fmt.Errorf("list end offsets of %s: %w", topic, err)
 	}
 	starts := make(map[int32]kgo.Offset)
 	end := make(map[int32]int64)
@@ -494,9 +465,9 @@ func readCheckpoints(ctx context.Context, o loadOptions, topic string, parts []i
 		e, ok := ends.Lookup(topic, p)
 		switch {
 		case !ok:
-			return nil, fmt.Errorf("list end offsets of %s: partition %d not known yet", topic, p)
+			return nil, 0, fmt.Errorf("list end offsets of %s: partition %d not known yet", topic, p)
 		case e.Err != nil:
-			return nil, fmt.Errorf("list end offsets of %s[%d]: %w", topic, p, e.Err)
+			return nil, 0, fmt.Errorf("list end offsets of %s[%d]: %w", topic, p, e.Err)
 		}
 		out[p] = make(map[Identity]*linkState, len(ids))
 		for _, id := range ids {
@@ -508,7 +479,7 @@ func readCheckpoints(ctx context.Context, o loadOptions, topic string, parts []i
 		}
 	}
 	if len(end) == 0 {
-		return out, nil
+		return out, 0, nil
 	}
 	cl, err := kgo.NewClient(append(o.client[:len(o.client):len(o.client)],
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: starts}),
@@ -519,14 +490,14 @@ func readCheckpoints(ctx context.Context, o loadOptions, topic string, parts []i
 		kgo.FetchMaxPartitionBytes(8<<20),
 	)...)
 	if err != nil {
-		return nil, fmt.Errorf("create checkpoint reader: %w", err)
+		return nil, 0, fmt.Errorf("create checkpoint reader: %w", err)
 	}
 	defer cl.Close()
 	prefixes := make([]string, len(ids))
 	for i, id := range ids {
 		prefixes[i] = id.keyPrefix()
 	}
-	pos := make(map[int32]int64, len(end))
+	var layoutOf int32
 	// A log can end below its high watermark when compaction removed its
 	// last records (markers of long-gone transactions): after a few empty
 	// polls everything there is has been read.
@@ -536,11 +507,11 @@ func readCheckpoints(ctx context.Context, o loadOptions, topic string, parts []i
 		fs := cl.PollFetches(pctx)
 		cancel()
 		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("read checkpoints from %s: %w", topic, err)
+			return nil, 0, fmt.Errorf("read checkpoints from %s: %w", topic, err)
 		}
 		for _, fe := range fs.Errors() {
 			if !errors.Is(fe.Err, context.DeadlineExceeded) {
-				return nil, fmt.Errorf("read checkpoints from %s[%d]: %w", topic, fe.Partition, fe.Err)
+				return nil, 0, fmt.Errorf("read checkpoints from %s[%d]: %w", topic, fe.Partition, fe.Err)
 			}
 		}
 		if fs.NumRecords() == 0 {
@@ -549,9 +520,15 @@ func readCheckpoints(ctx context.Context, o loadOptions, topic string, parts []i
 		}
 		idle = 0
 		fs.EachRecord(func(r *kgo.Record) {
-			pos[r.Partition] = r.Offset
 			if e, ok := end[r.Partition]; ok && r.Offset+1 >= e {
 				delete(end, r.Partition)
+			}
+			if r.Partition == 0 && string(r.Key) == layoutKey {
+				var l layout
+				if json.Unmarshal(r.Value, &l) == nil {
+					layoutOf = l.Partitions
+				}
+				return
 			}
 			states := out[r.Partition]
 			if r.Attrs.IsControl() {
@@ -603,7 +580,7 @@ func readCheckpoints(ctx context.Context, o loadOptions, topic string, parts []i
 			clear(st.pending)
 		}
 	}
-	return out, nil
+	return out, layoutOf, nil
 }
 
 // controlType decodes a transaction marker's key: version, then type (0

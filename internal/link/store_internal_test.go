@@ -1,6 +1,7 @@
 package link
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -29,10 +30,12 @@ func TestLayoutRecordSparesNewLinksAFullSearch(t *testing.T) {
 	first, err := openStore(ctx, cl, topic, Identity{Site: "a", Link: "up"})
 	require.NoError(t, err)
 	require.EqualValues(t, CheckpointPartitions, first.partitions)
-	require.True(t, first.sameLayout(ctx, opts()))
 	again, err := openStore(ctx, cl, topic, Identity{Site: "b", Link: "up"})
 	require.NoError(t, err)
-	require.True(t, again.sameLayout(ctx, opts()), "the layout record is written once, by the creator")
+	require.Equal(t, first.partitions, again.partitions)
+	recs := readAllOf(t, cl, topic, 0)
+	require.Len(t, recs, 1, "the layout record is written once, by the creator")
+	require.Equal(t, layoutKey, string(recs[0].Key))
 
 	// A link that committed checkpoints is found by another session.
 	first.gen = 1
@@ -47,15 +50,40 @@ func TestLayoutRecordSparesNewLinksAFullSearch(t *testing.T) {
 	got, err = fresh.load(ctx, opts())
 	require.NoError(t, err)
 	require.Empty(t, got.checkpoints)
+	require.Equal(t, "none (searched partition 0)", got.from)
 
 	_, err = kadm.NewClient(cl).UpdatePartitions(ctx, CheckpointPartitions+10, topic)
 	require.NoError(t, err)
 	grown, err := openStore(ctx, cl, topic, first.id)
 	require.NoError(t, err)
 	require.EqualValues(t, CheckpointPartitions+10, grown.partitions)
-	require.False(t, grown.sameLayout(ctx, opts()), "the topic grew: search everything")
 	got, err = grown.load(ctx, opts())
 	require.NoError(t, err)
 	require.EqualValues(t, 42, got.checkpoints[tp{"alerts", 0}].Next, "found by searching the whole topic")
-	require.Contains(t, got.from, "searched the whole topic")
+	require.Contains(t, got.from, "searched the whole topic", "the topic grew: search everything")
+	fresh.partitions = grown.partitions
+	fresh.partition = fresh.id.partitionOf(grown.partitions)
+	got, err = fresh.load(ctx, opts())
+	require.NoError(t, err)
+	require.Equal(t, "none (searched the whole topic)", got.from)
+}
+
+// readAllOf returns the records of one partition, from its start.
+func readAllOf(t *testing.T, cl *kgo.Client, topic string, partition int32) []*kgo.Record {
+	t.Helper()
+	end, err := kadm.NewClient(cl).ListEndOffsets(t.Context(), topic)
+	require.NoError(t, err)
+	o, _ := end.Lookup(topic, partition)
+	r, err := kgo.NewClient(kgo.SeedBrokers(cl.OptValue(kgo.SeedBrokers).([]string)...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().AtStart()}}))
+	require.NoError(t, err)
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	var out []*kgo.Record
+	for int64(len(out)) < o.Offset {
+		require.NoError(t, ctx.Err(), "read %s[%d]", topic, partition)
+		out = append(out, r.PollFetches(ctx).Records()...)
+	}
+	return out
 }
