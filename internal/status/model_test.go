@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,9 +12,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/edgelink/edgelink/internal/config"
 	"github.com/edgelink/edgelink/internal/link"
 	"github.com/edgelink/edgelink/internal/status"
+	"github.com/edgelink/edgelink/internal/status/statustest"
 	"github.com/edgelink/edgelink/internal/testbed"
 )
 
@@ -37,76 +36,6 @@ func produce(t *testing.T, seeds []string, topic string, n int) {
 	require.NoError(t, cl.ProduceSync(t.Context(), recs...).FirstErr())
 }
 
-// changingLinks is a LinkSource whose links the test replaces.
-type changingLinks struct {
-	mu      sync.Mutex
-	cfg     *config.Config
-	links   []*link.Link
-	changed chan struct{}
-}
-
-func (c *changingLinks) Current() (*config.Config, []*link.Link) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.cfg, c.links
-}
-
-func (c *changingLinks) Changed() <-chan struct{} {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.changed
-}
-
-func (c *changingLinks) set(cfg *config.Config, links ...*link.Link) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.cfg, c.links = cfg, links
-	if c.changed != nil {
-		close(c.changed)
-	}
-	c.changed = make(chan struct{})
-}
-
-// running runs links until the test ends or stop is called.
-type running struct {
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-}
-
-func runLinks(t *testing.T, links ...*link.Link) *running {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{cancel: cancel}
-	for _, l := range links {
-		r.wg.Go(func() { _ = l.Run(ctx) })
-	}
-	t.Cleanup(r.stop)
-	return r
-}
-
-func (r *running) stop() { r.cancel(); r.wg.Wait() }
-
-func twoLinks(t *testing.T, src, dst []string, site string) *config.Config {
-	t.Helper()
-	y := fmt.Sprintf(`site: %s
-clusters:
-  edge: {bootstrap: [%q]}
-  cloud: {bootstrap: [%q]}
-links:
-  - name: up
-    from: edge
-    to: cloud
-    topics: {include: ['sensors\..*']}
-  - name: alerts-up
-    from: edge
-    to: cloud
-    topics: {include: [alerts]}
-`, site, strings.Join(src, ","), strings.Join(dst, ","))
-	cfg, err := config.Parse("test.yaml", []byte(y))
-	require.NoError(t, err)
-	return cfg
-}
-
 // runModel runs m until the test ends.
 func runModel(t *testing.T, m *status.Model) {
 	t.Helper()
@@ -123,13 +52,13 @@ func runModel(t *testing.T, m *status.Model) {
 func TestLinksComeAndGo(t *testing.T) {
 	src := testbed.StartFake(t, kfake.SeedTopics(1, "sensors.temp", "alerts"))
 	dst := testbed.StartFake(t)
-	cfg := twoLinks(t, src.ListenAddrs(), dst.ListenAddrs(), "plant-1")
+	cfg := statustest.TwoLinks(t, src.ListenAddrs(), dst.ListenAddrs(), "plant-1")
 	up := link.New(cfg, cfg.Links[0], fastOpts, logger(t))
-	source := &changingLinks{}
-	source.set(cfg, up)
+	source := &statustest.Links{}
+	source.Set(cfg, up)
 	m := status.New(status.Options{Links: source, Logger: logger(t), SampleInterval: 100 * time.Millisecond})
 	runModel(t, m)
-	upRun := runLinks(t, up)
+	upRun := statustest.RunLinks(t, up)
 	produce(t, src.ListenAddrs(), "sensors.temp", 10)
 	produce(t, src.ListenAddrs(), "alerts", 5)
 
@@ -147,10 +76,10 @@ func TestLinksComeAndGo(t *testing.T) {
 	require.Equal(t, "up", snap.Links[0].Name)
 
 	// up goes, alerts-up comes (with another site).
-	next := twoLinks(t, src.ListenAddrs(), dst.ListenAddrs(), "plant-2")
-	upRun.stop()
+	next := statustest.TwoLinks(t, src.ListenAddrs(), dst.ListenAddrs(), "plant-2")
+	upRun.Stop()
 	alerts := link.New(next, next.Links[1], fastOpts, logger(t))
-	source.set(next, alerts)
+	source.Set(next, alerts)
 	testbed.Eventually(t, 10*time.Second, func() error {
 		if w := status.Watched(m); len(w) != 1 || w[0] != "alerts-up" {
 			return fmt.Errorf("watched %v", w)
@@ -166,7 +95,7 @@ func TestLinksComeAndGo(t *testing.T) {
 	require.False(t, ok, "a new link counts from its start")
 	require.Contains(t, reason, "link alerts-up has not connected yet")
 
-	runLinks(t, alerts)
+	statustest.RunLinks(t, alerts)
 	testbed.Eventually(t, 30*time.Second, func() error {
 		if ok, reason := m.Ready(); !ok {
 			return fmt.Errorf("not ready: %s", reason)
@@ -181,7 +110,7 @@ func TestLinksComeAndGo(t *testing.T) {
 	})
 
 	// Every link gone: nothing followed, and ready.
-	source.set(next)
+	source.Set(next)
 	testbed.Eventually(t, 10*time.Second, func() error {
 		if w := status.Watched(m); len(w) != 0 {
 			return fmt.Errorf("watched %v", w)
