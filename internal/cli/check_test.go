@@ -39,7 +39,7 @@ func TestCheckConnectFake(t *testing.T) {
 	require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
 	require.Regexp(t, `cluster cloud \(127\.0\.0\.1:\d+\): connected as User:ANONYMOUS \(plaintext, no authentication\)`, r.stdout)
 	require.Contains(t, r.stdout, "sensors.temp -> plant-1.sensors.temp (to be created)")
-	require.Contains(t, r.stdout, "source edge: 6 permissions granted to User:ANONYMOUS")
+	require.Contains(t, r.stdout, "source edge: 7 permissions granted to User:ANONYMOUS")
 	require.Contains(t, r.stdout, "every link has the permissions it needs")
 
 	r = edgelink(t, nil, "check", "--connect", "--connect-timeout", "2s", "-c",
@@ -203,9 +203,10 @@ http: {token: "${HTTP_TOKEN}"}
 		require.NoError(t, err)
 
 		cloud := c.SASLBootstrap()[0]
-		grant := func(op, resource, name string) string {
-			return fmt.Sprintf("kafka-acls.sh --bootstrap-server %s --command-config admin.properties --add --allow-principal User:plant-1 --operation %s --%s %s --resource-pattern-type literal", cloud, op, resource, name)
+		grantAs := func(pattern, op, resource, name string) string {
+			return fmt.Sprintf("kafka-acls.sh --bootstrap-server %s --command-config admin.properties --add --allow-principal User:plant-1 --operation %s --%s %s --resource-pattern-type %s", cloud, op, resource, name, pattern)
 		}
+		grant := func(op, resource, name string) string { return grantAs("literal", op, resource, name) }
 		want := []string{
 			// cloud, for link up: required, then needed later.
 			grant("DescribeConfigs", "topic", "plant-1.sensors.temp"),
@@ -214,7 +215,7 @@ http: {token: "${HTTP_TOKEN}"}
 			grant("Create", "topic", "__edgelink.checkpoints"),
 			grant("Read", "topic", "__edgelink.checkpoints"),
 			grant("Write", "topic", "__edgelink.checkpoints"),
-			grant("Write", "transactional-id", "edgelink-plant-1:up-0"),
+			grantAs("prefixed", "Write", "transactional-id", "edgelink-plant-1:up-"),
 			grant("AlterConfigs", "topic", "plant-1.sensors.temp"),
 			grant("Alter", "topic", "plant-1.sensors.temp"),
 			// cloud-oauth (the same Kafka cluster, another name), for link up-oauth.
@@ -229,7 +230,7 @@ http: {token: "${HTTP_TOKEN}"}
 			grant("Describe", "topic", "__edgelink.skipped"),
 			grant("Create", "topic", "__edgelink.skipped"),
 			grant("Write", "topic", "__edgelink.skipped"),
-			grant("Write", "transactional-id", "edgelink-plant-1:up-oauth-0"),
+			grantAs("prefixed", "Write", "transactional-id", "edgelink-plant-1:up-oauth-"),
 			grant("AlterConfigs", "topic", "oauth.sensors.temp"),
 			grant("Alter", "topic", "oauth.sensors.temp"),
 		}
@@ -245,9 +246,9 @@ http: {token: "${HTTP_TOKEN}"}
 		require.Equal(t, 1, r.code)
 		require.Contains(t, r.stdout, "connected as User:plant-1 (SASL SCRAM-SHA-512, TLS with client certificate)")
 		require.Contains(t, r.stdout, "connected as User:plant-1 (SASL OAUTHBEARER, TLS with client certificate)")
-		require.Contains(t, r.stdout, "source edge: 3 permissions granted to User:ANONYMOUS")
+		require.Contains(t, r.stdout, "source edge: 4 permissions granted to User:ANONYMOUS")
 		require.Contains(t, r.stdout, "destination cloud: 7 permissions of 11 MISSING for User:plant-1:")
-		require.Contains(t, r.stdout, "ALLOW User:plant-1 Write on transactional id edgelink-plant-1:up-0 (literal): to write exactly once, in transactions")
+		require.Contains(t, r.stdout, "ALLOW User:plant-1 Write on transactional id edgelink-plant-1:up- (prefixed): to write exactly once, in transactions")
 		require.Contains(t, r.stdout, "ALLOW User:plant-1 Create on topic plant-1.sensors.temp (literal): to create the mirror topic")
 		require.Contains(t, r.stdout, "destination cloud: 2 permissions needed later, when the source topics change, missing for User:plant-1:")
 		require.Contains(t, r.stderr, "permissions missing on destination cluster cloud")
@@ -443,8 +444,11 @@ func parseACLCommand(t *testing.T, cmd string) *kadm.ACLBuilder {
 		require.Positive(t, i, "%s in %s", name, cmd)
 		return f[i+1]
 	}
-	require.Equal(t, "literal", arg("--resource-pattern-type"))
-	b := kadm.NewACLs().Allow(arg("--allow-principal")).ResourcePatternType(kadm.ACLPatternLiteral)
+	pattern := kadm.ACLPatternLiteral
+	if arg("--resource-pattern-type") == "prefixed" {
+		pattern = kadm.ACLPatternPrefixed
+	}
+	b := kadm.NewACLs().Allow(arg("--allow-principal")).ResourcePatternType(pattern)
 	var op kmsg.ACLOperation
 	for o := kmsg.ACLOperationRead; o <= kmsg.ACLOperationIdempotentWrite; o++ {
 		if kafka.OperationName(o) == arg("--operation") {

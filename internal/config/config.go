@@ -235,7 +235,37 @@ type Link struct {
 	Start StartPosition
 	// Delivery is DeliveryExactlyOnce when absent.
 	Delivery Delivery
+	// Slots is the number of slots the link's partitions map to: the
+	// unit the agents sharing the link hand each other, each with its
+	// own destination transactions. DefaultSlots when absent.
+	Slots int
+	// Membership tunes how the agents sharing the link notice each other.
+	Membership Membership
 }
+
+// Slot counts.
+const (
+	// DefaultSlots is a link's number of slots when absent: enough for
+	// two or three agents to share it evenly and for commits to overlap.
+	DefaultSlots = 6
+	// MaxSlots bounds a link's number of slots.
+	MaxSlots = 256
+)
+
+// Membership timing of the agents sharing a link (Kafka's group protocol
+// on the link's source cluster): an agent that stops heartbeating for
+// SessionTimeout is presumed dead and its slots move.
+type Membership struct {
+	SessionTimeout, HeartbeatInterval, RebalanceTimeout time.Duration
+}
+
+// Default membership timing: a killed agent's slots move within about
+// SessionTimeout plus a rebalance.
+const (
+	DefaultSessionTimeout    = 10 * time.Second
+	DefaultHeartbeatInterval = time.Second
+	DefaultRebalanceTimeout  = 10 * time.Second
+)
 
 // DefaultPriority is the weight of a topic that no priority pattern matches.
 const DefaultPriority = 1

@@ -151,6 +151,26 @@ var linkBlock = block[Link]{
 		{name: "checkpoint_topic", value: func(l *Link) value {
 			return &text{p: &l.CheckpointTopic, def: DefaultCheckpointTopic, check: checkTopicName}
 		}},
+		{name: "slots", value: func(l *Link) value {
+			return &integer{p: &l.Slots, def: DefaultSlots, min: 1, max: MaxSlots, note: "the most agents that can share the link; change it only with every agent of the site stopped (see README)"}
+		}},
+		{name: "membership", value: func(l *Link) value { return &sub[Membership]{p: &l.Membership, b: &membershipBlock} }},
+	},
+}
+
+// membershipBlock tunes how agents sharing a link notice each other.
+var membershipBlock = block[Membership]{
+	what: "membership",
+	keys: []key[Membership]{
+		{name: "session_timeout", value: func(m *Membership) value {
+			return &duration{p: &m.SessionTimeout, def: DefaultSessionTimeout, min: 6 * time.Second, max: 5 * time.Minute}
+		}},
+		{name: "heartbeat_interval", value: func(m *Membership) value {
+			return &duration{p: &m.HeartbeatInterval, def: DefaultHeartbeatInterval, min: 100 * time.Millisecond, max: time.Minute}
+		}},
+		{name: "rebalance_timeout", value: func(m *Membership) value {
+			return &duration{p: &m.RebalanceTimeout, def: DefaultRebalanceTimeout, min: time.Second, max: 5 * time.Minute}
+		}},
 	},
 }
 

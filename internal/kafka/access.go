@@ -33,6 +33,10 @@ type Need struct {
 	// Later marks a permission not needed to start, only when the source
 	// changes (a config or the partition count of a topic).
 	Later bool
+	// Prefixed marks a permission on every name that starts with Name;
+	// Probe lists the names checked for it.
+	Prefixed bool
+	Probe    []string
 }
 
 // Verdict is what a cluster said about a Need.
@@ -89,7 +93,11 @@ type ACL struct {
 
 // ACLFor returns the literal ACL that grants need to principal.
 func ACLFor(principal string, need Need) ACL {
-	return ACL{Principal: principal, Op: need.Op, Resource: need.Resource, Name: need.Name, Pattern: kmsg.ACLResourcePatternTypeLiteral}
+	pattern := kmsg.ACLResourcePatternTypeLiteral
+	if need.Prefixed {
+		pattern = kmsg.ACLResourcePatternTypePrefixed
+	}
+	return ACL{Principal: principal, Op: need.Op, Resource: need.Resource, Name: need.Name, Pattern: pattern}
 }
 
 // String reads like "ALLOW User:plant-1 Write on topic plant-1.alerts (literal)".
@@ -260,7 +268,9 @@ func CheckAccess(ctx context.Context, cl *kgo.Client, needs []Need) ([]Finding, 
 			case kmsg.ACLResourceTypeTopic:
 				f, err = checkTopic(ctx, cl, meta[n.Name], n.Op)
 			case kmsg.ACLResourceTypeTransactionalId:
-				f, err = checkTransactionalID(ctx, cl, n.Name, topics)
+				f, err = checkTransactionalIDs(ctx, cl, n, topics)
+			case kmsg.ACLResourceTypeGroup:
+				f, err = checkGroup(ctx, cl, n.Name)
 			default:
 				f = Finding{Verdict: Unknown, Note: "not checked"}
 			}
@@ -530,6 +540,62 @@ func probeCreatePartitions(ctx context.Context, cl *kgo.Client, topic string) er
 // (INVALID_PRODUCER_ID_MAPPING, or a topic error): no transaction,
 // including one of a running link, is touched. The request names one
 // partition, since its answer is per partition.
+// checkTransactionalIDs checks a need on a transactional id, or on each of
+// its probes when it is prefixed; the first that is not granted decides.
+func checkTransactionalIDs(ctx context.Context, cl *kgo.Client, n Need, topics []string) (Finding, error) {
+	ids := n.Probe
+	if len(ids) == 0 {
+		ids = []string{n.Name}
+	}
+	var f Finding
+	for _, id := range ids {
+		var err error
+		if f, err = checkTransactionalID(ctx, cl, id, topics); err != nil || f.Verdict != Granted {
+			return f, err
+		}
+	}
+	return f, nil
+}
+
+// checkGroup checks Read on a consumer group with a Heartbeat of a member
+// that does not exist: the broker authorizes it (Read on the group), then
+// refuses it without touching the group.
+func checkGroup(ctx context.Context, cl *kgo.Client, group string) (Finding, error) {
+	req := kmsg.NewPtrHeartbeatRequest()
+	req.Group = group
+	req.Generation = -1
+	req.MemberID = "edgelink-access-check"
+	var err error
+	for deadline := time.Now().Add(coordinatorWait); ; {
+		var resp *kmsg.HeartbeatResponse
+		resp, err = req.RequestWith(ctx, cl)
+		if err == nil {
+			err = kerr.ErrorForCode(resp.ErrorCode)
+		}
+		if !coordinatorPending(err) || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return Finding{}, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	switch {
+	case errors.Is(err, kerr.GroupAuthorizationFailed):
+		return Finding{Verdict: Missing}, nil
+	case coordinatorPending(err):
+		return Finding{Verdict: Unknown, Note: "the group coordinator is not available: " + err.Error()}, nil
+	case err == nil, errors.Is(err, kerr.UnknownMemberID), errors.Is(err, kerr.IllegalGeneration),
+		errors.Is(err, kerr.GroupIDNotFound), errors.Is(err, kerr.RebalanceInProgress):
+		return Finding{Verdict: Granted}, nil
+	}
+	if _, ok := errors.AsType[*kerr.Error](err); !ok {
+		return Finding{}, fmt.Errorf("check group %s: %w", group, err)
+	}
+	return Finding{Verdict: Unknown, Note: err.Error()}, nil
+}
+
 func checkTransactionalID(ctx context.Context, cl *kgo.Client, id string, topics []string) (Finding, error) {
 	topic := "__edgelink.access-check"
 	if len(topics) > 0 {

@@ -27,7 +27,8 @@ func MirrorTopic(site string, lc *config.Link, topic string) (string, error) {
 // Needs returns the permissions link lc needs to replicate srcTopics: at
 // the source, and at the destination (mirror topics with legal names, the
 // checkpoint topic, the skipped-records topic, the transactional id).
-// Consumer groups are not used: a link needs no group ACL.
+// At the source, the agents running the link share it through a consumer
+// group (Identity.GroupID).
 func Needs(site string, lc *config.Link, srcTopics []string) (src, dst []kafka.Need) {
 	topic := func(op kmsg.ACLOperation, name, why string) kafka.Need {
 		return kafka.Need{Op: op, Resource: kmsg.ACLResourceTypeTopic, Name: name, For: why}
@@ -47,6 +48,11 @@ func Needs(site string, lc *config.Link, srcTopics []string) (src, dst []kafka.N
 			topic(read, t, "read the source topic"),
 			topic(describeConfigs, t, "copy the source topic's configs to its mirror"))
 	}
+	id := Identity{site, lc.Name}
+	src = append(src, kafka.Need{
+		Op: read, Resource: kmsg.ACLResourceTypeGroup, Name: id.GroupID(),
+		For: "share the link's slots with the other agents of the site (consumer group protocol)",
+	})
 	for _, t := range srcTopics {
 		m, err := MirrorTopic(site, lc, t)
 		if err != nil {
@@ -88,9 +94,14 @@ func Needs(site string, lc *config.Link, srcTopics []string) (src, dst []kafka.N
 			topic(write, SkippedTopic, "record refused source records (on_error: skip-and-record)"))
 	}
 	if lc.Delivery != config.DeliveryAtLeastOnce {
+		probe := make([]string, max(lc.Slots, 1))
+		for i := range probe {
+			probe[i] = id.TransactionalID(i)
+		}
 		dst = append(dst, kafka.Need{
-			Op: kmsg.ACLOperationWrite, Resource: kmsg.ACLResourceTypeTransactionalId, Name: TransactionalID(site, lc.Name),
-			For: "write exactly once, in transactions (this also fences a second instance of the link)",
+			Op: kmsg.ACLOperationWrite, Resource: kmsg.ACLResourceTypeTransactionalId, Name: id.TransactionalIDPrefix(),
+			Prefixed: true, Probe: probe,
+			For: fmt.Sprintf("write exactly once, in transactions, one transactional id per slot (%d); a new holder of a slot fences the old one", len(probe)),
 		})
 	}
 	return src, dst

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/edgelink/edgelink/internal/config"
 )
@@ -18,9 +19,33 @@ links: [{name: up-1, from: a, to: b, topics: {include: [x]}}]
 `))
 	require.NoError(t, err)
 	l := New(cfg, cfg.Links[0], Options{}, slog.New(slog.DiscardHandler))
-	require.Equal(t, "edgelink-up-1-0", l.Identity().TransactionalID(), "without a site, the id of earlier releases")
-	require.Equal(t, l.Identity().TransactionalID(), TransactionalID("", "up-1"))
-	require.Equal(t, "edgelink-plant-1:up-1-0", TransactionalID("plant-1", "up-1"))
+	require.Equal(t, "edgelink-up-1-0", l.Identity().TransactionalID(0), "without a site, slot 0 has the id of earlier releases")
+	require.Equal(t, "edgelink-plant-1:up-1-5", Identity{"plant-1", "up-1"}.TransactionalID(5))
+	_, dst := Needs("plant-1", cfg.Links[0], []string{"x"})
+	need := dst[len(dst)-1]
+	require.Equal(t, "edgelink-plant-1:up-1-", need.Name)
+	require.True(t, need.Prefixed)
+	require.Len(t, need.Probe, config.DefaultSlots)
+	require.Equal(t, "edgelink-plant-1:up-1-5", need.Probe[5])
+	src, _ := Needs("plant-1", cfg.Links[0], []string{"x"})
+	group := src[len(src)-1]
+	require.Equal(t, kmsg.ACLResourceTypeGroup, group.Resource)
+	require.Equal(t, "edgelink-plant-1:up-1", group.Name, "the group the agents share the link in")
+}
+
+// TestSlotsSpreadATopicEvenly: a topic's partitions take consecutive
+// slots, so that 24 partitions over 6 slots give each slot 4.
+func TestSlotsSpreadATopicEvenly(t *testing.T) {
+	for _, n := range []int{1, 2, 3, 6, 12} {
+		count := make(map[int]int)
+		for p := range int32(24) {
+			count[slotOf(tp{"sensors.temp", p}, n)]++
+		}
+		require.Len(t, count, n)
+		for s, c := range count {
+			require.Equal(t, 24/n, c, "slot %d of %d", s, n)
+		}
+	}
 }
 
 func TestMirrorTopicRefusesIllegalAndOwnNames(t *testing.T) {

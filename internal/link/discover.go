@@ -10,11 +10,12 @@ import (
 	"github.com/edgelink/edgelink/internal/config"
 )
 
-// discover lists source topics, mirrors them and assigns new partitions. At
-// session start (first), a partition without a checkpoint starts at the
-// link's configured start position; partitions that appear later start at
-// their beginning, since everything in them is new.
-func (s *session) discover(ctx context.Context, first bool) error {
+// discover lists source topics, mirrors them and starts reading the new
+// partitions of the slots the session holds. In a slot opened since the
+// last pass, a partition without a checkpoint starts at the link's
+// configured start position; partitions that appear later start at their
+// beginning, since everything in them is new.
+func (s *session) discover(ctx context.Context) error {
 	l := s.l
 	ctx, cancel := context.WithTimeout(ctx, s.tune.adminTimeout())
 	defer cancel()
@@ -33,13 +34,22 @@ func (s *session) discover(ctx context.Context, first bool) error {
 	}
 	if s.grown {
 		s.grown = false
-		s.out.topicsGrew()
+		for _, sl := range s.slots {
+			sl.out.topicsGrew()
+		}
 	}
-	var fresh, renewed []tp
+	// fresh holds partitions without a checkpoint: [0] in slots opened
+	// since the last pass, [1] in the others.
+	var fresh [2][]tp
+	var renewed []tp
 	resume := make(map[tp]int64)
 	for t, n := range ready {
 		for p := range n {
 			k := tp{t, p}
+			sl := s.slotFor(k)
+			if sl == nil || sl.releasing {
+				continue
+			}
 			reading := s.in.reading(k)
 			if s.recreated(k) {
 				if reading {
@@ -52,9 +62,13 @@ func (s *session) discover(ctx context.Context, first bool) error {
 			if reading {
 				continue
 			}
-			next, ok := s.pos.at(k)
+			next, ok := sl.pos.at(k)
 			if !ok {
-				fresh = append(fresh, k)
+				i := 1
+				if sl.fresh {
+					i = 0
+				}
+				fresh[i] = append(fresh[i], k)
 				continue
 			}
 			resume[k] = next
@@ -73,16 +87,22 @@ func (s *session) discover(ctx context.Context, first bool) error {
 		}
 		s.startPartitions(renewed, starts, resume)
 	}
-	if len(fresh) > 0 {
-		starts, err := s.startOffsets(ctx, fresh, first)
+	for i, parts := range fresh {
+		if len(parts) == 0 {
+			continue
+		}
+		starts, err := s.startOffsets(ctx, parts, i == 0)
 		if err != nil {
 			return err
 		}
-		perTopic := countTopics(fresh)
+		perTopic := countTopics(parts)
 		for _, t := range slices.Sorted(maps.Keys(perTopic)) {
 			l.event(EventTopic, fmt.Sprintf("replicating %d new partition(s) of %s to %s", perTopic[t], t, l.destination(t)))
 		}
-		s.startPartitions(fresh, starts, resume)
+		s.startPartitions(parts, starts, resume)
+	}
+	for _, sl := range s.slots {
+		sl.fresh = false
 	}
 	s.in.assign(resume)
 	l.update(func(st *Status) { st.Partitions = len(s.in.assigned) })
@@ -92,7 +112,7 @@ func (s *session) discover(ctx context.Context, first bool) error {
 // recreated tells whether k's checkpoint was written for an earlier source
 // topic of the same name.
 func (s *session) recreated(k tp) bool {
-	was, now := s.pos.topicIDs[k], s.srcTopicIDs[k.Topic]
+	was, now := s.slotFor(k).pos.topicIDs[k], s.srcTopicIDs[k.Topic]
 	return was != "" && now != "" && was != now
 }
 
@@ -101,7 +121,7 @@ func (s *session) recreated(k tp) bool {
 func (s *session) startPartitions(parts []tp, starts map[tp]int64, assign map[tp]int64) {
 	for _, k := range parts {
 		off := starts[k]
-		s.pos.start(k, off, s.srcTopicIDs[k.Topic])
+		s.slotFor(k).pos.start(k, off, s.srcTopicIDs[k.Topic])
 		assign[k] = off
 		s.l.logger.Info("replicating partition", "topic", k.Topic, "partition", k.Partition, "from", off)
 	}
@@ -154,7 +174,9 @@ func (s *session) measureBacklog(ctx context.Context) error {
 	l.followBandwidthSchedule()
 	parts := make(map[tp]int64, len(s.in.assigned))
 	for k := range s.in.assigned {
-		if pos, ok := s.pos.at(k); ok {
+		if sl := s.slotFor(k); sl == nil {
+			continue
+		} else if pos, ok := sl.pos.at(k); ok {
 			parts[k] = pos
 		}
 	}

@@ -21,6 +21,9 @@ const (
 	// EventSkipped: the destination refused a record that was skipped and
 	// recorded (on_error: skip-and-record).
 	EventSkipped EventKind = "skipped"
+	// EventSlots: the link opened or closed slots (agents sharing the
+	// link handed them over, or one took over a dead agent's).
+	EventSlots EventKind = "slots"
 	// EventError: a topic could not be replicated, or a session failed.
 	EventError EventKind = "error"
 )

@@ -28,11 +28,23 @@ func (id Identity) String() string {
 	return id.Site + ":" + id.Link
 }
 
-// TransactionalID is the transactional id of the link's destination
-// producer: "edgelink-<identity>-0". Every instance of the same link shares
-// it, so that a new instance fences an older one; links of other sites
-// never share it.
-func (id Identity) TransactionalID() string { return "edgelink-" + id.String() + "-0" }
+// TransactionalID is the transactional id of the destination producer of
+// one slot of the link: "edgelink-<identity>-<slot>". Whoever opens a slot
+// initialises its producer and so fences whoever held the slot before (an
+// agent that lost it but still reaches the destination); links of other
+// sites never share it. Slot 0's id is the one producer id of releases
+// before slots, so an upgraded link settles what its predecessor left open.
+func (id Identity) TransactionalID(slot int) string {
+	return id.TransactionalIDPrefix() + strconv.Itoa(slot)
+}
+
+// TransactionalIDPrefix starts the transactional id of every slot of the
+// link (an ACL on this prefix covers them all).
+func (id Identity) TransactionalIDPrefix() string { return "edgelink-" + id.String() + "-" }
+
+// GroupID is the consumer group, on the link's source cluster, through
+// which the agents running the link share its slots: "edgelink-<identity>".
+func (id Identity) GroupID() string { return "edgelink-" + id.String() }
 
 // keyPrefix starts every key the link writes to the checkpoint topic.
 func (id Identity) keyPrefix() string { return id.String() + "/" }
@@ -42,8 +54,12 @@ func (id Identity) checkpointKey(t tp) []byte {
 	return []byte(id.keyPrefix() + t.Topic + "/" + strconv.Itoa(int(t.Partition)))
 }
 
-// ownerKey is "<identity>/owner".
-func (id Identity) ownerKey() []byte { return []byte(id.keyPrefix() + "owner") }
+// slotKey is "<identity>/slot/<slot>": the marker a slot's first commit
+// writes (see store). No topic is named "slot/..." ("/" is not legal in a
+// topic name), so it cannot collide with a checkpoint key.
+func (id Identity) slotKey(slot int) []byte {
+	return []byte(id.keyPrefix() + "slot/" + strconv.Itoa(slot))
+}
 
 // partitionOf returns the checkpoint topic partition (of n) that holds the
 // link's keys: a hash of the identity, so that a fleet's links spread over
@@ -57,6 +73,18 @@ func (id Identity) partitionOf(n int32) int32 {
 	return int32(h.Sum32() % uint32(n))
 }
 
-// TransactionalID returns the transactional id of the destination producer
-// of the link named name at site (see Identity).
-func TransactionalID(site, name string) string { return Identity{site, name}.TransactionalID() }
+// slotOf returns the slot (of n) that replicates partition k: the topic's
+// partitions take consecutive slots from one its name hashes to, so that a
+// topic's partitions spread evenly over the slots and the agents sharing
+// them.
+func slotOf(k tp, n int) int {
+	if n <= 1 {
+		return 0
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(k.Topic)) // a hash never fails to write
+	return int((uint64(h.Sum32()) + uint64(k.Partition)) % uint64(n))
+}
+
+// SlotOf returns the slot (of n) that replicates partition of topic.
+func SlotOf(topic string, partition int32, n int) int { return slotOf(tp{topic, partition}, n) }

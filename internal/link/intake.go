@@ -105,18 +105,50 @@ func (in *intake) rewind(at func(tp) int64) error {
 	return nil
 }
 
+// remove stops reading partitions and forgets their waiting records.
+func (in *intake) remove(parts []tp) {
+	if len(parts) == 0 {
+		return
+	}
+	drop := make(map[string][]int32)
+	for _, k := range parts {
+		drop[k.Topic] = append(drop[k.Topic], k.Partition)
+		delete(in.assigned, k)
+		delete(in.held, k)
+		in.sched.remove(k)
+	}
+	in.consumer.RemoveConsumePartitions(drop)
+}
+
 // waiting reports whether fetched records wait to be copied.
 func (in *intake) waiting() bool { return in.sched.len() > 0 }
 
 // poll fetches what the source has: at once when records wait already,
-// else waiting until deadline for some.
-func (in *intake) poll(ctx context.Context, deadline time.Time) error {
+// else waiting until deadline for some, or until wake.
+func (in *intake) poll(ctx context.Context, deadline time.Time, wake <-chan struct{}) error {
 	var fs kgo.Fetches
-	if in.waiting() {
+	select {
+	case <-wake:
+		deadline = time.Now() // something finished in the background: look at once
+	default:
+	}
+	if in.waiting() || !deadline.After(time.Now()) {
 		fs = in.consumer.PollFetches(nil) //nolint:staticcheck // a nil context returns what is buffered without waiting (documented by franz-go)
 	} else {
 		pctx, cancel := context.WithDeadline(ctx, deadline)
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() { // owned here: ends before poll returns
+			defer close(done)
+			select {
+			case <-wake:
+				cancel()
+			case <-stop:
+			}
+		}()
 		fs = in.consumer.PollFetches(pctx)
+		close(stop)
+		<-done
 		cancel()
 	}
 	if ctx.Err() != nil {
@@ -138,6 +170,9 @@ func (in *intake) enqueue(fs kgo.Fetches) {
 	var pause map[string][]int32
 	fs.EachPartition(func(p kgo.FetchTopicPartition) {
 		k := tp{p.Topic, p.Partition}
+		if !in.reading(k) {
+			return // removed while the fetch was under way
+		}
 		if in.sched.add(k, in.priority(p.Topic), p.Records) {
 			if pause == nil {
 				pause = make(map[string][]int32)
@@ -151,9 +186,10 @@ func (in *intake) enqueue(fs kgo.Fetches) {
 	}
 }
 
-// next hands out the next chunk of one partition's records, in order.
-func (in *intake) next() (tp, []*kgo.Record, bool) {
-	k, recs, emptied, ok := in.sched.next()
+// next hands out the next chunk of one partition's records, in order,
+// passing over partitions that are blocked.
+func (in *intake) next(blocked func(tp) bool) (tp, []*kgo.Record, bool) {
+	k, recs, emptied, ok := in.sched.next(blocked)
 	if ok && emptied {
 		in.held[k] = in.priority(k.Topic)
 	}

@@ -28,6 +28,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -53,6 +55,14 @@ type Options struct {
 	// MinBackoff and MaxBackoff bound the capped exponential backoff
 	// between sessions after an error, defaults 500ms and 30s.
 	MinBackoff, MaxBackoff time.Duration
+	// Shared: the agents running the link share its slots, and the link
+	// opens only those given to it with Assign (see internal/agent). When
+	// false the link opens every slot, and stops when another instance
+	// fences one (ErrFenced).
+	Shared bool
+	// Instance describes this agent in the markers its slots write to
+	// the checkpoint topic; default "<host>/<pid>".
+	Instance string
 	// SourceDialer and DestinationDialer, when set, open the raw TCP
 	// connections to the source and destination brokers (tests route them
 	// through a fault-injecting network); TLS and the profile's dial
@@ -79,6 +89,10 @@ func (o *Options) defaults() {
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = 30 * time.Second
 	}
+	if o.Instance == "" {
+		host, _ := os.Hostname()
+		o.Instance = host + "/" + strconv.Itoa(os.Getpid())
+	}
 }
 
 // Link replicates one configured link. Run it with Run; read its progress
@@ -100,16 +114,12 @@ type Link struct {
 	// owned by the goroutine running Run.
 	skip map[tp]map[int64]string
 
-	// self identifies this instance in the link's ownership claim; claimed
-	// is set once a session wrote it (owned by the goroutine running Run).
-	self    claim
-	claimed bool
+	// slots holds which slots the link should run and which a session
+	// holds (see slots.go).
+	slots slotTable
 	// buffer, when set, replaces the profile's producer buffer (tests make
 	// it small).
 	buffer int
-	// afterClaim, when set, runs after a session wrote its claim and
-	// before its producer fences anyone (a test hook).
-	afterClaim func()
 	// lastTS is the timestamp of the last record copied per partition, so
 	// that the backlog's age is known again as soon as a session
 	// reconnects; done counts records and bytes per source topic since
@@ -145,8 +155,8 @@ func New(cfg *config.Config, lc *config.Link, opts Options, logger *slog.Logger)
 		skip:   make(map[tp]map[int64]string),
 		lastTS: make(map[tp]time.Time),
 		done:   make(map[string]counts),
-		self:   newClaim(),
 	}
+	l.slots.init(lc.Slots, !opts.Shared)
 	if lc.Bandwidth > 0 || len(lc.BandwidthSchedule) > 0 {
 		l.limit = bandwidth.New(lc.BandwidthAt(time.Now()))
 	}
@@ -201,7 +211,7 @@ func (l *Link) Run(ctx context.Context) error {
 func stopMessage(err error) string {
 	switch {
 	case errors.Is(err, ErrFenced):
-		return "link stopped: another instance of this link took over (fenced)"
+		return "link stopped: another instance of this link, not sharing it, took over (fenced)"
 	case errors.Is(err, ErrSourceChanged):
 		return "link stopped: its checkpoints were written for another source cluster"
 	case errors.Is(err, ErrRefused):

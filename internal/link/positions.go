@@ -12,7 +12,7 @@ import (
 // turns them into checkpoint records for the sink, and notices gaps in
 // the offsets it is handed. It is owned by the session's goroutine.
 type positions struct {
-	store *store
+	store slotStore
 	// source is the source cluster's id, written into every checkpoint.
 	source string
 	// committed holds the next source offset of every partition known,
@@ -29,7 +29,7 @@ type positions struct {
 	gap func(k tp, expected, got int64)
 }
 
-func newPositions(st *store, source string, saved map[tp]checkpoint, gap func(tp, int64, int64)) *positions {
+func newPositions(st slotStore, source string, saved map[tp]checkpoint, gap func(tp, int64, int64)) *positions {
 	p := &positions{
 		store: st, source: source, gap: gap,
 		committed: make(map[tp]int64, len(saved)), dirty: make(map[tp]int64, len(saved)),

@@ -1,6 +1,8 @@
 package link
 
 import (
+	"slices"
+
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -106,22 +108,35 @@ func (s *scheduler) polled() { s.poll++ }
 func (s *scheduler) len() int { return len(s.parts) }
 
 // next hands out the next chunk: records of one partition, in order, of
-// about chunkBytes (at least one record). emptied reports that the
-// partition has nothing left waiting. ok is false when nothing waits.
-func (s *scheduler) next() (k tp, recs []*kgo.Record, emptied, ok bool) {
-	var pick *class
+// about chunkBytes (at least one record), passing over blocked partitions
+// (nil: none is). emptied reports that the partition has nothing left
+// waiting. ok is false when nothing waits that is not blocked.
+func (s *scheduler) next(blocked func(tp) bool) (k tp, recs []*kgo.Record, emptied, ok bool) {
+	var (
+		pick *class
+		at   int
+	)
 	for _, c := range s.classes {
-		if len(c.ring) == 0 {
+		if len(c.ring) == 0 || (pick != nil && !(c.vtime < pick.vtime || (c.vtime == pick.vtime && c.weight > pick.weight))) {
 			continue
 		}
-		if pick == nil || c.vtime < pick.vtime || (c.vtime == pick.vtime && c.weight > pick.weight) {
-			pick = c
+		i := 0
+		for blocked != nil && i < len(c.ring) && blocked(c.ring[i]) {
+			i++
+		}
+		if i < len(c.ring) {
+			pick, at = c, i
 		}
 	}
 	if pick == nil {
 		return tp{}, nil, false, false
 	}
-	k = pick.ring[0]
+	k = pick.ring[at]
+	if at > 0 {
+		// The blocked partitions before k keep their turn.
+		copy(pick.ring[1:at+1], pick.ring[:at])
+		pick.ring[0] = k
+	}
 	w := s.parts[k]
 	n, cost, i := 0, 0, 0
 	for i < len(w.recs) && (i == 0 || cost < chunkBytes) {
@@ -148,6 +163,20 @@ func (s *scheduler) next() (k tp, recs []*kgo.Record, emptied, ok bool) {
 	pick.ring = pick.ring[1:]
 	delete(s.parts, k)
 	return k, recs, true, true
+}
+
+// remove forgets k's waiting records.
+func (s *scheduler) remove(k tp) {
+	w, ok := s.parts[k]
+	if !ok {
+		return
+	}
+	s.mem -= w.bytes + len(w.recs)*recordMemory
+	delete(s.parts, k)
+	c := s.classes[w.weight]
+	if i := slices.Index(c.ring, k); i >= 0 {
+		c.ring = slices.Delete(c.ring, i, i+1)
+	}
 }
 
 // minWeight returns the lowest weight with records waiting, 0 if none.

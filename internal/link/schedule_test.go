@@ -34,7 +34,7 @@ func TestSchedulerWeightedShares(t *testing.T) {
 	var alertBytes, rawBytes int
 	lastAlertAt, rawAtLastAlert := 0, 0
 	for i := 0; ; i++ {
-		k, recs, _, ok := s.next()
+		k, recs, _, ok := s.next(nil)
 		if !ok {
 			break
 		}
@@ -68,7 +68,7 @@ func TestSchedulerIdleClassGetsNoCredit(t *testing.T) {
 	s := newScheduler()
 	s.add(tp{"raw", 0}, 1, records("raw", 0, 0, 10000, 1000))
 	for range 100 {
-		_, _, _, ok := s.next()
+		_, _, _, ok := s.next(nil)
 		require.True(t, ok)
 	}
 	// Now a weight-2 topic arrives; it gets twice raw's share from here on,
@@ -76,7 +76,7 @@ func TestSchedulerIdleClassGetsNoCredit(t *testing.T) {
 	s.add(tp{"late", 0}, 2, records("late", 0, 0, 5000, 1000))
 	got := map[string]int{}
 	for range 30 {
-		k, recs, _, _ := s.next()
+		k, recs, _, _ := s.next(nil)
 		got[k.Topic] += len(recs)
 	}
 	require.InDelta(t, 2*got["raw"], got["late"], float64(got["late"])/4+2, "%v", got)
@@ -95,7 +95,7 @@ func TestSchedulerSamePriorityDrainsByPoll(t *testing.T) {
 	var order []int32
 	var emptied []int32
 	for {
-		k, _, done, ok := s.next()
+		k, _, done, ok := s.next(nil)
 		if !ok {
 			break
 		}

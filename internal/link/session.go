@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -35,16 +36,29 @@ type session struct {
 	store  *store
 	in     *intake
 	stages []stage
-	out    sink
+	// slots are the slots the session holds (see slots.go).
+	slots map[int]*slot
 	// reach tells whether the destination answers, from the hooks of the
 	// producers the session builds; watchReach reads it.
 	reach *reach
-	pos   *positions
 	lost  lossCheck
+
+	// bg counts the goroutines the session started (commits, slot
+	// openings); results and opened carry what they did back, and wake
+	// ends a wait for the source when they do. inflight counts commits
+	// under way; opening is set while slots are being opened, and
+	// retryOpen asks reconcile to look at the wanted slots again.
+	bg                 sync.WaitGroup
+	results            chan commitResult
+	opened             chan openResult
+	wake               chan struct{}
+	inflight           int
+	opening, retryOpen bool
 
 	// srcTopicIDs are the selected source topics' ids, as of the last
 	// discovery pass; srcOf maps mirror topics back to source topics.
 	srcTopicIDs map[string]string
+	srcMu       sync.Mutex
 	srcOf       map[string]string
 	// grown is set when a mirror topic gained partitions in a discovery pass.
 	grown bool
@@ -53,14 +67,6 @@ type session struct {
 	// such topic); zero when unknown.
 	mirrorLimit   int
 	mirrorLimited string
-
-	// The open transaction: its payload, records, per-topic counts.
-	txBytes, txRecs int
-	txTopics        map[string]counts
-	txStarted       time.Time
-	// txSize is the payload at which the open transaction commits; see
-	// txLimit and sizeTransactions. Zero until the first one.
-	txSize float64
 
 	// rate is a moving average of committed records per second.
 	rate          float64
@@ -75,7 +81,9 @@ type session struct {
 func openSession(ctx context.Context, l *Link) (*session, error) {
 	s := &session{
 		l: l, eos: l.cfg.Delivery != config.DeliveryAtLeastOnce, tune: tuningFor(l.cfg),
-		lost: make(lossCheck), reach: &reach{}, srcOf: make(map[string]string), txTopics: make(map[string]counts), rateAt: time.Now(),
+		lost: make(lossCheck), reach: &reach{}, srcOf: make(map[string]string), rateAt: time.Now(),
+		slots: make(map[int]*slot), results: make(chan commitResult, l.cfg.Slots+1),
+		opened: make(chan openResult, 1), wake: make(chan struct{}, 1),
 	}
 	if l.buffer > 0 {
 		s.tune.bufferBytes = l.buffer
@@ -122,14 +130,14 @@ func (s *session) connect(ctx context.Context) error {
 	return nil
 }
 
-// setup claims the link, fences older instances, loads the checkpoints and
-// assigns the source partitions.
+// setup opens the slots the agent owns (fencing their earlier holders and
+// loading their checkpoints) and starts reading their partitions.
 func (s *session) setup(ctx context.Context) error {
 	l := s.l
 	actx, cancel := context.WithTimeout(ctx, s.tune.adminTimeout())
 	defer cancel()
 	var err error
-	if s.store, err = openStore(actx, s.dstCl, l.cfg.CheckpointTopic, l.id); err != nil {
+	if s.store, err = openStore(actx, s.dstCl, l.cfg.CheckpointTopic, l.id, l.cfg.Slots); err != nil {
 		return err
 	}
 	if l.cfg.OnError == config.OnErrorSkip {
@@ -137,38 +145,28 @@ func (s *session) setup(ctx context.Context) error {
 			return err
 		}
 	}
-	if s.eos {
-		if err := s.claim(ctx); err != nil {
-			return err
-		}
-	}
-	if err := s.openSink(ctx); err != nil {
-		return err
-	}
-	saved, err := s.store.load(ctx, s.loadOptions())
+	want, _ := l.wanted()
+	opened, err := s.openSlots(ctx, slices.Sorted(maps.Keys(want)))
 	if err != nil {
 		return err
 	}
-	if err := s.checkSource(saved); err != nil {
-		return err
-	}
-	if len(saved.checkpoints) > 0 {
-		l.logger.Info("resuming from checkpoints", "partitions", len(saved.checkpoints), "found_in", saved.from, "generation", s.store.gen)
-	}
-	s.pos = newPositions(s.store, s.srcID, saved.checkpoints, s.checkLost)
 	if s.in, err = newIntake(s.srcOpts, s.tune.fetchMaxWait, l.cfg.PriorityOf); err != nil {
+		for _, sl := range opened {
+			sl.out.close()
+		}
 		return err
 	}
+	s.install(opened)
 	s.stages = []stage{
 		loopStage{dstID: s.dstID, looped: func(n int64) { l.update(func(st *Status) { st.SkippedLoops += n }) }},
 		newMirrorStage(provenance.NewEncoder(s.srcID, l.id.Site), l.destination),
 		skipStage{l: l},
 	}
-	err = s.discover(ctx, true)
+	err = s.discover(ctx)
 	if decide(err, l.cfg.OnError) == adjust {
-		// Nothing was assigned yet: rebuild the producer and look again.
+		// Nothing was assigned yet: rebuild the producers and look again.
 		if err = s.smallerBatches(ctx, err); err == nil {
-			err = s.discover(ctx, true)
+			err = s.discover(ctx)
 		}
 	}
 	if err != nil {
@@ -184,8 +182,8 @@ func (s *session) loadOptions() loadOptions {
 // checkSource refuses checkpoints written for another source cluster: the
 // link would otherwise skip or replicate again records it cannot account
 // for.
-func (s *session) checkSource(saved saved) error {
-	for k, cp := range saved.checkpoints {
+func (s *session) checkSource(sv saved) error {
+	for k, cp := range sv.checkpoints {
 		if cp.Source != "" && cp.Source != s.srcID {
 			return fmt.Errorf("%w: link %s checkpointed %s (and maybe more) in %s while replicating source cluster id %s, but cluster %q (%s) has id %s; "+
 				"the link refuses to resume rather than skip or copy again records it cannot account for: "+
@@ -198,16 +196,18 @@ func (s *session) checkSource(saved saved) error {
 
 func bootstrapList(c *config.Cluster) string { return strings.Join(c.Bootstrap, ",") }
 
-// openSink creates the destination producer; for exactly-once,
-// initialising its producer id fences any earlier instance and settles its
-// open transaction before the checkpoints are read.
-func (s *session) openSink(ctx context.Context) error {
+// openSink creates a slot's destination producer; for exactly-once,
+// initialising its producer id fences any earlier holder of the slot and
+// settles its open transaction before the checkpoints are read.
+func (s *session) openSink(ctx context.Context, index int) (sink, error) {
 	l := s.l
-	opts := s.dstOpts
-	if s.eos {
-		opts = append(opts, kgo.TransactionalID(l.id.TransactionalID()), kgo.TransactionTimeout(l.opts.TransactionTimeout))
+	tune := s.tune
+	if n := l.cfg.Slots; n > 1 {
+		// The slots share the profile's buffer, each keeping enough for
+		// batches to every partition it may write.
+		tune.bufferBytes = max(tune.bufferBytes/n, min(tune.bufferBytes, 4<<20))
 	}
-	producer, err := kgo.NewClient(append(append(opts, s.tune.producerOpts()...),
+	producer, err := kgo.NewClient(append(append(s.producerOpts(index), tune.producerOpts()...),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(0),
@@ -217,54 +217,41 @@ func (s *session) openSink(ctx context.Context) error {
 		// A transaction is bounded by the flush deadline in commit instead.
 	)...)
 	if err != nil {
-		return fmt.Errorf("create destination producer: %w", err)
+		return nil, fmt.Errorf("create destination producer: %w", err)
 	}
-	s.out = &produceSink{
+	out := &produceSink{
 		producer: producer, eos: s.eos, txTimeout: l.opts.TransactionTimeout, onError: l.cfg.OnError,
-		srcOf: func(m string) string { return s.srcOf[m] },
+		srcOf: s.mirrorSource,
 	}
 	if _, _, err := producer.ProducerID(ctx); err != nil && s.eos {
-		return fmt.Errorf("initialise transactional producer %s: %w", l.id.TransactionalID(), classify(err))
+		return out, &slotError{slot: index, err: fmt.Errorf("initialise transactional producer %s: %w", l.id.TransactionalID(index), classify(err))}
 	}
-	return nil
-}
-
-// claim writes this instance's ownership record (see claim) before its
-// transactional producer fences anyone, so that an instance fenced by it
-// always finds the newer claim. An instance that claimed the link before
-// first checks that nobody claimed it since: if someone did, it stops
-// instead of fencing the newer instance in turn.
-func (s *session) claim(ctx context.Context) error {
-	l := s.l
-	ctx, cancel := context.WithTimeout(ctx, s.tune.adminTimeout())
-	defer cancel()
-	if l.claimed {
-		st, _, err := readCheckpoints(ctx, s.loadOptions(), s.store.topic, []int32{s.store.partition}, l.id)
-		if err != nil {
-			return err
-		}
-		if o := st[s.store.partition][l.id].owner; o.Instance != "" && o.Instance != l.self.Instance {
-			return fmt.Errorf("%w: %s claimed the link", ErrFenced, o)
-		}
-	}
-	c := l.self
-	c.Since = time.Now().UTC()
-	if err := s.dstCl.ProduceSync(ctx, s.store.claimRecord(c)).FirstErr(); err != nil {
-		return fmt.Errorf("write ownership claim to %s: %w", s.store.topic, err)
-	}
-	l.claimed = true
-	if l.afterClaim != nil {
-		l.afterClaim()
-	}
-	return nil
+	return out, nil
 }
 
 func (s *session) close() {
+	s.bg.Wait()
+	for {
+		select {
+		case r := <-s.opened:
+			for _, sl := range r.slots {
+				sl.out.close()
+			}
+			continue
+		default:
+		}
+		break
+	}
 	if s.in != nil {
 		s.in.close()
 	}
-	if s.out != nil {
-		s.out.close()
+	for _, sl := range s.slots {
+		sl.out.close()
+	}
+	if len(s.slots) > 0 {
+		gone := s.held()
+		s.slots = nil
+		s.l.slotsHeld(nil, nil, gone)
 	}
 	if s.dstCl != nil {
 		s.dstCl.Close()
@@ -288,7 +275,7 @@ func clusterID(ctx context.Context, adm *kadm.Client, timeout time.Duration) (st
 // an error does.
 func (s *session) run(ctx context.Context) error {
 	// work is the session's writing (produce, commit, admin rounds): a
-	// stop does not cut it short, so the transaction under way commits
+	// stop does not cut it short, so the transactions under way commit
 	// and the stop drains; only watchReach ends it, when the destination
 	// stops answering. poll is the wait for the source: a stop or
 	// watchReach ends it.
@@ -311,17 +298,22 @@ func (s *session) run(ctx context.Context) error {
 		err := s.step(poll, work)
 		if err == nil {
 			if ctx.Err() != nil {
-				return s.shutdown()
+				return s.shutdown(work)
 			}
 			continue
 		}
 		err = ended(work, err)
 		if ctx.Err() != nil {
-			// A step that failed while stopping leaves the transaction's
+			// A step that failed while stopping leaves the transactions'
 			// outcome to the destination: writing checkpoints now could
 			// account for records that were not committed.
+			s.settle()
 			return err
 		}
+		if s.fenced(err) {
+			continue
+		}
+		s.settle()
 		switch decide(err, s.l.cfg.OnError) {
 		case skip:
 			s.setAside(err)
@@ -338,28 +330,37 @@ func (s *session) run(ctx context.Context) error {
 	}
 }
 
-// step polls the source once, copies what waits into the open transaction,
-// and commits, discovers and measures when due. poll bounds the wait for
-// the source, work everything else.
+// step follows the wanted slots, polls the source once, copies what waits
+// into the slots' open transactions, and commits, discovers and measures
+// when due. poll bounds the wait for the source, work everything else.
 func (s *session) step(poll, work context.Context) error {
+	s.reconcile(work)
 	deadline := s.nextDiscovery
 	if s.nextBacklog.Before(deadline) {
 		deadline = s.nextBacklog
 	}
-	if s.out.open() {
-		deadline = s.txStarted.Add(s.l.opts.CommitInterval)
-	} else if s.pos.pending() {
-		deadline = time.Now() // positions to checkpoint
+	for _, sl := range s.slots {
+		switch {
+		case sl.committing:
+		case sl.out.open():
+			if due := sl.txStarted.Add(s.l.opts.CommitInterval); due.Before(deadline) {
+				deadline = due
+			}
+		case sl.pending() || sl.releasing:
+			deadline = time.Now() // positions to checkpoint, a slot to hand over
+		}
 	}
-	if err := s.in.poll(poll, deadline); err != nil {
+	if err := s.in.poll(poll, deadline, s.wake); err != nil {
 		return err
 	}
 	if work.Err() != nil {
 		return context.Cause(work)
 	}
-	limit := s.txLimit()
-	for s.txBytes < limit {
-		k, recs, ok := s.in.next()
+	if err := s.collect(); err != nil {
+		return err
+	}
+	for {
+		k, recs, ok := s.in.next(s.blocked)
 		if !ok {
 			break
 		}
@@ -368,14 +369,19 @@ func (s *session) step(poll, work context.Context) error {
 		}
 	}
 	s.in.refill()
-	due := s.out.open() && (time.Since(s.txStarted) >= s.l.opts.CommitInterval || s.txBytes >= limit)
-	if due || (!s.out.open() && s.pos.pending()) {
-		if err := s.commit(work); err != nil {
-			return err
+	for _, sl := range s.slots {
+		if sl.committing || sl.releasing {
+			continue
+		}
+		open := sl.out.open()
+		due := open && (time.Since(sl.txStarted) >= s.l.opts.CommitInterval || sl.txBytes >= s.txLimit(sl))
+		if due || (!open && sl.pending()) {
+			s.startCommit(work, sl)
 		}
 	}
+	s.finishReleases(work)
 	if time.Now().After(s.nextDiscovery) {
-		if err := s.discover(work, false); err != nil {
+		if err := s.discover(work); err != nil {
 			return err
 		}
 	}
@@ -385,10 +391,14 @@ func (s *session) step(poll, work context.Context) error {
 	return nil
 }
 
-// copy takes one chunk of a partition through the positions, the stages and
-// into the sink.
+// copy takes one chunk of a partition through its slot's positions, the
+// stages and into the slot's sink.
 func (s *session) copy(ctx context.Context, k tp, recs []*kgo.Record) error {
-	recs = s.pos.admit(k, recs)
+	sl := s.slotFor(k)
+	if sl == nil {
+		return nil // the slot was handed over while the chunk waited
+	}
+	recs = sl.pos.admit(k, recs)
 	for _, st := range s.stages {
 		if len(recs) == 0 {
 			return nil
@@ -398,8 +408,11 @@ func (s *session) copy(ctx context.Context, k tp, recs []*kgo.Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	if err := s.begin(); err != nil {
-		return err
+	if !sl.out.open() {
+		if err := sl.out.begin(); err != nil {
+			return &slotError{slot: sl.index, err: err}
+		}
+		sl.txStarted = time.Now()
 	}
 	var (
 		n, size int64
@@ -414,51 +427,46 @@ func (s *session) copy(ctx context.Context, k tp, recs []*kgo.Record) error {
 		lastTS = r.Timestamp
 	}
 	if n > 0 {
-		dst := recs[0].Topic
-		if _, ok := s.srcOf[dst]; !ok && dst != SkippedTopic {
-			s.srcOf[dst] = k.Topic
-		}
-		s.txBytes += int(size)
-		s.txRecs += int(n)
-		s.txTopics[k.Topic] = s.txTopics[k.Topic].add(n, size)
+		s.noteMirror(recs[0].Topic, k.Topic)
+		sl.txBytes += int(size)
+		sl.txRecs += int(n)
+		sl.txTopics[k.Topic] = sl.txTopics[k.Topic].add(n, size)
 		s.l.lastTS[k] = lastTS
 	}
-	s.out.write(ctx, recs)
+	sl.out.write(ctx, recs)
 	return nil
 }
 
-func (s *session) begin() error {
-	if s.out.open() {
-		return nil
+// noteMirror remembers the source topic of a mirror topic, for refusals.
+func (s *session) noteMirror(mirror, source string) {
+	if mirror == SkippedTopic {
+		return
 	}
-	if err := s.out.begin(); err != nil {
-		return err
+	s.srcMu.Lock()
+	defer s.srcMu.Unlock()
+	if _, ok := s.srcOf[mirror]; !ok {
+		s.srcOf[mirror] = source
 	}
-	s.txStarted = time.Now()
-	return nil
 }
 
-// commit writes the checkpoints of the open transaction and commits it.
-func (s *session) commit(ctx context.Context) error {
-	if err := s.begin(); err != nil {
-		return err
-	}
-	if err := s.out.commit(ctx, s.pos.marks(s.srcTopicIDs)); err != nil {
-		return err
-	}
-	s.committed()
-	return nil
+// mirrorSource returns the source topic of a mirror topic; sinks call it
+// from their commit's goroutine.
+func (s *session) mirrorSource(mirror string) string {
+	s.srcMu.Lock()
+	defer s.srcMu.Unlock()
+	return s.srcOf[mirror]
 }
 
-// committed records a successful commit of the open transaction.
-func (s *session) committed() {
+// committed records a successful commit of a slot's transaction.
+func (s *session) committed(sl *slot) {
 	l := s.l
-	s.pos.committedNow()
-	recs, bytes := s.txRecs, s.txBytes
-	if bytes >= s.txLimit() {
-		s.sizeTransactions(time.Since(s.txStarted), time.Since(s.out.lastStepAt()))
+	sl.pos.committedNow()
+	sl.mark = false
+	recs, bytes := sl.txRecs, sl.txBytes
+	if bytes >= s.txLimit(sl) {
+		s.sizeTransactions(sl, time.Since(sl.txStarted), time.Since(sl.out.lastStepAt()))
 	}
-	for t, n := range s.txTopics {
+	for t, n := range sl.txTopics {
 		l.done[t] = l.done[t].add(n.records, n.bytes)
 	}
 	if dt := time.Since(s.rateAt).Seconds(); dt > 0 {
@@ -473,18 +481,13 @@ func (s *session) committed() {
 		st.Transactions++
 		st.Topics = slices.Clone(st.Topics) // snapshots share the old array
 		for i := range st.Topics {
-			if n, ok := s.txTopics[st.Topics[i].Source]; ok {
+			if n, ok := sl.txTopics[st.Topics[i].Source]; ok {
 				st.Topics[i].Records += n.records
 				st.Topics[i].Bytes += n.bytes
 			}
 		}
 	})
-	s.forgetTransaction()
-}
-
-func (s *session) forgetTransaction() {
-	clear(s.txTopics)
-	s.txBytes, s.txRecs = 0, 0
+	sl.forgetTransaction()
 }
 
 // setAside records the source records the destination refused, so that the
@@ -502,7 +505,8 @@ func (s *session) setAside(err error) {
 	}
 }
 
-// smallerBatches rebuilds the producer with batches the mirror topics accept.
+// smallerBatches rebuilds the slots' producers with batches the mirror
+// topics accept. The caller rewinds.
 func (s *session) smallerBatches(ctx context.Context, err error) error {
 	var capped *batchCapError
 	if !errors.As(err, &capped) {
@@ -510,24 +514,39 @@ func (s *session) smallerBatches(ctx context.Context, err error) error {
 	}
 	s.l.batchCap = capped.limit
 	s.tune.batchBytes = min(s.tune.batchBytes, max(capped.limit, 1<<10))
-	s.out.abort(ctx)
-	s.out.close()
-	return s.openSink(ctx)
+	for i, sl := range s.slots {
+		sl.out.abort(ctx)
+		sl.out.close()
+		out, err := s.openSink(ctx, i)
+		if err != nil {
+			if out != nil {
+				out.close()
+			}
+			delete(s.slots, i)
+			s.l.slotsHeld(s.held(), nil, []int{i})
+			return err
+		}
+		sl.out = out
+	}
+	return nil
 }
 
-// rewind drops the open transaction and starts reading again at the
-// committed positions, within the session: the link stays connected.
+// rewind drops the open transactions and starts reading again at the
+// committed positions, within the session: the link stays connected. No
+// commit may be under way (see settle).
 func (s *session) rewind(ctx context.Context, why error) error {
 	s.l.logger.Warn("transaction aborted; copying again from the last checkpoint", "reason", why)
 	s.l.update(func(st *Status) { st.LastError = why.Error() })
-	if s.out.open() {
-		s.out.abort(ctx)
+	for _, sl := range s.slots {
+		if sl.out.open() {
+			sl.out.abort(ctx)
+		}
+		sl.forgetTransaction()
+		sl.pos.rewind()
 	}
-	s.forgetTransaction()
-	s.pos.rewind()
 	s.nextDiscovery = time.Now()
 	return s.in.rewind(func(k tp) int64 {
-		v, _ := s.pos.saved(k)
+		v, _ := s.slotFor(k).pos.saved(k)
 		return v
 	})
 }
@@ -552,17 +571,28 @@ func (s *session) watchReach(ctx context.Context, cancel func(error)) {
 	}
 }
 
-// shutdown finishes the open transaction within a few seconds, or leaves it
-// to be aborted by the next instance (or the transaction timeout).
-func (s *session) shutdown() error {
-	if !s.out.open() && !s.pos.pending() {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+// shutdown finishes the open transactions within a few seconds, or leaves
+// them to be aborted by the next holder of each slot (or the transaction
+// timeout).
+func (s *session) shutdown(work context.Context) error {
+	s.settle()
+	ctx, cancel := context.WithTimeout(work, 5*time.Second)
 	defer cancel()
-	if err := s.commit(ctx); err != nil {
-		s.l.logger.Warn("last transaction not committed; it will be replicated again by the next run", "err", err)
-		s.out.abort(ctx)
+	for _, sl := range s.slots {
+		if sl.out.open() || sl.pending() {
+			s.startCommit(ctx, sl)
+		}
+	}
+	for s.inflight > 0 {
+		r := <-s.results
+		s.inflight--
+		r.sl.committing = false
+		if r.err != nil {
+			s.l.logger.Warn("last transaction not committed; it will be replicated again by the next run", "slot", r.sl.index, "err", r.err)
+			r.sl.out.abort(ctx)
+			continue
+		}
+		s.committed(r.sl)
 	}
 	return nil
 }
@@ -573,43 +603,28 @@ const (
 	initialTxBytes = 1 << 20
 )
 
-// txLimit is the payload at which the open transaction commits, within
-// [64 KiB, MaxTransactionBytes]: at first the bandwidth budget's worth of
-// the profile's transaction time (or 1 MiB), then as sizeTransactions
-// adapts it.
-func (s *session) txLimit() int {
-	if s.txSize == 0 {
-		s.txSize = initialTxBytes
-		if s.l.limit != nil && s.l.limit.Rate() > 0 {
-			s.txSize = float64(s.l.limit.Rate()) * s.tune.txTime.Seconds()
-		}
-	}
-	s.txSize = min(max(s.txSize, minTxBytes), float64(s.l.opts.MaxTransactionBytes))
-	return int(s.txSize)
-}
-
-// sizeTransactions adapts the transaction size after a full transaction
-// that took total, whose commit ended with a bare round trip of rtt (the
-// transaction's end). A commit costs the link about two round trips during
-// which it sends nothing (the last acknowledgements, then the end). Two
-// aims:
+// sizeTransactions adapts a slot's transaction size after a full
+// transaction that took total, whose commit ended with a bare round trip of
+// rtt (the transaction's end). A commit costs the slot about two round
+// trips during which it sends nothing (the last acknowledgements, then the
+// end); other slots send meanwhile. Two aims:
 //   - throughput: when those round trips take more than a quarter of the
 //     time (a long round trip), transactions double;
 //   - priorities: a transaction is what a newly arrived record of a higher
 //     priority may wait behind, so one that takes more than twice the
 //     profile's transaction time shrinks (unless round trips dominate),
 //     and one that takes less than half of it grows.
-func (s *session) sizeTransactions(total, rtt time.Duration) {
+func (s *session) sizeTransactions(sl *slot, total, rtt time.Duration) {
 	target := s.tune.txTime
 	switch {
 	case 2*rtt > total/4:
-		s.txSize *= 2
+		sl.txSize *= 2
 	case total > 2*target:
-		s.txSize *= 0.7
+		sl.txSize *= 0.7
 	case total < target/2:
-		s.txSize *= 1.5
+		sl.txSize *= 1.5
 	}
-	s.txSize = min(max(s.txSize, minTxBytes), float64(s.l.opts.MaxTransactionBytes))
+	sl.txSize = min(max(sl.txSize, minTxBytes), float64(s.l.opts.MaxTransactionBytes))
 }
 
 // checkLost reports source records deleted before they were replicated: a

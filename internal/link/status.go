@@ -67,6 +67,10 @@ type Status struct {
 	SkippedRecords int64
 	// Partitions is the number of source partitions being replicated.
 	Partitions int
+	// Slots lists the slots this agent holds (see Link.Assign), sorted;
+	// SlotCount is the link's number of slots.
+	Slots     []int
+	SlotCount int
 	// Topics holds each replicated source topic's progress, sorted by
 	// source topic name, as of BacklogAt.
 	Topics []TopicStatus
@@ -90,7 +94,9 @@ type TopicStatus struct {
 func (l *Link) Status() Status {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.status
+	st := l.status
+	st.SlotCount = l.slots.n
+	return st
 }
 
 func (l *Link) update(f func(*Status)) {

@@ -2,13 +2,12 @@ package link
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -98,33 +97,25 @@ type checkpoint struct {
 	Gen int64 `json:"gen,omitempty"`
 	// Layout is the checkpoint topic's partition count when it was written.
 	Layout int32 `json:"layout,omitempty"`
+	// Slot is the slot that wrote it, of Slots: zero Slots in checkpoints
+	// of releases before slots (one producer, slot 0's id).
+	Slot  int `json:"slot,omitempty"`
+	Slots int `json:"slots,omitempty"`
 }
 
-// claim is the value of a link's ownership record, "<identity>/owner", which
-// every exactly-once session writes (outside any transaction) before its
-// transactional producer fences earlier instances, so that a fenced
-// instance always finds the newer claim. An instance whose session fails reads it
-// back before reconnecting: if another instance claimed the link since, it
-// stops instead of fencing the newer one in turn. (Since transactions v2,
-// a producer fenced mid-transaction can see INVALID_TXN_STATE rather than
-// PRODUCER_FENCED, so the error alone cannot tell.)
-type claim struct {
-	Instance string    `json:"instance"`
-	Host     string    `json:"host,omitempty"`
-	PID      int       `json:"pid,omitempty"`
-	Since    time.Time `json:"since"`
-}
-
-func (c claim) String() string {
-	return fmt.Sprintf("instance %s (host %s, pid %d) since %s", c.Instance, c.Host, c.PID, c.Since.Format(time.RFC3339))
-}
-
-// newClaim identifies this process.
-func newClaim() claim {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails
-	host, _ := os.Hostname()
-	return claim{Instance: hex.EncodeToString(b), Host: host, PID: os.Getpid()}
+// slotMark is the value of a slot's marker, "<identity>/slot/<slot>",
+// which the first commit of every session of the slot writes together with
+// every checkpoint of the slot it knows. A marker of the slot written under
+// the topic's present layout and the link's present slot count says that
+// the link's partition holds the slot's complete set of checkpoints.
+type slotMark struct {
+	Gen    int64 `json:"gen"`
+	Layout int32 `json:"layout"`
+	Slots  int   `json:"slots"`
+	// Owner is the agent that opened the slot, for operators reading the
+	// topic.
+	Owner string    `json:"owner,omitempty"`
+	Since time.Time `json:"since"`
 }
 
 // ErrSourceChanged reports checkpoints written for another source cluster
@@ -138,14 +129,14 @@ type store struct {
 	// partitions is the topic's partition count when the session began;
 	// partition is the link's own.
 	partitions, partition int32
-	// gen is the generation this session writes.
-	gen int64
+	// slots is the link's slot count.
+	slots int
 }
 
 // openStore makes sure the checkpoint topic exists and finds the link's
 // partition in it. A topic it creates gets CheckpointPartitions partitions
 // and, first thing in partition 0, a layout record (see layout).
-func openStore(ctx context.Context, cl *kgo.Client, topic string, id Identity) (*store, error) {
+func openStore(ctx context.Context, cl *kgo.Client, topic string, id Identity, slots int) (*store, error) {
 	n, created, err := ensureTopic(ctx, kadm.NewClient(cl), topic, CheckpointPartitions, map[string]*string{
 		"cleanup.policy":            kadm.StringPtr("compact"),
 		"min.cleanable.dirty.ratio": kadm.StringPtr("0.1"),
@@ -161,7 +152,7 @@ func openStore(ctx context.Context, cl *kgo.Client, topic string, id Identity) (
 			return nil, fmt.Errorf("write the layout of %s: %w", topic, err)
 		}
 	}
-	return &store{topic: topic, id: id, partitions: n, partition: id.partitionOf(n)}, nil
+	return &store{topic: topic, id: id, partitions: n, partition: id.partitionOf(n), slots: max(slots, 1)}, nil
 }
 
 // layoutKey keys the layout record; no identity starts with "_".
@@ -202,22 +193,29 @@ func ensureTopic(ctx context.Context, adm *kadm.Client, topic string, partitions
 	return 0, false, fmt.Errorf("create internal topic %s: it exists but has no partitions yet", topic)
 }
 
-func (s *store) checkpointRecord(k tp, c checkpoint) *kgo.Record {
-	c.Gen, c.Layout = s.gen, s.partitions
+// slotStore writes the checkpoints of one slot of the link.
+type slotStore struct {
+	*store
+	slot int
+	// gen is the generation this slot's session writes.
+	gen int64
+}
+
+func (s slotStore) checkpointRecord(k tp, c checkpoint) *kgo.Record {
+	c.Gen, c.Layout, c.Slot, c.Slots = s.gen, s.partitions, s.slot, s.slots
 	v, _ := json.Marshal(c) // a struct of plain fields cannot fail to marshal
 	return &kgo.Record{Topic: s.topic, Partition: s.partition, Key: s.id.checkpointKey(k), Value: v}
 }
 
-func (s *store) claimRecord(c claim) *kgo.Record {
-	v, _ := json.Marshal(c) // a struct of plain fields cannot fail to marshal
-	return &kgo.Record{Topic: s.topic, Partition: s.partition, Key: s.id.ownerKey(), Value: v}
+func (s slotStore) markRecord(owner string) *kgo.Record {
+	v, _ := json.Marshal(slotMark{Gen: s.gen, Layout: s.partitions, Slots: s.slots, Owner: owner, Since: time.Now().UTC()}) // plain fields
+	return &kgo.Record{Topic: s.topic, Partition: s.partition, Key: s.id.slotKey(s.slot), Value: v}
 }
 
-// saved is what the checkpoint topic holds for one link.
+// saved is what the checkpoint topic holds for one slot of a link.
 type saved struct {
 	checkpoints map[tp]checkpoint
-	owner       claim
-	// gen is the highest generation committed.
+	// gen is the generation the slot's session writes.
 	gen int64
 	// from says where the checkpoints were found, for the logs.
 	from string
@@ -235,112 +233,132 @@ type loadOptions struct {
 	timeout time.Duration
 }
 
-// load returns the link's latest committed checkpoints and its latest
-// ownership claim, and sets the generation this session writes. The
-// caller must have initialised the link's transactional producer first
-// (see store).
-func (s *store) load(ctx context.Context, o loadOptions) (saved, error) {
+// load returns the latest committed checkpoints of the partitions of the
+// given slots, and the generation each slot's session writes. The caller
+// must have initialised the slots' transactional producers first (see
+// store): a slot's open transaction is settled by then, and another slot's
+// does not matter unless it wrote checkpoints of these slots' partitions
+// (the slot count changed), in which case load fences it or waits.
+func (s *store) load(ctx context.Context, o loadOptions, slots []int) (map[int]saved, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
+	mine := make(map[int]bool, len(slots))
+	for _, i := range slots {
+		mine[i] = true
+	}
 	legacy := Identity{Link: s.id.Link}
 	ids := []Identity{s.id}
 	if s.id.Site != "" {
 		ids = append(ids, legacy)
 	}
-	found, shape, err := readCheckpoints(ctx, o, s.topic, []int32{s.partition}, ids...)
+	r := checkpointReader{o: o, topic: s.topic, slots: s.slots, mine: mine}
+	found, shape, err := r.read(ctx, []int32{s.partition}, ids...)
 	if err != nil {
-		return saved{}, err
+		return nil, err
 	}
-	mine := found[s.partition][s.id]
-	if mine.open != nil {
-		return saved{}, fmt.Errorf("read checkpoints: %w; retrying", mine.open)
+	own := found[s.partition][s.id]
+	complete := true
+	for _, i := range slots {
+		m, ok := own.marks[i]
+		complete = complete && ok && m.Layout == s.partitions && m.Slots == s.slots
 	}
-	out := saved{owner: mine.owner}
-	if mine.gen > 0 && mine.layout == s.partitions {
-		out.checkpoints, out.gen, out.from = mine.latest(), mine.gen, fmt.Sprintf("partition %d", s.partition)
-		s.gen = out.gen + 1
-		return out, nil
+	if complete && own.open == nil {
+		return s.split(slots, own.cps, own.gen, fmt.Sprintf("partition %d", s.partition)), nil
 	}
-	// Nothing of this link in its partition, or only what it wrote under
-	// another partition count. Partition 0 holds the layout record (and
-	// what an earlier release wrote): while the topic has the layout it
-	// was created with, a link with nothing in its own partition is new.
-	// Otherwise, look everywhere.
+	// Some slot has no complete set in the link's partition: the link or
+	// the slot is new, the topic gained partitions, the slot count
+	// changed, or an earlier release wrote the checkpoints. Partition 0
+	// holds the layout record (and what the first release wrote): while
+	// the topic has the layout it was created with, a link with nothing in
+	// its own partition is new. Otherwise, look everywhere.
 	parts := []int32{0}
-	if mine.gen == 0 && s.partition != 0 {
-		if found, shape, err = readCheckpoints(ctx, o, s.topic, parts, ids...); err != nil {
-			return saved{}, err
+	if !own.any && s.partition != 0 {
+		if found, shape, err = r.read(ctx, parts, ids...); err != nil {
+			return nil, err
 		}
 	}
 	searched := "searched partition 0"
-	if (mine.gen > 0 || shape != s.partitions) && s.partitions > 1 {
+	if (own.any || shape != s.partitions) && s.partitions > 1 {
 		parts = make([]int32, s.partitions)
 		for i := range parts {
 			parts[i] = int32(i)
 		}
-		if found, _, err = readCheckpoints(ctx, o, s.topic, parts, ids...); err != nil {
-			return saved{}, err
+		if found, _, err = r.read(ctx, parts, ids...); err != nil {
+			return nil, err
 		}
 		searched = "searched the whole topic"
 	}
-	if err := unsettled(found, s.id); err != nil {
-		return saved{}, err
+	if err := r.settle(ctx, found, s.id, slots); err != nil {
+		return nil, err
 	}
-	if p, best := newest(found, s.id); best != nil {
-		out.checkpoints, out.gen, out.from = best.latest(), best.gen, fmt.Sprintf("partition %d (%s)", p, searched)
-		s.gen = out.gen + 1
-		return out, nil
+	if cps, gen, p := merged(found, s.id); len(cps) > 0 || gen > 0 {
+		return s.split(slots, cps, gen, fmt.Sprintf("partition %d (%s)", p, searched)), nil
 	}
-	out.checkpoints, out.from = map[tp]checkpoint{}, "none ("+searched+")"
-	s.gen = 1
-	if s.id.Site == "" {
+	out := s.split(slots, nil, 0, "none ("+searched+")")
+	if s.id.Site == "" || !holdsAny(found, legacy) {
 		return out, nil
 	}
 	// The link's name alone identified it in earlier releases. Adopt those
 	// checkpoints when they were written for this source cluster, once their
 	// transactional id is fenced too (it may hold an open transaction).
-	if !holdsAny(found, legacy) {
-		return out, nil
+	if err := fence(ctx, o.client, legacy.TransactionalID(0)); err != nil {
+		return nil, err
 	}
-	if err := fence(ctx, o.client, legacy.TransactionalID()); err != nil {
-		return saved{}, err
-	}
-	if found, _, err = readCheckpoints(ctx, o, s.topic, parts, legacy); err != nil {
-		return saved{}, err
+	if found, _, err = r.read(ctx, parts, legacy); err != nil {
+		return nil, err
 	}
 	if err := unsettled(found, legacy); err != nil {
-		return saved{}, err
+		return nil, err
 	}
-	if p, old := newest(found, legacy); old != nil {
-		for k, c := range old.latest() {
-			if c.Source == o.source {
-				out.checkpoints[k] = c
-			}
+	cps, gen, p := merged(found, legacy)
+	for k, c := range cps {
+		if c.Source != o.source {
+			delete(cps, k)
 		}
-		out.gen = old.gen
-		s.gen = out.gen + 1
-		out.from = fmt.Sprintf("partition %d, written by an earlier release under the link's name alone", p)
 	}
-	return out, nil
+	return s.split(slots, cps, gen, fmt.Sprintf("partition %d, written by an earlier release under the link's name alone", p)), nil
 }
 
-// newest returns the partition whose committed checkpoints of id have the
-// highest generation, and its state; nil when none holds any.
-func newest(found map[int32]map[Identity]*linkState, id Identity) (int32, *linkState) {
-	var (
-		bestP int32
-		best  *linkState
-	)
-	for p, states := range found {
-		st := states[id]
-		if st == nil || len(st.cps) == 0 {
-			continue
-		}
-		if best == nil || st.gen > best.gen || (st.gen == best.gen && p < bestP) {
-			bestP, best = p, st
+// split hands each slot the checkpoints of its partitions, and the
+// generation after gen.
+func (s *store) split(slots []int, cps map[tp]checkpoint, gen int64, from string) map[int]saved {
+	out := make(map[int]saved, len(slots))
+	for _, i := range slots {
+		out[i] = saved{checkpoints: make(map[tp]checkpoint), gen: gen + 1, from: from}
+	}
+	for k, c := range cps {
+		if sv, ok := out[slotOf(k, s.slots)]; ok {
+			sv.checkpoints[k] = c
 		}
 	}
-	return bestP, best
+	return out
+}
+
+// merged returns, across partitions, the latest committed checkpoint of
+// each of id's partitions: the one of the highest generation (a later
+// session of a slot always writes a higher one than it read), the highest
+// generation seen, and the partition holding it.
+func merged(found map[int32]map[Identity]*linkState, id Identity) (map[tp]checkpoint, int64, int32) {
+	out := make(map[tp]checkpoint)
+	var (
+		gen   int64
+		bestP int32 = -1
+	)
+	for _, p := range slices.Sorted(maps.Keys(found)) {
+		st := found[p][id]
+		if st == nil {
+			continue
+		}
+		if st.gen > gen || bestP < 0 && len(st.cps) > 0 {
+			gen, bestP = max(gen, st.gen), p
+		}
+		for k, c := range st.cps {
+			if was, ok := out[k]; !ok || c.Gen > was.Gen {
+				out[k] = c
+			}
+		}
+	}
+	return out, gen, max(bestP, 0)
 }
 
 // unsettled returns an error when a transaction of id is still open in
@@ -379,16 +397,17 @@ func fence(ctx context.Context, opts []kgo.Opt, id string) error {
 }
 
 // linkState is what one partition of the checkpoint topic holds for one
-// link: its committed checkpoints by generation, and its latest claim.
+// link: the latest committed checkpoint of each of the partitions it reads
+// and the latest marker of each slot.
 type linkState struct {
-	// cps holds the latest committed checkpoint of each partition, and
-	// gens the generation of each.
 	cps   map[tp]checkpoint
-	owner claim
-	// gen is the highest generation committed, layout the partition count
-	// it was written under.
+	marks map[int]slotMark
+	// gen is the highest generation committed (of any slot), layout the
+	// partition count it was written under.
 	gen    int64
 	layout int32
+	// slots is the highest slot count any record was written under.
+	slots int
 	// pending holds transactional records not settled yet, by producer id;
 	// open says that some are still not settled at the high watermark.
 	pending map[int64][]*kgo.Record
@@ -397,50 +416,65 @@ type linkState struct {
 	any bool
 }
 
-// latest returns the complete set of checkpoints: those of the highest
-// generation (every session's first commit writes them all), or all of
-// them when they come from before generations were recorded.
-func (st *linkState) latest() map[tp]checkpoint {
-	out := make(map[tp]checkpoint, len(st.cps))
-	for k, c := range st.cps {
-		if c.Gen == st.gen {
-			out[k] = c
-		}
-	}
-	return out
-}
-
 // apply takes a committed record of the link into the state.
 func (st *linkState) apply(id Identity, r *kgo.Record) {
-	if string(r.Key) == string(id.ownerKey()) {
-		var c claim
-		if r.Value != nil && json.Unmarshal(r.Value, &c) == nil {
-			st.owner = c
+	key, ok := parseKey(id, r.Key)
+	if !ok {
+		return
+	}
+	if key.slot >= 0 {
+		var m slotMark
+		if r.Value != nil && json.Unmarshal(r.Value, &m) == nil {
+			st.marks[key.slot] = m
+			st.note(m.Gen, m.Layout, m.Slots)
 		}
 		return
 	}
-	rest := strings.TrimPrefix(string(r.Key), id.keyPrefix())
-	topic, part, ok := strings.Cut(rest, "/")
-	if !ok || strings.Contains(part, "/") {
-		return
-	}
-	p, err := strconv.ParseInt(part, 10, 32)
-	if err != nil {
-		return
-	}
-	k := tp{topic, int32(p)}
 	if r.Value == nil { // a tombstone forgets the partition
-		delete(st.cps, k)
+		delete(st.cps, key.tp)
 		return
 	}
 	var c checkpoint
 	if err := json.Unmarshal(r.Value, &c); err != nil {
 		return // not ours to interpret; a newer format would carry a version
 	}
-	st.cps[k] = c
-	if c.Gen >= st.gen {
-		st.gen, st.layout = c.Gen, c.Layout
+	st.cps[key.tp] = c
+	st.note(c.Gen, c.Layout, c.Slots)
+}
+
+func (st *linkState) note(gen int64, layout int32, slots int) {
+	if gen >= st.gen {
+		st.gen, st.layout = gen, layout
 	}
+	st.slots = max(st.slots, slots)
+}
+
+// storeKey is a parsed key of the link: a checkpoint's partition, or a
+// slot's marker (slot >= 0).
+type storeKey struct {
+	tp   tp
+	slot int
+}
+
+// parseKey parses a key of id (other keys, and the ownership records of
+// earlier releases, are not ok).
+func parseKey(id Identity, key []byte) (storeKey, bool) {
+	rest, ok := strings.CutPrefix(string(key), id.keyPrefix())
+	if !ok {
+		return storeKey{}, false
+	}
+	first, part, ok := strings.Cut(rest, "/")
+	if !ok || strings.Contains(part, "/") {
+		return storeKey{}, false
+	}
+	n, err := strconv.ParseInt(part, 10, 32)
+	if err != nil || n < 0 {
+		return storeKey{}, false
+	}
+	if first == "slot" { // no topic has this name: "/" is illegal in one
+		return storeKey{slot: int(n)}, true
+	}
+	return storeKey{tp: tp{first, int32(n)}, slot: -1}, true
 }
 
 // settleAfter is how old a record must be to count as committed when no
@@ -449,11 +483,62 @@ func (st *linkState) apply(id Identity, r *kgo.Record) {
 // have been compacted away with its transaction's other records.
 const settleAfter = 20 * time.Minute
 
-// readCheckpoints reads the partitions of the checkpoint topic to their
-// high watermarks, read_uncommitted, and returns the committed state of
-// each identity per partition (see store), and the partition count of the
+// checkpointReader reads the checkpoint topic for the slots of one link
+// being opened.
+type checkpointReader struct {
+	o     loadOptions
+	topic string
+	// slots is the link's slot count and mine the slots being opened: only
+	// their records are settled; another slot's open transaction is
+	// another agent's business.
+	slots int
+	mine  map[int]bool
+}
+
+// relevant reports whether a record of the link concerns the slots being
+// opened.
+func (r checkpointReader) relevant(id Identity, key []byte) bool {
+	k, ok := parseKey(id, key)
+	switch {
+	case !ok:
+		return false
+	case k.slot >= 0:
+		return r.mine[k.slot]
+	}
+	return r.mine[slotOf(k.tp, r.slots)]
+}
+
+// settle makes sure no transaction that wrote checkpoints of the slots
+// being opened is open: when one is, the slot count changed (another
+// slot's producer wrote them); the producers of slots that no longer exist
+// are fenced by the slot that inherits their partitions, those of slots
+// that still exist by whoever opens them.
+func (r checkpointReader) settle(ctx context.Context, found map[int32]map[Identity]*linkState, id Identity, slots []int) error {
+	if unsettled(found, id) == nil {
+		return nil
+	}
+	was := 0
+	for _, states := range found {
+		was = max(was, states[id].slots)
+	}
+	for _, i := range slots {
+		for j := i + r.slots; j < was; j += r.slots {
+			if j >= r.slots {
+				if err := fence(ctx, r.o.client, id.TransactionalID(j)); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return unsettled(found, id)
+}
+
+// read reads the partitions of the checkpoint topic to their high
+// watermarks, read_uncommitted, and returns the committed state of each
+// identity per partition (see store), and the partition count of the
 // layout record when partition 0 was read and holds one (else 0).
-func readCheckpoints(ctx context.Context, o loadOptions, topic string, parts []int32, ids ...Identity) (map[int32]map[Identity]*linkState, int32, error) {
+func (r checkpointReader) read(ctx context.Context, parts []int32, ids ...Identity) (map[int32]map[Identity]*linkState, int32, error) {
+	topic, o := r.topic, r.o
 	ends, err := o.adm.ListEndOffsets(ctx, topic)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list end offsets of %s: %w", topic, err)
@@ -471,7 +556,7 @@ func readCheckpoints(ctx context.Context, o loadOptions, topic string, parts []i
 		}
 		out[p] = make(map[Identity]*linkState, len(ids))
 		for _, id := range ids {
-			out[p][id] = &linkState{cps: make(map[tp]checkpoint), pending: make(map[int64][]*kgo.Record)}
+			out[p][id] = &linkState{cps: make(map[tp]checkpoint), marks: make(map[int]slotMark), pending: make(map[int64][]*kgo.Record)}
 		}
 		if e.Offset > 0 {
 			starts[p] = kgo.NewOffset().AtStart()
@@ -519,30 +604,30 @@ func readCheckpoints(ctx context.Context, o loadOptions, topic string, parts []i
 			continue
 		}
 		idle = 0
-		fs.EachRecord(func(r *kgo.Record) {
-			if e, ok := end[r.Partition]; ok && r.Offset+1 >= e {
-				delete(end, r.Partition)
+		fs.EachRecord(func(rec *kgo.Record) {
+			if e, ok := end[rec.Partition]; ok && rec.Offset+1 >= e {
+				delete(end, rec.Partition)
 			}
-			if r.Partition == 0 && string(r.Key) == layoutKey {
+			if rec.Partition == 0 && string(rec.Key) == layoutKey {
 				var l layout
-				if json.Unmarshal(r.Value, &l) == nil {
+				if json.Unmarshal(rec.Value, &l) == nil {
 					layoutOf = l.Partitions
 				}
 				return
 			}
-			states := out[r.Partition]
-			if r.Attrs.IsControl() {
-				commit, ok := controlType(r.Key)
+			states := out[rec.Partition]
+			if rec.Attrs.IsControl() {
+				commit, ok := controlType(rec.Key)
 				if !ok {
 					return
 				}
 				for _, id := range ids {
 					st := states[id]
-					recs := st.pending[r.ProducerID]
+					recs := st.pending[rec.ProducerID]
 					if len(recs) == 0 {
 						continue
 					}
-					delete(st.pending, r.ProducerID)
+					delete(st.pending, rec.ProducerID)
 					if commit {
 						for _, pr := range recs {
 							st.apply(id, pr)
@@ -552,15 +637,24 @@ func readCheckpoints(ctx context.Context, o loadOptions, topic string, parts []i
 				return
 			}
 			for i, prefix := range prefixes {
-				if !strings.HasPrefix(string(r.Key), prefix) {
+				if !strings.HasPrefix(string(rec.Key), prefix) {
 					continue
 				}
 				id, st := ids[i], states[ids[i]]
 				st.any = true
-				if r.Attrs.IsTransactional() {
-					st.pending[r.ProducerID] = append(st.pending[r.ProducerID], r)
-				} else {
-					st.apply(id, r)
+				switch {
+				case !rec.Attrs.IsTransactional():
+					st.apply(id, rec)
+				case r.relevant(id, rec.Key):
+					st.pending[rec.ProducerID] = append(st.pending[rec.ProducerID], rec)
+				default:
+					// Another slot's: its transaction may be open for as
+					// long as its agent lives. What it wrote is noted for
+					// the slot count only.
+					var c checkpoint
+					if json.Unmarshal(rec.Value, &c) == nil {
+						st.slots = max(st.slots, c.Slots)
+					}
 				}
 			}
 		})
@@ -570,11 +664,15 @@ func readCheckpoints(ctx context.Context, o loadOptions, topic string, parts []i
 		for id, st := range states {
 			for pid, recs := range st.pending {
 				if last := recs[len(recs)-1]; time.Since(last.Timestamp) < settleAfter {
+					var c checkpoint
+					if json.Unmarshal(last.Value, &c) == nil {
+						st.slots = max(st.slots, c.Slots)
+					}
 					st.open = fmt.Errorf("a transaction of link %s (producer id %d, %s[%d] offset %d) is still open", id, pid, topic, last.Partition, last.Offset)
 					continue
 				}
-				for _, r := range recs {
-					st.apply(id, r)
+				for _, rec := range recs {
+					st.apply(id, rec)
 				}
 			}
 			clear(st.pending)

@@ -2,6 +2,7 @@ package link
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -27,10 +28,10 @@ func TestLayoutRecordSparesNewLinksAFullSearch(t *testing.T) {
 		return loadOptions{client: []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, adm: kadm.NewClient(cl), source: "edge", timeout: 30 * time.Second}
 	}
 
-	first, err := openStore(ctx, cl, topic, Identity{Site: "a", Link: "up"})
+	first, err := openStore(ctx, cl, topic, Identity{Site: "a", Link: "up"}, 1)
 	require.NoError(t, err)
 	require.EqualValues(t, CheckpointPartitions, first.partitions)
-	again, err := openStore(ctx, cl, topic, Identity{Site: "b", Link: "up"})
+	again, err := openStore(ctx, cl, topic, Identity{Site: "b", Link: "up"}, 1)
 	require.NoError(t, err)
 	require.Equal(t, first.partitions, again.partitions)
 	recs := readAllOf(t, cl, topic, 0)
@@ -38,34 +39,85 @@ func TestLayoutRecordSparesNewLinksAFullSearch(t *testing.T) {
 	require.Equal(t, layoutKey, string(recs[0].Key))
 
 	// A link that committed checkpoints is found by another session.
-	first.gen = 1
-	rec := first.checkpointRecord(tp{"alerts", 0}, checkpoint{Next: 42, Source: "edge"})
-	require.NoError(t, cl.ProduceSync(ctx, rec).FirstErr())
-	got, err := (&store{topic: topic, id: first.id, partitions: first.partitions, partition: first.partition}).load(ctx, opts())
+	w := slotStore{store: first, slot: 0, gen: 1}
+	require.NoError(t, cl.ProduceSync(ctx, w.checkpointRecord(tp{"alerts", 0}, checkpoint{Next: 42, Source: "edge"}), w.markRecord("test")).FirstErr())
+	got, err := first.load(ctx, opts(), []int{0})
 	require.NoError(t, err)
-	require.EqualValues(t, 42, got.checkpoints[tp{"alerts", 0}].Next)
+	require.EqualValues(t, 42, got[0].checkpoints[tp{"alerts", 0}].Next)
+	require.Equal(t, fmt.Sprintf("partition %d", first.partition), got[0].from)
+	require.EqualValues(t, 2, got[0].gen)
 
 	// A new link finds nothing, having searched partition 0 only.
-	fresh := &store{topic: topic, id: Identity{Site: "c", Link: "up"}, partitions: first.partitions, partition: Identity{Site: "c", Link: "up"}.partitionOf(first.partitions)}
-	got, err = fresh.load(ctx, opts())
+	fresh := &store{topic: topic, id: Identity{Site: "c", Link: "up"}, partitions: first.partitions, partition: Identity{Site: "c", Link: "up"}.partitionOf(first.partitions), slots: 1}
+	got, err = fresh.load(ctx, opts(), []int{0})
 	require.NoError(t, err)
-	require.Empty(t, got.checkpoints)
-	require.Equal(t, "none (searched partition 0)", got.from)
+	require.Empty(t, got[0].checkpoints)
+	require.Equal(t, "none (searched partition 0)", got[0].from)
 
 	_, err = kadm.NewClient(cl).UpdatePartitions(ctx, CheckpointPartitions+10, topic)
 	require.NoError(t, err)
-	grown, err := openStore(ctx, cl, topic, first.id)
+	grown, err := openStore(ctx, cl, topic, first.id, 1)
 	require.NoError(t, err)
 	require.EqualValues(t, CheckpointPartitions+10, grown.partitions)
-	got, err = grown.load(ctx, opts())
+	got, err = grown.load(ctx, opts(), []int{0})
 	require.NoError(t, err)
-	require.EqualValues(t, 42, got.checkpoints[tp{"alerts", 0}].Next, "found by searching the whole topic")
-	require.Contains(t, got.from, "searched the whole topic", "the topic grew: search everything")
+	require.EqualValues(t, 42, got[0].checkpoints[tp{"alerts", 0}].Next, "found by searching the whole topic")
+	require.Contains(t, got[0].from, "searched the whole topic", "the topic grew: search everything")
 	fresh.partitions = grown.partitions
 	fresh.partition = fresh.id.partitionOf(grown.partitions)
-	got, err = fresh.load(ctx, opts())
+	got, err = fresh.load(ctx, opts(), []int{0})
 	require.NoError(t, err)
-	require.Equal(t, "none (searched the whole topic)", got.from)
+	require.Equal(t, "none (searched the whole topic)", got[0].from)
+}
+
+// TestSlotCountChangeKeepsEveryCheckpoint: checkpoints written under one
+// slot count are found by the slots of another (each takes those of the
+// partitions it now replicates), from the link's own partition, whichever
+// slot wrote them; and a slot with a complete set reads only its partition.
+func TestSlotCountChangeKeepsEveryCheckpoint(t *testing.T) {
+	c := testbed.StartFake(t)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	require.NoError(t, err)
+	t.Cleanup(cl.Close)
+	ctx := t.Context()
+	const topic = "__edgelink.checkpoints"
+	opts := loadOptions{client: []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, adm: kadm.NewClient(cl), source: "edge", timeout: 30 * time.Second}
+	id := Identity{Site: "a", Link: "up"}
+	three, err := openStore(ctx, cl, topic, id, 3)
+	require.NoError(t, err)
+	want := make(map[tp]int64)
+	for i := range 3 {
+		w := slotStore{store: three, slot: i, gen: int64(5 + i)}
+		recs := []*kgo.Record{w.markRecord("test")}
+		for p := range int32(12) {
+			if k := (tp{"alerts", p}); slotOf(k, 3) == i {
+				want[k] = int64(100*i) + int64(p)
+				recs = append(recs, w.checkpointRecord(k, checkpoint{Next: want[k], Source: "edge"}))
+			}
+		}
+		require.NoError(t, cl.ProduceSync(ctx, recs...).FirstErr())
+	}
+	got, err := three.load(ctx, opts, []int{0, 1, 2})
+	require.NoError(t, err)
+	for i := range 3 {
+		require.Equal(t, fmt.Sprintf("partition %d", three.partition), got[i].from, "complete sets: the link's partition only")
+		require.EqualValues(t, 8, got[i].gen, "one more than the highest generation of any slot")
+	}
+
+	four, err := openStore(ctx, cl, topic, id, 4)
+	require.NoError(t, err)
+	got, err = four.load(ctx, opts, []int{0, 1, 2, 3})
+	require.NoError(t, err)
+	seen := 0
+	for i := range 4 {
+		require.Contains(t, got[i].from, "searched", "no complete set under 4 slots yet")
+		for k, cp := range got[i].checkpoints {
+			require.Equal(t, i, slotOf(k, 4))
+			require.Equal(t, want[k], cp.Next, "%s", k)
+			seen++
+		}
+	}
+	require.Equal(t, len(want), seen)
 }
 
 // readAllOf returns the records of one partition, from its start.

@@ -3,6 +3,7 @@ package link
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/edgelink/edgelink/internal/config"
 	"github.com/edgelink/edgelink/internal/testbed"
 )
 
@@ -30,10 +32,14 @@ func TestRealKafkaCheckpointReadAtScale(t *testing.T) {
 		topic                      = "__edgelink.checkpoints"
 	)
 	ctx := t.Context()
+	allSlots := make([]int, config.DefaultSlots)
+	for i := range allSlots {
+		allSlots[i] = i
+	}
 	cl, err := c.Client(kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	require.NoError(t, err)
 	defer cl.Close()
-	st, err := openStore(ctx, cl, topic, Identity{})
+	st, err := openStore(ctx, cl, topic, Identity{}, config.DefaultSlots)
 	require.NoError(t, err)
 	require.EqualValues(t, CheckpointPartitions, st.partitions)
 
@@ -69,22 +75,27 @@ func TestRealKafkaCheckpointReadAtScale(t *testing.T) {
 	var took []time.Duration
 	for i := range 5 {
 		id := ids[(i*977+13)%len(ids)]
-		s := &store{topic: topic, id: id, partitions: CheckpointPartitions, partition: id.partitionOf(CheckpointPartitions)}
+		s := &store{topic: topic, id: id, partitions: CheckpointPartitions, partition: id.partitionOf(CheckpointPartitions), slots: config.DefaultSlots}
 		start := time.Now()
 		lctx, cancel := context.WithTimeout(ctx, time.Minute)
 		// A starting session's clients: the reader is built inside load.
 		rcl, err := c.Client()
 		require.NoError(t, err)
-		got, err := s.load(lctx, loadOptions{client: []kgo.Opt{kgo.SeedBrokers(c.Bootstrap()...)}, adm: kadm.NewClient(rcl), source: "edge-" + id.Site, timeout: time.Minute})
+		bySlot, err := s.load(lctx, loadOptions{client: []kgo.Opt{kgo.SeedBrokers(c.Bootstrap()...)}, adm: kadm.NewClient(rcl), source: "edge-" + id.Site, timeout: time.Minute}, allSlots)
 		cancel()
 		d := time.Since(start)
 		rcl.Close()
 		require.NoError(t, err)
 		took = append(took, d)
-		require.Len(t, got.checkpoints, parts, "link %s", id)
-		require.EqualValues(t, 2, got.gen)
+		got := make(map[tp]checkpoint)
+		for _, sv := range bySlot {
+			require.EqualValues(t, 3, sv.gen)
+			require.Equal(t, fmt.Sprintf("partition %d", s.partition), sv.from)
+			maps.Copy(got, sv.checkpoints)
+		}
+		require.Len(t, got, parts, "link %s", id)
 		for p := range int32(parts) {
-			require.Equal(t, 2000+int64(p), got.checkpoints[tp{"sensors.temp", p}].Next, "link %s partition %d", id, p)
+			require.Equal(t, 2000+int64(p), got[tp{"sensors.temp", p}].Next, "link %s partition %d", id, p)
 		}
 		t.Logf("load %d: link %s, partition %d of %d: %s", i+1, id, s.partition, CheckpointPartitions, d.Round(time.Millisecond))
 	}
@@ -93,14 +104,16 @@ func TestRealKafkaCheckpointReadAtScale(t *testing.T) {
 		len(ids), took[2].Round(time.Millisecond), took[0].Round(time.Millisecond), took[4].Round(time.Millisecond))
 	// A link with no checkpoints anywhere reads its partition and partition 0.
 	fresh := Identity{Site: "site-new", Link: "link-0"}
-	s := &store{topic: topic, id: fresh, partitions: CheckpointPartitions, partition: fresh.partitionOf(CheckpointPartitions)}
+	s := &store{topic: topic, id: fresh, partitions: CheckpointPartitions, partition: fresh.partitionOf(CheckpointPartitions), slots: config.DefaultSlots}
 	rcl, err := c.Client()
 	require.NoError(t, err)
 	defer rcl.Close()
 	start := time.Now()
-	got, err := s.load(ctx, loadOptions{client: []kgo.Opt{kgo.SeedBrokers(c.Bootstrap()...)}, adm: kadm.NewClient(rcl), source: "edge-new", timeout: time.Minute})
+	got, err := s.load(ctx, loadOptions{client: []kgo.Opt{kgo.SeedBrokers(c.Bootstrap()...)}, adm: kadm.NewClient(rcl), source: "edge-new", timeout: time.Minute}, allSlots)
 	require.NoError(t, err)
-	require.Empty(t, got.checkpoints)
+	for _, sv := range got {
+		require.Empty(t, sv.checkpoints)
+	}
 	msg += fmt.Sprintf("; a new link's first start (no checkpoints of its own; reads its partition and partition 0): %s", time.Since(start).Round(time.Millisecond))
 	t.Log(msg)
 	if f := os.Getenv("EDGELINK_BENCH_OUT"); f != "" {
@@ -124,9 +137,15 @@ func fill(ctx context.Context, c *testbed.Cluster, topic string, w int, ids []Id
 			}
 			var recs []*kgo.Record
 			for _, id := range chunk {
-				s := &store{topic: topic, id: id, partitions: CheckpointPartitions, partition: id.partitionOf(CheckpointPartitions), gen: gen}
-				for p := range parts {
-					recs = append(recs, s.checkpointRecord(tp{"sensors.temp", p}, checkpoint{Next: gen*1000 + int64(p), Source: "edge-" + id.Site}))
+				st := &store{topic: topic, id: id, partitions: CheckpointPartitions, partition: id.partitionOf(CheckpointPartitions), slots: config.DefaultSlots}
+				for i := range config.DefaultSlots {
+					s := slotStore{store: st, slot: i, gen: gen}
+					recs = append(recs, s.markRecord("fill"))
+					for p := range parts {
+						if k := (tp{"sensors.temp", p}); slotOf(k, st.slots) == i {
+							recs = append(recs, s.checkpointRecord(k, checkpoint{Next: gen*1000 + int64(p), Source: "edge-" + id.Site}))
+						}
+					}
 				}
 			}
 			if err := tx.ProduceSync(ctx, recs...).FirstErr(); err != nil {

@@ -1,0 +1,565 @@
+package link
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Slots: a link's source partitions map to a fixed number of slots
+// (slotOf). A slot is the unit that agents sharing a link hand to each
+// other, and the unit of a destination transaction: each slot has its own
+// transactional producer ("edgelink-<identity>-<slot>"), its own
+// checkpoints and its own transactions. Whoever opens a slot initialises
+// its producer, which fences whoever held it before; a session holds the
+// slots its agent owns, and while one slot waits for its commit the others
+// keep sending.
+
+// slot is one slot held by a session: its sink, its checkpoints, and its
+// open transaction. It is owned by the session's goroutine, except while a
+// commit of it runs in its own goroutine (committing), when only that
+// goroutine touches its sink.
+type slot struct {
+	index int
+	out   sink
+	store slotStore
+	pos   *positions
+	// mark: the slot's marker is still to be written (its session's first
+	// commit writes it, see store).
+	mark bool
+	// fresh: the slot was opened since the last discovery pass, which
+	// starts its partitions without a checkpoint at the link's start
+	// position.
+	fresh bool
+	// committing: a commit runs; releasing: the slot is being handed over
+	// (it takes no more records, commits what it has and closes).
+	committing, releasing bool
+
+	// The open transaction: its payload, records, per-topic counts.
+	txBytes, txRecs int
+	txTopics        map[string]counts
+	txStarted       time.Time
+	// txSize is the payload at which the open transaction commits; see
+	// session.txLimit and sizeTransactions. Zero until the first one.
+	txSize float64
+}
+
+// pending reports whether the slot has something to commit.
+func (sl *slot) pending() bool { return sl.mark || sl.pos.pending() }
+
+func (sl *slot) forgetTransaction() {
+	clear(sl.txTopics)
+	sl.txBytes, sl.txRecs = 0, 0
+}
+
+// slotError is an error of one slot's sink.
+type slotError struct {
+	slot int
+	err  error
+}
+
+func (e *slotError) Error() string { return fmt.Sprintf("slot %d: %v", e.slot, e.err) }
+func (e *slotError) Unwrap() error { return e.err }
+
+// commitResult is the outcome of a commit that ran in its own goroutine.
+type commitResult struct {
+	sl  *slot
+	err error
+}
+
+// openResult is the outcome of opening slots in the background.
+type openResult struct {
+	slots map[int]*slot
+	err   error
+}
+
+// openSlots opens slots: it creates and initialises their producers in
+// parallel (fencing earlier holders and settling their transactions), then
+// reads the checkpoints of all of them in one pass.
+func (s *session) openSlots(ctx context.Context, indexes []int) (map[int]*slot, error) {
+	out := make(map[int]*slot, len(indexes))
+	if len(indexes) == 0 {
+		return out, nil
+	}
+	var (
+		mu    sync.Mutex
+		wg    sync.WaitGroup
+		first error
+	)
+	for _, i := range indexes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out1, err := s.openSink(ctx, i)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if first == nil {
+					first = err
+				}
+				if out1 != nil {
+					out1.close()
+				}
+				return
+			}
+			out[i] = &slot{index: i, out: out1, txTopics: make(map[string]counts)}
+		}()
+	}
+	wg.Wait()
+	closeAll := func() {
+		for _, sl := range out {
+			sl.out.close()
+		}
+	}
+	if first != nil {
+		closeAll()
+		return nil, first
+	}
+	saved, err := s.store.load(ctx, s.loadOptions(), indexes)
+	if err == nil {
+		for _, sv := range saved {
+			if err = s.checkSource(sv); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+	for i, sl := range out {
+		sv := saved[i]
+		sl.store = slotStore{store: s.store, slot: i, gen: sv.gen}
+		sl.pos = newPositions(sl.store, s.srcID, sv.checkpoints, s.checkLost)
+		sl.mark, sl.fresh = true, true
+		if len(sv.checkpoints) > 0 {
+			s.l.logger.Info("resuming slot from checkpoints", "slot", i, "partitions", len(sv.checkpoints), "found_in", sv.from, "generation", sv.gen)
+		}
+	}
+	return out, nil
+}
+
+// install adds opened slots to the session; the next discovery pass starts
+// reading their partitions.
+func (s *session) install(opened map[int]*slot) {
+	for _, i := range slices.Sorted(maps.Keys(opened)) {
+		s.slots[i] = opened[i]
+	}
+	s.nextDiscovery = time.Now()
+	s.l.slotsHeld(s.held(), sortedSlots(opened), nil)
+}
+
+// held returns the slots the session holds, sorted.
+func (s *session) held() []int { return sortedSlots(s.slots) }
+
+func sortedSlots(m map[int]*slot) []int { return slices.Sorted(maps.Keys(m)) }
+
+// reconcile follows the link's wanted slots: it opens in the background
+// the slots wanted and not held, and begins to release those held and no
+// longer wanted.
+func (s *session) reconcile(ctx context.Context) {
+	want, changed := s.l.wanted()
+	if !changed && !s.retryOpen {
+		return
+	}
+	s.retryOpen = false
+	for i, sl := range s.slots {
+		if !want[i] && !sl.releasing {
+			sl.releasing = true
+			s.l.logger.Info("handing over slot", "slot", i)
+		}
+	}
+	if s.opening {
+		s.retryOpen = true // look again once the open under way is done
+		return
+	}
+	var add []int
+	for i := range want {
+		if _, ok := s.slots[i]; !ok {
+			add = append(add, i)
+		}
+	}
+	if len(add) == 0 {
+		return
+	}
+	slices.Sort(add)
+	s.opening = true
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		opened, err := s.openSlots(ctx, add)
+		s.opened <- openResult{opened, err}
+		s.signal()
+	}()
+}
+
+// finishReleases closes the slots being handed over once they committed
+// what they had.
+func (s *session) finishReleases(ctx context.Context) {
+	var gone []int
+	for i, sl := range s.slots {
+		if !sl.releasing || sl.committing {
+			continue
+		}
+		if sl.out.open() || sl.pending() {
+			if !sl.mark || sl.out.open() {
+				s.startCommit(ctx, sl)
+				continue
+			}
+		}
+		s.drop(sl)
+		gone = append(gone, i)
+	}
+	if len(gone) > 0 {
+		slices.Sort(gone)
+		s.l.slotsHeld(s.held(), nil, gone)
+	}
+}
+
+// drop closes a slot and stops reading its partitions.
+func (s *session) drop(sl *slot) {
+	if sl.out.open() {
+		sl.out.abort(context.Background())
+	}
+	sl.out.close()
+	var parts []tp
+	for k := range s.in.assigned {
+		if slotOf(k, s.store.slots) == sl.index {
+			parts = append(parts, k)
+		}
+	}
+	s.in.remove(parts)
+	delete(s.slots, sl.index)
+	s.l.update(func(st *Status) { st.Partitions = len(s.in.assigned) })
+}
+
+// slotFor returns the held slot that replicates k, or nil.
+func (s *session) slotFor(k tp) *slot { return s.slots[slotOf(k, s.store.slots)] }
+
+// blocked reports whether k's records must wait: its slot is committing,
+// being handed over, or its transaction is full.
+func (s *session) blocked(k tp) bool {
+	sl := s.slotFor(k)
+	return sl == nil || sl.committing || sl.releasing || sl.txBytes >= s.txLimit(sl)
+}
+
+// startCommit commits a slot's open transaction (with its checkpoints) in
+// its own goroutine; collect takes the result.
+func (s *session) startCommit(ctx context.Context, sl *slot) {
+	marks := sl.pos.marks(s.srcTopicIDs)
+	if sl.mark {
+		marks = append(marks, sl.store.markRecord(s.l.opts.Instance))
+	}
+	if !sl.out.open() {
+		if err := sl.out.begin(); err != nil {
+			s.results <- commitResult{sl, err}
+			sl.committing = true
+			s.inflight++
+			return
+		}
+		sl.txStarted = time.Now()
+	}
+	sl.committing = true
+	s.inflight++
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		err := sl.out.commit(ctx, marks)
+		s.results <- commitResult{sl, err}
+		s.signal()
+	}()
+}
+
+// signal ends a wait for the source early: a background result arrived.
+func (s *session) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// collect takes the results of commits and slot openings that finished,
+// without waiting. It returns the first commit error.
+func (s *session) collect() error {
+	var first error
+	for {
+		select {
+		case r := <-s.results:
+			if err := s.finished(r); err != nil && first == nil {
+				first = err
+			}
+		case r := <-s.opened:
+			s.opening = false
+			if r.err != nil {
+				if first == nil {
+					first = r.err
+				}
+				continue
+			}
+			want, _ := s.l.peekWanted()
+			keep := make(map[int]*slot, len(r.slots))
+			for i, sl := range r.slots {
+				if want[i] {
+					keep[i] = sl
+				} else {
+					sl.out.close()
+				}
+			}
+			s.install(keep)
+			s.retryOpen = true
+		default:
+			return first
+		}
+	}
+}
+
+// finished takes one commit's result.
+func (s *session) finished(r commitResult) error {
+	s.inflight--
+	r.sl.committing = false
+	if r.err == nil {
+		s.committed(r.sl)
+		return nil
+	}
+	if r.sl.releasing {
+		// The slot is handed over anyway: its next holder copies again
+		// what this transaction held.
+		s.l.logger.Warn("last transaction of a slot handed over not committed", "slot", r.sl.index, "err", r.err)
+		r.sl.out.abort(context.Background())
+		r.sl.pos.rewind()
+		r.sl.mark = false
+		clear(r.sl.pos.dirty)
+		return nil
+	}
+	return &slotError{slot: r.sl.index, err: r.err}
+}
+
+// settle waits for every commit under way and takes its result; errors
+// are moot (the caller is rewinding or stopping).
+func (s *session) settle() {
+	for s.inflight > 0 {
+		_ = s.finished(<-s.results)
+	}
+}
+
+// fenced drops a slot whose producer was fenced: another agent holds it
+// now. The slot is not opened again until it is assigned to this agent
+// anew.
+func (s *session) fenced(err error) bool {
+	var se *slotError
+	if !s.l.opts.Shared || !errors.Is(err, ErrFenced) || !errors.As(err, &se) {
+		return false
+	}
+	sl := s.slots[se.slot]
+	if sl == nil {
+		return true
+	}
+	s.l.logger.Warn("slot taken over by another agent", "slot", se.slot, "err", err)
+	s.l.event(EventSlots, fmt.Sprintf("slot %d was taken over by another agent (fenced)", se.slot))
+	s.drop(sl)
+	s.l.slotLost(se.slot)
+	s.l.slotsHeld(s.held(), nil, []int{se.slot})
+	return true
+}
+
+// txLimit is the payload at which a slot's open transaction commits,
+// within [64 KiB, MaxTransactionBytes]: at first the bandwidth budget's
+// worth of the profile's transaction time (or 1 MiB), then as
+// sizeTransactions adapts it.
+func (s *session) txLimit(sl *slot) int {
+	if sl.txSize == 0 {
+		sl.txSize = initialTxBytes
+		if s.l.limit != nil && s.l.limit.Rate() > 0 {
+			sl.txSize = float64(s.l.limit.Rate()) * s.tune.txTime.Seconds()
+		}
+	}
+	sl.txSize = min(max(sl.txSize, minTxBytes), float64(s.l.opts.MaxTransactionBytes))
+	return int(sl.txSize)
+}
+
+// slotKey is the scheduling state's view of the partitions a slot reads.
+func (s *session) partitionsOf(index int) []tp {
+	var out []tp
+	for k := range s.in.assigned {
+		if slotOf(k, s.store.slots) == index {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// producerFor returns the kgo options of a slot's producer.
+func (s *session) producerOpts(index int) []kgo.Opt {
+	opts := s.dstOpts
+	if s.eos {
+		opts = append(opts, kgo.TransactionalID(s.l.id.TransactionalID(index)), kgo.TransactionTimeout(s.l.opts.TransactionTimeout))
+	}
+	return opts
+}
+
+// slotTable is what the link's owner (its agent's membership) wants the
+// link to run, and what its session holds. It is safe for concurrent use.
+type slotTable struct {
+	mu   sync.Mutex
+	cond *sync.Cond
+	n    int
+	want map[int]bool
+	held map[int]bool
+	// lost holds slots fenced by another agent: not opened again until
+	// assigned anew.
+	lost map[int]bool
+	// changed is set when want changed since the session last looked.
+	changed bool
+}
+
+func (t *slotTable) init(n int, all bool) {
+	t.cond = sync.NewCond(&t.mu)
+	t.n = max(n, 1)
+	t.want, t.held, t.lost = make(map[int]bool), make(map[int]bool), make(map[int]bool)
+	if all {
+		for i := range t.n {
+			t.want[i] = true
+		}
+	}
+	t.changed = true
+}
+
+// Assign tells the link to run slots (in addition to those it runs). It
+// does not wait: the link opens them in the background.
+func (l *Link) Assign(slots ...int) {
+	t := &l.slots
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, i := range slots {
+		if i >= 0 && i < t.n {
+			t.want[i] = true
+			delete(t.lost, i)
+		}
+	}
+	t.changed = true
+}
+
+// Release tells the link to stop running slots and waits until its
+// session committed what they hold and closed them, or ctx ends. A link
+// without a session releases at once (the next holder's producer settles
+// what was left open).
+func (l *Link) Release(ctx context.Context, slots ...int) error {
+	t := &l.slots
+	t.mu.Lock()
+	for _, i := range slots {
+		delete(t.want, i)
+		delete(t.lost, i)
+	}
+	t.changed = true
+	t.mu.Unlock()
+	stop := context.AfterFunc(ctx, func() {
+		t.mu.Lock()
+		t.cond.Broadcast()
+		t.mu.Unlock()
+	})
+	defer stop()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for {
+		busy := false
+		for _, i := range slots {
+			busy = busy || t.held[i]
+		}
+		if !busy {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("release slots %v of link %s: %w", slots, l.cfg.Name, err)
+		}
+		t.cond.Wait()
+	}
+}
+
+// SlotCount returns the link's number of slots.
+func (l *Link) SlotCount() int { return l.slots.n }
+
+// Held returns the slots the link's session holds, sorted.
+func (l *Link) Held() []int {
+	t := &l.slots
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return slices.Sorted(maps.Keys(t.held))
+}
+
+// wanted returns the slots the session should hold, and whether that
+// changed since the last call.
+func (l *Link) wanted() (map[int]bool, bool) {
+	t := &l.slots
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	changed := t.changed
+	t.changed = false
+	out := make(map[int]bool, len(t.want))
+	for i := range t.want {
+		if !t.lost[i] {
+			out[i] = true
+		}
+	}
+	return out, changed
+}
+
+// peekWanted is wanted without taking the change.
+func (l *Link) peekWanted() (map[int]bool, bool) {
+	t := &l.slots
+	t.mu.Lock()
+	changed := t.changed
+	t.mu.Unlock()
+	want, _ := l.wanted()
+	if changed {
+		t.mu.Lock()
+		t.changed = true
+		t.mu.Unlock()
+	}
+	return want, changed
+}
+
+// slotLost records that another agent fenced slot i.
+func (l *Link) slotLost(i int) {
+	t := &l.slots
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.lost[i] = true
+}
+
+// slotsHeld records what the session holds now, and what it opened and
+// closed, for Release and the link's status.
+func (l *Link) slotsHeld(held, opened, closed []int) {
+	t := &l.slots
+	t.mu.Lock()
+	clear(t.held)
+	for _, i := range held {
+		t.held[i] = true
+	}
+	t.cond.Broadcast()
+	t.mu.Unlock()
+	l.update(func(st *Status) { st.Slots = slices.Clone(held) })
+	if len(opened) > 0 {
+		l.event(EventSlots, fmt.Sprintf("opened slot(s) %s", slotList(opened)))
+	}
+	if len(closed) > 0 {
+		l.event(EventSlots, fmt.Sprintf("closed slot(s) %s", slotList(closed)))
+	}
+}
+
+// slotList formats slots as "0, 2, 5".
+func slotList(slots []int) string {
+	out := ""
+	for i, s := range slots {
+		if i > 0 {
+			out += ", "
+		}
+		out += fmt.Sprint(s)
+	}
+	return out
+}
