@@ -66,6 +66,8 @@ type Agent struct {
 	opts   Options
 	base   *slog.Logger // handed to the links, which name their component
 	logger *slog.Logger
+	// self identifies this agent among those sharing its links.
+	self link.Agent
 
 	// applyMu serialises Apply.
 	applyMu sync.Mutex
@@ -83,6 +85,7 @@ type Agent struct {
 	// ctx is Run's context once Run started: links run in contexts derived
 	// from it. stopping is set once Run began to stop; no link starts then.
 	ctx      context.Context
+	kill     context.CancelCauseFunc
 	ran      bool
 	stopping bool
 	// exited receives (without blocking) when a link's Run returns.
@@ -96,6 +99,11 @@ type run struct {
 	name     string
 	settings settings
 	link     *link.Link
+	// cfg, lc and opts are what the link was built from; the membership
+	// that shares it uses them too.
+	cfg  *config.Config
+	lc   *config.Link
+	opts link.Options
 	// cancel is set when the link's goroutine starts; retired once the
 	// link was stopped (or replaced before it ever started).
 	cancel  context.CancelFunc
@@ -117,6 +125,7 @@ func New(cfg *config.Config, opts Options, logger *slog.Logger) *Agent {
 		opts:     opts,
 		base:     logger,
 		logger:   logger.With("component", "agent"),
+		self:     newSelf(),
 		cfg:      cfg,
 		draining: make(map[string]*run),
 		changed:  make(chan struct{}),
@@ -133,11 +142,15 @@ func (a *Agent) newRun(cfg *config.Config, lc *config.Link) *run {
 	if a.opts.LinkOptions != nil {
 		opts = a.opts.LinkOptions(lc)
 	}
+	opts.Shared = true
+	opts.Instance = fmt.Sprintf("%s/%d/%s", a.self.Host, a.self.PID, a.self.Instance)
+	opts.LostRetry = lc.Membership.SessionTimeout + lc.Membership.RebalanceTimeout
 	return &run{
 		name:     lc.Name,
 		settings: settingsOf(cfg, lc),
 		link:     link.New(cfg, lc, opts, a.base),
-		done:     make(chan struct{}),
+		cfg:      cfg, lc: lc, opts: opts,
+		done: make(chan struct{}),
 	}
 }
 
@@ -156,9 +169,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("run agent: %w", ErrStopped)
 	}
 	a.ran = true
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	a.ctx = ctx
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	a.ctx, a.kill = ctx, cancel
 	for _, r := range a.runs {
 		if !r.retired { // an Apply waiting for it to stop replaces it
 			a.startLocked(r)
@@ -183,7 +196,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Lock()
 	a.stopping = true
 	a.mu.Unlock()
-	cancel()
+	cancel(nil)
 	a.wg.Wait()
 
 	a.mu.Lock()
@@ -195,6 +208,19 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Kill stops the agent as if its process had died (kill -9): its links
+// commit nothing more and leave their open transactions behind, and it
+// does not leave its groups, so the other agents sharing its links take
+// its slots over only once its session times out. Run then returns. The
+// demo's "kill agent" uses it; a real agent dies by a signal.
+func (a *Agent) Kill() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.kill != nil {
+		a.kill(link.ErrCrash)
+	}
 }
 
 // allReturned reports whether the agent has links and every one of them
@@ -221,9 +247,18 @@ func (a *Agent) allReturned() bool {
 func (a *Agent) startLocked(r *run) {
 	ctx, cancel := context.WithCancel(a.ctx)
 	r.cancel = cancel
+	// The link's membership of its group lives as long as the link runs.
+	shareCtx, stopSharing := context.WithCancel(ctx)
+	shared := make(chan struct{})
+	a.wg.Go(func() {
+		defer close(shared)
+		a.share(shareCtx, r.cfg, r.lc, r.opts, r.link)
+	})
 	a.wg.Go(func() {
 		defer cancel()
 		err := r.link.Run(ctx)
+		stopSharing()
+		<-shared
 		a.mu.Lock()
 		r.err, r.finished = err, true
 		if a.draining[r.name] == r {

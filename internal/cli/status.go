@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -283,6 +284,7 @@ func printStatus(w io.Writer, st *status.Snapshot, now time.Time) {
 			fmt.Fprintln(tw, "  (none yet)")
 		}
 		_ = tw.Flush()
+		printSharing(w, l)
 		if len(l.Events) > 0 {
 			fmt.Fprintf(w, "%s recent events\n", l.Name)
 			for _, e := range l.Events[:min(statusEvents, len(l.Events))] {
@@ -290,4 +292,27 @@ func printStatus(w io.Writer, st *status.Snapshot, now time.Time) {
 			}
 		}
 	}
+}
+
+// printSharing prints which agent owns which of a link's slots.
+func printSharing(w io.Writer, l status.LinkStatus) {
+	sh := l.Sharing
+	if sh == nil {
+		return
+	}
+	fmt.Fprintf(w, "%s agents (group %s, generation %d, %d slots)\n", l.Name, sh.Group, sh.Generation, sh.SlotCount)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  AGENT\tHOST\tPID\tSLOTS\tPARTITIONS")
+	for _, a := range sh.Agents {
+		name := a.Instance
+		if a.Self {
+			name += " (this agent)"
+		}
+		slots := make([]string, len(a.Slots))
+		for i, s := range a.Slots {
+			slots[i] = strconv.Itoa(s)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\t%d\n", name, a.Host, a.PID, strings.Join(slots, ","), a.Partitions)
+	}
+	_ = tw.Flush()
 }

@@ -28,6 +28,7 @@ func (s *session) discover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	l.update(func(st *Status) { st.SourcePartitions = maps.Clone(ready) })
 	if n := s.mirrorLimit; n > 0 && n < s.tune.batchBytes {
 		// The producer must not build batches a mirror refuses whole.
 		return &batchCapError{limit: n, batch: s.tune.batchBytes, topic: s.mirrorLimited}

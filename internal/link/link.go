@@ -63,6 +63,10 @@ type Options struct {
 	// Instance describes this agent in the markers its slots write to
 	// the checkpoint topic; default "<host>/<pid>".
 	Instance string
+	// LostRetry is how long a shared link leaves a slot that another
+	// agent fenced before it opens it again, if it still owns it then;
+	// default 30s.
+	LostRetry time.Duration
 	// SourceDialer and DestinationDialer, when set, open the raw TCP
 	// connections to the source and destination brokers (tests route them
 	// through a fault-injecting network); TLS and the profile's dial
@@ -88,6 +92,9 @@ func (o *Options) defaults() {
 	}
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = 30 * time.Second
+	}
+	if o.LostRetry <= 0 {
+		o.LostRetry = 30 * time.Second
 	}
 	if o.Instance == "" {
 		host, _ := os.Hostname()
@@ -156,7 +163,7 @@ func New(cfg *config.Config, lc *config.Link, opts Options, logger *slog.Logger)
 		lastTS: make(map[tp]time.Time),
 		done:   make(map[string]counts),
 	}
-	l.slots.init(lc.Slots, !opts.Shared)
+	l.slots.init(lc.Slots, !opts.Shared, opts.LostRetry)
 	if lc.Bandwidth > 0 || len(lc.BandwidthSchedule) > 0 {
 		l.limit = bandwidth.New(lc.BandwidthAt(time.Now()))
 	}

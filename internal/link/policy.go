@@ -11,6 +11,11 @@ import (
 
 // Errors that stop a link for good (see decide).
 var (
+	// ErrCrash, as the cause of a link's cancelled context, stops it as
+	// if its process had died (kill -9): nothing more is committed and the
+	// open transactions are left to the next holder of each slot (the
+	// demo's "kill agent").
+	ErrCrash = errors.New("agent killed")
 	// ErrFenced reports that another instance of the same link took over.
 	ErrFenced = errors.New("fenced by another instance of this link")
 	// ErrRefused reports a record the destination refused, with on_error: stop.

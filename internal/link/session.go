@@ -176,7 +176,10 @@ func (s *session) setup(ctx context.Context) error {
 }
 
 func (s *session) loadOptions() loadOptions {
-	return loadOptions{client: s.dstOpts, adm: s.dstAdm, source: s.srcID, timeout: s.tune.adminTimeout() + s.l.opts.TransactionTimeout}
+	return loadOptions{
+		client: s.dstOpts, adm: s.dstAdm, source: s.srcID, timeout: s.tune.adminTimeout() + s.l.opts.TransactionTimeout,
+		producers: make(map[int64]int16),
+	}
 }
 
 // checkSource refuses checkpoints written for another source cluster: the
@@ -223,9 +226,11 @@ func (s *session) openSink(ctx context.Context, index int) (sink, error) {
 		producer: producer, eos: s.eos, txTimeout: l.opts.TransactionTimeout, onError: l.cfg.OnError,
 		srcOf: s.mirrorSource,
 	}
-	if _, _, err := producer.ProducerID(ctx); err != nil && s.eos {
+	pid, epoch, err := producer.ProducerID(ctx)
+	if err != nil && s.eos {
 		return out, &slotError{slot: index, err: fmt.Errorf("initialise transactional producer %s: %w", l.id.TransactionalID(index), classify(err))}
 	}
+	out.pid, out.epoch = pid, epoch
 	return out, nil
 }
 
@@ -296,6 +301,12 @@ func (s *session) run(ctx context.Context) error {
 	}()
 	for {
 		err := s.step(poll, work)
+		if errors.Is(context.Cause(ctx), ErrCrash) {
+			// As if the process died: nothing more is committed, open
+			// transactions are left to the slots' next holders.
+			cancelWork(ErrCrash)
+			return nil
+		}
 		if err == nil {
 			if ctx.Err() != nil {
 				return s.shutdown(work)
@@ -376,10 +387,14 @@ func (s *session) step(poll, work context.Context) error {
 		open := sl.out.open()
 		due := open && (time.Since(sl.txStarted) >= s.l.opts.CommitInterval || sl.txBytes >= s.txLimit(sl))
 		if due || (!open && sl.pending()) {
-			s.startCommit(work, sl)
+			if err := s.startCommit(work, sl); err != nil {
+				return err
+			}
 		}
 	}
-	s.finishReleases(work)
+	if err := s.finishReleases(work); err != nil {
+		return err
+	}
 	if time.Now().After(s.nextDiscovery) {
 		if err := s.discover(work); err != nil {
 			return err
@@ -580,7 +595,9 @@ func (s *session) shutdown(work context.Context) error {
 	defer cancel()
 	for _, sl := range s.slots {
 		if sl.out.open() || sl.pending() {
-			s.startCommit(ctx, sl)
+			if err := s.startCommit(ctx, sl); err != nil {
+				s.l.logger.Warn("last transaction not committed; it will be replicated again by the next run", "slot", sl.index, "err", err)
+			}
 		}
 	}
 	for s.inflight > 0 {

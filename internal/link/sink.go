@@ -44,8 +44,11 @@ type sink interface {
 // at-least-once.
 type produceSink struct {
 	producer *kgo.Client
-	eos      bool
-	onError  config.OnError
+	// pid and epoch are the producer's id and epoch once initialised.
+	pid     int64
+	epoch   int16
+	eos     bool
+	onError config.OnError
 	// txTimeout bounds a flush.
 	txTimeout time.Duration
 	started   bool

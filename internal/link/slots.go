@@ -121,7 +121,15 @@ func (s *session) openSlots(ctx context.Context, indexes []int) (map[int]*slot, 
 		closeAll()
 		return nil, first
 	}
-	saved, err := s.store.load(ctx, s.loadOptions(), indexes)
+	o := s.loadOptions()
+	if s.eos {
+		for _, sl := range out {
+			if ps, ok := sl.out.(*produceSink); ok {
+				o.producers[ps.pid] = ps.epoch
+			}
+		}
+	}
+	saved, err := s.store.load(ctx, o, indexes)
 	if err == nil {
 		for _, sv := range saved {
 			if err = s.checkSource(sv); err != nil {
@@ -201,17 +209,17 @@ func (s *session) reconcile(ctx context.Context) {
 
 // finishReleases closes the slots being handed over once they committed
 // what they had.
-func (s *session) finishReleases(ctx context.Context) {
+func (s *session) finishReleases(ctx context.Context) error {
 	var gone []int
 	for i, sl := range s.slots {
 		if !sl.releasing || sl.committing {
 			continue
 		}
 		if sl.out.open() || sl.pending() {
-			if !sl.mark || sl.out.open() {
-				s.startCommit(ctx, sl)
-				continue
+			if err := s.startCommit(ctx, sl); err != nil {
+				return err
 			}
+			continue
 		}
 		s.drop(sl)
 		gone = append(gone, i)
@@ -220,6 +228,7 @@ func (s *session) finishReleases(ctx context.Context) {
 		slices.Sort(gone)
 		s.l.slotsHeld(s.held(), nil, gone)
 	}
+	return nil
 }
 
 // drop closes a slot and stops reading its partitions.
@@ -251,19 +260,16 @@ func (s *session) blocked(k tp) bool {
 
 // startCommit commits a slot's open transaction (with its checkpoints) in
 // its own goroutine; collect takes the result.
-func (s *session) startCommit(ctx context.Context, sl *slot) {
+func (s *session) startCommit(ctx context.Context, sl *slot) error {
+	if !sl.out.open() {
+		if err := sl.out.begin(); err != nil {
+			return &slotError{slot: sl.index, err: err}
+		}
+		sl.txStarted = time.Now()
+	}
 	marks := sl.pos.marks(s.srcTopicIDs)
 	if sl.mark {
 		marks = append(marks, sl.store.markRecord(s.l.opts.Instance))
-	}
-	if !sl.out.open() {
-		if err := sl.out.begin(); err != nil {
-			s.results <- commitResult{sl, err}
-			sl.committing = true
-			s.inflight++
-			return
-		}
-		sl.txStarted = time.Now()
 	}
 	sl.committing = true
 	s.inflight++
@@ -274,6 +280,7 @@ func (s *session) startCommit(ctx context.Context, sl *slot) {
 		s.results <- commitResult{sl, err}
 		s.signal()
 	}()
+	return nil
 }
 
 // signal ends a wait for the source early: a background result arrived.
@@ -383,18 +390,7 @@ func (s *session) txLimit(sl *slot) int {
 	return int(sl.txSize)
 }
 
-// slotKey is the scheduling state's view of the partitions a slot reads.
-func (s *session) partitionsOf(index int) []tp {
-	var out []tp
-	for k := range s.in.assigned {
-		if slotOf(k, s.store.slots) == index {
-			out = append(out, k)
-		}
-	}
-	return out
-}
-
-// producerFor returns the kgo options of a slot's producer.
+// producerOpts returns the kgo options of a slot's producer.
 func (s *session) producerOpts(index int) []kgo.Opt {
 	opts := s.dstOpts
 	if s.eos {
@@ -411,17 +407,20 @@ type slotTable struct {
 	n    int
 	want map[int]bool
 	held map[int]bool
-	// lost holds slots fenced by another agent: not opened again until
-	// assigned anew.
-	lost map[int]bool
+	// lost holds slots fenced by another agent, and when: not opened again
+	// until assigned anew, or for retry (by then this agent's membership
+	// has revoked them if they are not its own).
+	lost  map[int]time.Time
+	retry time.Duration
 	// changed is set when want changed since the session last looked.
 	changed bool
 }
 
-func (t *slotTable) init(n int, all bool) {
+func (t *slotTable) init(n int, all bool, retry time.Duration) {
 	t.cond = sync.NewCond(&t.mu)
 	t.n = max(n, 1)
-	t.want, t.held, t.lost = make(map[int]bool), make(map[int]bool), make(map[int]bool)
+	t.retry = retry
+	t.want, t.held, t.lost = make(map[int]bool), make(map[int]bool), make(map[int]time.Time)
 	if all {
 		for i := range t.n {
 			t.want[i] = true
@@ -500,9 +499,15 @@ func (l *Link) wanted() (map[int]bool, bool) {
 	defer t.mu.Unlock()
 	changed := t.changed
 	t.changed = false
+	for i, at := range t.lost {
+		if time.Since(at) > t.retry {
+			delete(t.lost, i)
+			changed = true
+		}
+	}
 	out := make(map[int]bool, len(t.want))
 	for i := range t.want {
-		if !t.lost[i] {
+		if _, lost := t.lost[i]; !lost {
 			out[i] = true
 		}
 	}
@@ -529,7 +534,7 @@ func (l *Link) slotLost(i int) {
 	t := &l.slots
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.lost[i] = true
+	t.lost[i] = time.Now()
 }
 
 // slotsHeld records what the session holds now, and what it opened and
@@ -562,4 +567,42 @@ func slotList(slots []int) string {
 		out += fmt.Sprint(s)
 	}
 	return out
+}
+
+// Agent identifies an agent process that runs links.
+type Agent struct {
+	Instance string
+	Host     string
+	PID      int
+}
+
+// Sharing is how the agents running a link share its slots, as this
+// agent's membership last saw it.
+type Sharing struct {
+	// Generation is the membership's generation; Since when it began.
+	Generation int32
+	Since      time.Time
+	// Self is this agent; Agents are every agent sharing the link
+	// (Self among them); Owners[i] is the agent that owns slot i (zero
+	// while the slot moves).
+	Self   Agent
+	Agents []Agent
+	Owners []Agent
+}
+
+// SetSharing records how the agents share the link, and an event when
+// event is not empty.
+func (l *Link) SetSharing(sh Sharing, event string) {
+	l.update(func(st *Status) { st.Sharing = sh })
+	if event != "" {
+		l.event(EventSlots, event)
+	}
+}
+
+// Report records a problem of the link's owner (its membership) in the
+// link's status and events.
+func (l *Link) Report(err error) {
+	l.logger.Error("link cannot share its slots", "err", err)
+	l.update(func(st *Status) { st.LastError = err.Error() })
+	l.event(EventError, err.Error())
 }

@@ -71,6 +71,13 @@ type Status struct {
 	// SlotCount is the link's number of slots.
 	Slots     []int
 	SlotCount int
+	// Sharing is how the agents running the link share its slots (zero
+	// for a link that is not shared).
+	Sharing Sharing
+	// SourcePartitions holds the partition count of every source topic
+	// the link replicates, as of its last discovery pass (all of them,
+	// whichever agent reads them).
+	SourcePartitions map[string]int32
 	// Topics holds each replicated source topic's progress, sorted by
 	// source topic name, as of BacklogAt.
 	Topics []TopicStatus

@@ -231,6 +231,14 @@ type loadOptions struct {
 	source string
 	// timeout bounds the read.
 	timeout time.Duration
+	// producers holds, by producer id, the epoch of each transactional
+	// producer initialised for the slots being opened (and of any fenced
+	// on the way). A record such a producer wrote under an earlier epoch
+	// and that no marker follows can never commit: initialising the
+	// producer aborted its transaction, and a record the coordinator did
+	// not know belonged to it (a hanging transaction, seen after a broker
+	// restart) gets no marker at all. It counts as aborted.
+	producers map[int64]int16
 }
 
 // load returns the latest committed checkpoints of the partitions of the
@@ -301,7 +309,7 @@ func (s *store) load(ctx context.Context, o loadOptions, slots []int) (map[int]s
 	// The link's name alone identified it in earlier releases. Adopt those
 	// checkpoints when they were written for this source cluster, once their
 	// transactional id is fenced too (it may hold an open transaction).
-	if err := fence(ctx, o.client, legacy.TransactionalID(0)); err != nil {
+	if err := fence(ctx, o, legacy.TransactionalID(0)); err != nil {
 		return nil, err
 	}
 	if found, _, err = r.read(ctx, parts, legacy); err != nil {
@@ -342,15 +350,15 @@ func merged(found map[int32]map[Identity]*linkState, id Identity) (map[tp]checkp
 	out := make(map[tp]checkpoint)
 	var (
 		gen   int64
-		bestP int32 = -1
+		bestP int32
 	)
 	for _, p := range slices.Sorted(maps.Keys(found)) {
 		st := found[p][id]
 		if st == nil {
 			continue
 		}
-		if st.gen > gen || bestP < 0 && len(st.cps) > 0 {
-			gen, bestP = max(gen, st.gen), p
+		if st.gen > gen {
+			gen, bestP = st.gen, p
 		}
 		for k, c := range st.cps {
 			if was, ok := out[k]; !ok || c.Gen > was.Gen {
@@ -358,7 +366,7 @@ func merged(found map[int32]map[Identity]*linkState, id Identity) (map[tp]checkp
 			}
 		}
 	}
-	return out, gen, max(bestP, 0)
+	return out, gen, bestP
 }
 
 // unsettled returns an error when a transaction of id is still open in
@@ -383,15 +391,20 @@ func holdsAny(found map[int32]map[Identity]*linkState, id Identity) bool {
 }
 
 // fence initialises a transactional producer with id, which aborts its open
-// transaction, if any, and fences whoever holds it.
-func fence(ctx context.Context, opts []kgo.Opt, id string) error {
-	cl, err := kgo.NewClient(append(opts[:len(opts):len(opts)], kgo.TransactionalID(id))...)
+// transaction, if any, and fences whoever holds it; o.producers learns its
+// producer id and epoch.
+func fence(ctx context.Context, o loadOptions, id string) error {
+	cl, err := kgo.NewClient(append(o.client[:len(o.client):len(o.client)], kgo.TransactionalID(id))...)
 	if err != nil {
 		return fmt.Errorf("create producer to fence %s: %w", id, err)
 	}
 	defer cl.Close()
-	if _, _, err := cl.ProducerID(ctx); err != nil {
+	pid, epoch, err := cl.ProducerID(ctx)
+	if err != nil {
 		return fmt.Errorf("fence transactional id %s: %w", id, err)
+	}
+	if o.producers != nil {
+		o.producers[pid] = epoch
 	}
 	return nil
 }
@@ -414,6 +427,32 @@ type linkState struct {
 	open    error
 	// any is set when the partition holds any record of the link.
 	any bool
+}
+
+// unmarked settles what is still pending once the high watermark was
+// read: records no marker follows. A record of a producer initialised
+// since (see loadOptions.producers) was aborted; one older than any
+// transaction may stay open lost its marker to compaction and counts as
+// committed; any other is in a transaction still open (open says which).
+func (st *linkState) unmarked(id Identity, topic string, producers map[int64]int16) {
+	for pid, recs := range st.pending {
+		last := recs[len(recs)-1]
+		if epoch, ok := producers[pid]; ok && last.ProducerEpoch < epoch {
+			continue
+		}
+		if time.Since(last.Timestamp) < settleAfter {
+			var c checkpoint
+			if json.Unmarshal(last.Value, &c) == nil {
+				st.slots = max(st.slots, c.Slots)
+			}
+			st.open = fmt.Errorf("a transaction of link %s (producer id %d, %s[%d] offset %d) is still open", id, pid, topic, last.Partition, last.Offset)
+			continue
+		}
+		for _, rec := range recs {
+			st.apply(id, rec)
+		}
+	}
+	clear(st.pending)
 }
 
 // apply takes a committed record of the link into the state.
@@ -523,10 +562,8 @@ func (r checkpointReader) settle(ctx context.Context, found map[int32]map[Identi
 	}
 	for _, i := range slots {
 		for j := i + r.slots; j < was; j += r.slots {
-			if j >= r.slots {
-				if err := fence(ctx, r.o.client, id.TransactionalID(j)); err != nil {
-					return err
-				}
+			if err := fence(ctx, r.o, id.TransactionalID(j)); err != nil {
+				return err
 			}
 		}
 	}
@@ -659,23 +696,9 @@ func (r checkpointReader) read(ctx context.Context, parts []int32, ids ...Identi
 			}
 		})
 	}
-	// What is still pending had no marker below the high watermark.
 	for _, states := range out {
 		for id, st := range states {
-			for pid, recs := range st.pending {
-				if last := recs[len(recs)-1]; time.Since(last.Timestamp) < settleAfter {
-					var c checkpoint
-					if json.Unmarshal(last.Value, &c) == nil {
-						st.slots = max(st.slots, c.Slots)
-					}
-					st.open = fmt.Errorf("a transaction of link %s (producer id %d, %s[%d] offset %d) is still open", id, pid, topic, last.Partition, last.Offset)
-					continue
-				}
-				for _, rec := range recs {
-					st.apply(id, rec)
-				}
-			}
-			clear(st.pending)
+			st.unmarked(id, topic, o.producers)
 		}
 	}
 	return out, layoutOf, nil

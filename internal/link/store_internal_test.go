@@ -139,3 +139,44 @@ func readAllOf(t *testing.T, cl *kgo.Client, topic string, partition int32) []*k
 	}
 	return out
 }
+
+// TestUnmarkedRecordsOfAnInitialisedProducerAreAborted: a checkpoint that
+// no marker follows, written by a producer under an epoch older than the
+// one its initialisation gave the slot, can never commit (a hanging
+// transaction after a broker restart leaves exactly that); it is dropped
+// instead of blocking the slot. The same record of another producer is an
+// open transaction, and a very old one lost its marker to compaction.
+func TestUnmarkedRecordsOfAnInitialisedProducerAreAborted(t *testing.T) {
+	id := Identity{Site: "a", Link: "up"}
+	w := slotStore{store: &store{topic: "cp", id: id, partitions: 1, slots: 1}, gen: 3}
+	rec := func(pid int64, epoch int16, next int64, age time.Duration) *kgo.Record {
+		r := w.checkpointRecord(tp{"alerts", 0}, checkpoint{Next: next})
+		r.ProducerID, r.ProducerEpoch, r.Timestamp = pid, epoch, time.Now().Add(-age)
+		return r
+	}
+	state := func(recs ...*kgo.Record) *linkState {
+		st := &linkState{cps: make(map[tp]checkpoint), marks: make(map[int]slotMark), pending: make(map[int64][]*kgo.Record)}
+		for _, r := range recs {
+			st.pending[r.ProducerID] = append(st.pending[r.ProducerID], r)
+		}
+		return st
+	}
+
+	st := state(rec(5, 98, 59295, time.Second))
+	st.unmarked(id, "cp", map[int64]int16{5: 100})
+	require.NoError(t, st.open)
+	require.Empty(t, st.cps, "aborted by the initialisation")
+
+	st = state(rec(5, 98, 59295, time.Second))
+	st.unmarked(id, "cp", map[int64]int16{7: 100})
+	require.ErrorContains(t, st.open, "producer id 5")
+
+	st = state(rec(5, 98, 59295, time.Second))
+	st.unmarked(id, "cp", map[int64]int16{5: 98})
+	require.Error(t, st.open, "the producer's own epoch: not settled by its initialisation")
+
+	st = state(rec(5, 98, 59295, settleAfter+time.Minute))
+	st.unmarked(id, "cp", nil)
+	require.NoError(t, st.open)
+	require.EqualValues(t, 59295, st.cps[tp{"alerts", 0}].Next, "its marker was compacted away")
+}

@@ -2,7 +2,9 @@ package status
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -298,6 +300,7 @@ func (m *Model) linkStatus(cfg *config.Config, l *link.Link, now time.Time) Link
 			Records: t.Records, Bytes: t.Bytes, BacklogRecords: t.BacklogRecords,
 		})
 	}
+	ls.Sharing = sharingOf(l, st)
 	events := l.Events()
 	for i := len(events) - 1; i >= 0 && len(ls.Events) < maxEvents; i-- {
 		e := events[i]
@@ -309,4 +312,45 @@ func (m *Model) linkStatus(cfg *config.Config, l *link.Link, now time.Time) Link
 // roundSeconds returns d in seconds, to the millisecond.
 func roundSeconds(d time.Duration) float64 {
 	return d.Round(time.Millisecond).Seconds()
+}
+
+// sharingOf returns how the agents share l, nil for a link whose agent
+// has not seen its group yet.
+func sharingOf(l *link.Link, st link.Status) *Sharing {
+	sh := st.Sharing
+	if sh.Self.Instance == "" {
+		return nil
+	}
+	out := &Sharing{
+		Group: l.Identity().GroupID(), Generation: sh.Generation, Since: sh.Since.UTC(),
+		SlotCount: st.SlotCount, Held: slices.Clone(st.Slots), Agents: []AgentShare{}, Slots: make([]SlotOwner, st.SlotCount),
+	}
+	if out.Held == nil {
+		out.Held = []int{}
+	}
+	for i := range out.Slots {
+		out.Slots[i] = SlotOwner{Slot: i, Partitions: []string{}}
+		if i < len(sh.Owners) {
+			out.Slots[i].Owner = sh.Owners[i].Instance
+		}
+	}
+	perSlot := make([]int, st.SlotCount)
+	for _, t := range slices.Sorted(maps.Keys(st.SourcePartitions)) {
+		for p := range st.SourcePartitions[t] {
+			i := link.SlotOf(t, p, st.SlotCount)
+			out.Slots[i].Partitions = append(out.Slots[i].Partitions, fmt.Sprintf("%s[%d]", t, p))
+			perSlot[i]++
+		}
+	}
+	for _, ag := range sh.Agents {
+		a := AgentShare{Instance: ag.Instance, Host: ag.Host, PID: ag.PID, Self: ag.Instance == sh.Self.Instance, Slots: []int{}}
+		for _, so := range out.Slots {
+			if so.Owner == ag.Instance {
+				a.Slots = append(a.Slots, so.Slot)
+				a.Partitions += perSlot[so.Slot]
+			}
+		}
+		out.Agents = append(out.Agents, a)
+	}
+	return out
 }

@@ -107,10 +107,49 @@ type LinkStatus struct {
 	Topics []TopicProgress `json:"topics"`
 	// Events holds the most recent events, newest first (at most 50).
 	Events []Event `json:"events"`
+	// Sharing shows how the agents running the link share it; absent
+	// for a link that is not shared.
+	Sharing *Sharing `json:"sharing,omitempty"`
 	// LinkCut is present only with controls: whether the link's network
 	// is cut. The model leaves it nil; the HTTP server with controls sets
 	// it.
 	LinkCut *bool `json:"link_cut,omitempty"`
+}
+
+// Sharing is how the agents running a link (same configuration, same
+// site) share its slots, as this agent's membership last saw it.
+type Sharing struct {
+	// Group is the consumer group on the source cluster the agents share
+	// the link through; Generation its generation, Since when it began.
+	Group      string    `json:"group"`
+	Generation int32     `json:"generation"`
+	Since      time.Time `json:"since"`
+	// SlotCount is the link's number of slots; Held the slots this agent
+	// holds open now.
+	SlotCount int   `json:"slot_count"`
+	Held      []int `json:"held"`
+	// Agents are the agents sharing the link, this one marked self.
+	Agents []AgentShare `json:"agents"`
+	// Slots holds every slot: its owner and its source partitions.
+	Slots []SlotOwner `json:"slots"`
+}
+
+// AgentShare is one agent sharing a link.
+type AgentShare struct {
+	Instance   string `json:"instance"`
+	Host       string `json:"host"`
+	PID        int    `json:"pid"`
+	Self       bool   `json:"self"`
+	Slots      []int  `json:"slots"`
+	Partitions int    `json:"partitions"`
+}
+
+// SlotOwner is one slot of a link.
+type SlotOwner struct {
+	Slot int `json:"slot"`
+	// Owner is the owning agent's instance; empty while the slot moves.
+	Owner      string   `json:"owner"`
+	Partitions []string `json:"partitions"`
 }
 
 // Backlog is a link's replication lag.
