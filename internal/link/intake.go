@@ -120,19 +120,17 @@ func (in *intake) remove(parts []tp) {
 	in.consumer.RemoveConsumePartitions(drop)
 }
 
-// waiting reports whether fetched records wait to be copied.
-func (in *intake) waiting() bool { return in.sched.len() > 0 }
-
-// poll fetches what the source has: at once when records wait already,
-// else waiting until deadline for some, or until wake.
-func (in *intake) poll(ctx context.Context, deadline time.Time, wake <-chan struct{}) error {
+// poll fetches what the source has: at once when records wait that are
+// not blocked, else waiting until deadline for some, or until wake (a
+// commit finished: its partitions' records may go on).
+func (in *intake) poll(ctx context.Context, deadline time.Time, wake <-chan struct{}, blocked func(tp) bool) error {
 	var fs kgo.Fetches
 	select {
 	case <-wake:
 		deadline = time.Now() // something finished in the background: look at once
 	default:
 	}
-	if in.waiting() || !deadline.After(time.Now()) {
+	if in.sched.ready(blocked) || !deadline.After(time.Now()) {
 		fs = in.consumer.PollFetches(nil) //nolint:staticcheck // a nil context returns what is buffered without waiting (documented by franz-go)
 	} else {
 		pctx, cancel := context.WithDeadline(ctx, deadline)

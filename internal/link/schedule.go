@@ -165,6 +165,18 @@ func (s *scheduler) next(blocked func(tp) bool) (k tp, recs []*kgo.Record, empti
 	return k, recs, true, true
 }
 
+// ready reports whether records wait that are not blocked.
+func (s *scheduler) ready(blocked func(tp) bool) bool {
+	for _, c := range s.classes {
+		for _, k := range c.ring {
+			if blocked == nil || !blocked(k) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // remove forgets k's waiting records.
 func (s *scheduler) remove(k tp) {
 	w, ok := s.parts[k]

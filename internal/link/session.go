@@ -54,6 +54,10 @@ type session struct {
 	wake               chan struct{}
 	inflight           int
 	opening, retryOpen bool
+	// lastCommit is when the last commit began; commitTook a moving
+	// average of how long commits take (see commitSpacing).
+	lastCommit time.Time
+	commitTook time.Duration
 
 	// srcTopicIDs are the selected source topics' ids, as of the last
 	// discovery pass; srcOf maps mirror topics back to source topics.
@@ -350,18 +354,26 @@ func (s *session) step(poll, work context.Context) error {
 	if s.nextBacklog.Before(deadline) {
 		deadline = s.nextBacklog
 	}
+	spaced := s.lastCommit.Add(s.commitSpacing())
 	for _, sl := range s.slots {
 		switch {
 		case sl.committing:
 		case sl.out.open():
-			if due := sl.txStarted.Add(s.l.opts.CommitInterval); due.Before(deadline) {
+			due := sl.txStarted.Add(s.l.opts.CommitInterval)
+			if sl.txBytes >= s.txLimit(sl) {
+				due = spaced
+			}
+			if due.Before(spaced) {
+				due = spaced
+			}
+			if due.Before(deadline) {
 				deadline = due
 			}
 		case sl.pending() || sl.releasing:
 			deadline = time.Now() // positions to checkpoint, a slot to hand over
 		}
 	}
-	if err := s.in.poll(poll, deadline, s.wake); err != nil {
+	if err := s.in.poll(poll, deadline, s.wake, s.blocked); err != nil {
 		return err
 	}
 	if work.Err() != nil {
@@ -380,16 +392,25 @@ func (s *session) step(poll, work context.Context) error {
 		}
 	}
 	s.in.refill()
+	// Due slots commit, the oldest transaction first, spaced out (see
+	// commitSpacing).
+	var due []*slot
 	for _, sl := range s.slots {
 		if sl.committing || sl.releasing {
 			continue
 		}
 		open := sl.out.open()
-		due := open && (time.Since(sl.txStarted) >= s.l.opts.CommitInterval || sl.txBytes >= s.txLimit(sl))
-		if due || (!open && sl.pending()) {
-			if err := s.startCommit(work, sl); err != nil {
-				return err
-			}
+		if (open && (time.Since(sl.txStarted) >= s.l.opts.CommitInterval || sl.txBytes >= s.txLimit(sl))) || (!open && sl.pending()) {
+			due = append(due, sl)
+		}
+	}
+	slices.SortFunc(due, func(a, b *slot) int { return a.txStarted.Compare(b.txStarted) })
+	for _, sl := range due {
+		if time.Since(s.lastCommit) < s.commitSpacing() {
+			break
+		}
+		if err := s.startCommit(work, sl); err != nil {
+			return err
 		}
 	}
 	if err := s.finishReleases(work); err != nil {

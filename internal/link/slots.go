@@ -67,10 +67,12 @@ type slotError struct {
 func (e *slotError) Error() string { return fmt.Sprintf("slot %d: %v", e.slot, e.err) }
 func (e *slotError) Unwrap() error { return e.err }
 
-// commitResult is the outcome of a commit that ran in its own goroutine.
+// commitResult is the outcome of a commit that ran in its own goroutine,
+// started at began.
 type commitResult struct {
-	sl  *slot
-	err error
+	sl    *slot
+	err   error
+	began time.Time
 }
 
 // openResult is the outcome of opening slots in the background.
@@ -273,14 +275,28 @@ func (s *session) startCommit(ctx context.Context, sl *slot) error {
 	}
 	sl.committing = true
 	s.inflight++
+	began := time.Now()
+	s.lastCommit = began
 	s.bg.Add(1)
 	go func() {
 		defer s.bg.Done()
 		err := sl.out.commit(ctx, marks)
-		s.results <- commitResult{sl, err}
+		s.results <- commitResult{sl, err, began}
 		s.signal()
 	}()
 	return nil
+}
+
+// commitSpacing is how long after one commit began the next may begin
+// while commits are under way: the recent commit duration shared out among
+// the slots, so that the slots' commits spread over time and while some
+// wait for theirs the others send (all committing at once would leave a
+// long link idle for the round trips a commit takes).
+func (s *session) commitSpacing() time.Duration {
+	if s.inflight == 0 || len(s.slots) < 2 {
+		return 0
+	}
+	return s.commitTook / time.Duration(len(s.slots))
 }
 
 // signal ends a wait for the source early: a background result arrived.
@@ -309,7 +325,7 @@ func (s *session) collect() error {
 				}
 				continue
 			}
-			want, _ := s.l.peekWanted()
+			want := s.l.peekWanted()
 			keep := make(map[int]*slot, len(r.slots))
 			for i, sl := range r.slots {
 				if want[i] {
@@ -330,6 +346,11 @@ func (s *session) collect() error {
 func (s *session) finished(r commitResult) error {
 	s.inflight--
 	r.sl.committing = false
+	took := time.Since(r.began)
+	if s.commitTook == 0 {
+		s.commitTook = took
+	}
+	s.commitTook = (4*s.commitTook + took) / 5
 	if r.err == nil {
 		s.committed(r.sl)
 		return nil
@@ -505,28 +526,26 @@ func (l *Link) wanted() (map[int]bool, bool) {
 			changed = true
 		}
 	}
+	return t.wantLocked(), changed
+}
+
+// peekWanted returns the slots the session should hold, leaving the
+// change for wanted to report.
+func (l *Link) peekWanted() map[int]bool {
+	t := &l.slots
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.wantLocked()
+}
+
+func (t *slotTable) wantLocked() map[int]bool {
 	out := make(map[int]bool, len(t.want))
 	for i := range t.want {
 		if _, lost := t.lost[i]; !lost {
 			out[i] = true
 		}
 	}
-	return out, changed
-}
-
-// peekWanted is wanted without taking the change.
-func (l *Link) peekWanted() (map[int]bool, bool) {
-	t := &l.slots
-	t.mu.Lock()
-	changed := t.changed
-	t.mu.Unlock()
-	want, _ := l.wanted()
-	if changed {
-		t.mu.Lock()
-		t.changed = true
-		t.mu.Unlock()
-	}
-	return want, changed
+	return out
 }
 
 // slotLost records that another agent fenced slot i.
