@@ -39,9 +39,12 @@ func newDemoCmd(g *globals) *cobra.Command {
 			"Kafka-protocol clusters, \"edge\" and \"cloud\", a simulated plant whose machines\n" +
 			"write temperature and vibration readings and occasional alerts at the edge, and\n" +
 			"the link telemetry-up replicating them to the cloud, exactly once, with the real\n" +
-			"engine. Open the status page it prints: \"Cut link\" takes the simulated WAN\n" +
-			"between edge and cloud down, so the backlog grows while the plant keeps\n" +
-			"writing; \"Restore link\" brings it back and the backlog drains.\n\n" +
+			"engine, run by two agents that share it as two `edgelink run` processes would.\n" +
+			"Open the status page it prints: \"Cut link\" takes the simulated WAN between\n" +
+			"edge and cloud down, so the backlog grows while the plant keeps writing;\n" +
+			"\"Restore link\" brings it back and the backlog drains. \"Kill agent\" kills the\n" +
+			"second agent as if its process died: within about 10 seconds the first takes\n" +
+			"all its slots over; \"Start agent\" starts it again and it gets its share back.\n\n" +
 			"Both clusters keep their data in --data-dir: a demo started again on the same\n" +
 			"directory resumes (the cloud keeps what was replicated and the link continues\n" +
 			"from its checkpoints there); --reset starts afresh. Logs go to demo.log in\n" +
@@ -180,10 +183,11 @@ func printDemoIntro(w io.Writer, d *demo.Demo, f demoFlags, logPath string) {
 	} else {
 		fmt.Fprintf(w, "  plant    idle (--rate 0): the link replicates what the edge already holds\n")
 	}
-	fmt.Fprintf(w, "  link     %s: edge → cloud, exactly once, as %s.<topic>\n", demo.LinkName, demo.Site)
+	fmt.Fprintf(w, "  link     %s: edge → cloud, exactly once, as %s.<topic>, shared by agents A and B\n", demo.LinkName, demo.Site)
 	fmt.Fprintf(w, "  logs     %s\n", logPath)
 	fmt.Fprintf(w, "\n  status page: %s\n", d.URL())
-	fmt.Fprintf(w, "  \"Cut link\" there takes the WAN down; \"Restore link\" brings it back. Ctrl-C stops.\n\n")
+	fmt.Fprintf(w, "  \"Cut link\" there takes the WAN down; \"Restore link\" brings it back.\n")
+	fmt.Fprintf(w, "  \"Kill agent\" kills agent B: A takes its slots over; \"Start agent\" brings B back. Ctrl-C stops.\n\n")
 }
 
 // demoTerminal prints the link's events as they happen and a compact live
@@ -226,7 +230,7 @@ func (t *demoTerminal) update(d *demo.Demo) {
 		fmt.Fprintf(t.w, "%s%s  %-7s %s\n", clear, e.Time.Local().Format("15:04:05"), e.Kind, e.Message)
 	}
 	t.printed = current
-	line := demoLine(l, d.Written())
+	line := demoLine(l, d.Written(), d.AgentKilled())
 	switch {
 	case t.tty:
 		fmt.Fprint(t.w, clear+line)
@@ -242,13 +246,14 @@ func (t *demoTerminal) final(d *demo.Demo) {
 		fmt.Fprint(t.w, "\r\033[K")
 	}
 	if st := d.Status(); len(st.Links) > 0 {
-		fmt.Fprintln(t.w, demoLine(st.Links[0], d.Written()))
+		fmt.Fprintln(t.w, demoLine(st.Links[0], d.Written(), d.AgentKilled()))
 	}
 }
 
-// demoLine is the live line: state, replicated records and rate, lag, and
-// what the plant wrote.
-func demoLine(l status.LinkStatus, written int64) string {
+// demoLine is the live line: agent A's view of the link (state, records
+// it replicated and its rate, its lag, the slots it holds), what the plant
+// wrote, the WAN and agent B.
+func demoLine(l status.LinkStatus, written int64, killed bool) string {
 	wan := "up"
 	if l.LinkCut != nil && *l.LinkCut {
 		wan = "CUT"
@@ -257,7 +262,14 @@ func demoLine(l status.LinkStatus, written int64) string {
 	if l.Backlog.Records > 0 {
 		lag += fmt.Sprintf(", %s behind", observe.FormatSeconds(l.Backlog.AgeSeconds))
 	}
-	return fmt.Sprintf("%s  %-12s replicated %s (%s/s)  %s  plant wrote %s  wan %s",
+	agents := "agent B up"
+	if killed {
+		agents = "agent B KILLED"
+	}
+	if sh := l.Sharing; sh != nil {
+		agents = fmt.Sprintf("A holds %d/%d slots, %s", len(sh.Held), sh.SlotCount, agents)
+	}
+	return fmt.Sprintf("%s  %-12s replicated %s (%s/s)  %s  plant wrote %s  wan %s  %s",
 		l.Name, l.State, observe.FormatCount(l.Records), observe.FormatCount(int64(math.Round(l.RecordsPerSecond))), lag,
-		observe.FormatCount(written), wan)
+		observe.FormatCount(written), wan, agents)
 }

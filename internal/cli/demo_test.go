@@ -67,18 +67,25 @@ func TestDemoAndStatus(t *testing.T) {
 	defer func() { _ = cmd.Process.Kill() }()
 
 	var st status.Snapshot
+	var raw string
 	testbed.Eventually(t, 30*time.Second, func() error {
 		r := edgelink(t, nil, "status", "--url", url, "--json")
 		if r.code != 0 {
 			return fmt.Errorf("status exit %d:\n%s%s", r.code, r.stdout, r.stderr)
 		}
+		raw = r.stdout
 		require.NoError(t, json.Unmarshal([]byte(r.stdout), &st), r.stdout)
-		if len(st.Links) != 1 || st.Links[0].State != "live" || st.Links[0].Records == 0 || len(st.Links[0].Topics) != 3 {
+		if len(st.Links) != 1 || st.Links[0].State != "live" || st.Links[0].Records == 0 || len(st.Links[0].Topics) == 0 {
 			return fmt.Errorf("status %+v", st.Links)
+		}
+		// The demo's two agents share the link, each with its slots.
+		if sh := st.Links[0].Sharing; sh == nil || len(sh.Agents) != 2 || len(sh.Agents[0].Slots) == 0 || len(sh.Agents[1].Slots) == 0 {
+			return fmt.Errorf("sharing %+v", sh)
 		}
 		return nil
 	})
 	require.True(t, st.Controls)
+	require.Contains(t, raw, `"agent_killed": false`)
 
 	r := edgelink(t, nil, "status", "--url", url)
 	require.Equal(t, 0, r.code, r.stderr)
@@ -86,14 +93,21 @@ func TestDemoAndStatus(t *testing.T) {
 	require.Contains(t, r.stdout, "site plant-demo · ready")
 	require.Regexp(t, `(?m)^telemetry-up\s+edge → cloud\s+live\s+`, r.stdout)
 	require.Contains(t, r.stdout, "telemetry-up topics")
-	require.Regexp(t, `(?m)^\s+sensors\.temp\s+plant-demo\.sensors\.temp\s+3\s+1\s+`, r.stdout)
-	require.Regexp(t, `(?m)^\s+alerts\s+plant-demo\.alerts\s+1\s+10\s+`, r.stdout)
+	// The status is agent A's: its topics are those of the partitions it
+	// reads, which the two agents share.
+	require.Regexp(t, `(?m)^\s+(sensors\.temp|sensors\.vibration|alerts)\s+plant-demo\.\S+\s+[1-3]\s+(1|10)\s+`, r.stdout)
+	require.Regexp(t, `(?m)^telemetry-up agents \(group edgelink-plant-demo:telemetry-up, generation \d+, 6 slots\)$`, r.stdout)
+	require.Regexp(t, `(?m)^\s+AGENT\s+HOST\s+PID\s+SLOTS\s+PARTITIONS$`, r.stdout)
+	require.Regexp(t, `(?m)^\s+[0-9a-f]+ \(this agent\)\s+\S+\s+\d+\s+[0-5](,[0-5])*\s+[1-7]$`, r.stdout)
+	require.Regexp(t, `(?m)^\s+[0-9a-f]+\s+\S+\s+\d+\s+[0-5](,[0-5])*\s+[1-7]$`, r.stdout, "the other agent")
 	require.Contains(t, r.stdout, "telemetry-up recent events")
 
 	out := stdout.String()
 	require.Contains(t, out, "status page: "+url+"/")
 	require.Contains(t, out, "data     "+dir+" (new)")
 	require.Contains(t, out, "5 machines writing about 300 records/s to alerts, sensors.temp, sensors.vibration at the edge")
+	require.Contains(t, out, "shared by agents A and B")
+	require.Contains(t, out, `"Kill agent" kills agent B`)
 	require.FileExists(t, filepath.Join(dir, "demo.log"))
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
@@ -106,7 +120,7 @@ func TestDemoAndStatus(t *testing.T) {
 	out = stdout.String()
 	require.Contains(t, out, "stopping: saving the clusters' data")
 	require.Contains(t, out, "stopped; the data is saved in "+dir)
-	require.Regexp(t, `telemetry-up  \S+\s+replicated [\d,]+ `, out, "the final live line")
+	require.Regexp(t, `telemetry-up  \S+\s+replicated [\d,]+ .*  (A holds [0-6]/6 slots, )?agent B up\n`, out, "the final live line")
 	require.Empty(t, stderr.String(), "the demo logs to its file")
 
 	r = edgelink(t, nil, "status", "--url", url)

@@ -95,6 +95,16 @@ func (p *page) count(sel string) int64 {
 	return n
 }
 
+// rows counts the elements matching a CSS selector.
+func (p *page) rows(sel string) int {
+	p.t.Helper()
+	q, err := json.Marshal(sel)
+	require.NoError(p.t, err)
+	n, err := chromedp.Run(p.ctx, chromedp.Evaluate[int](`document.querySelectorAll(`+string(q)+`).length`))
+	require.NoError(p.t, err)
+	return n
+}
+
 // waitFor polls cond until it returns nil or timeout passes.
 func (p *page) waitFor(what string, timeout time.Duration, cond func() error) {
 	p.t.Helper()
@@ -114,7 +124,9 @@ func (p *page) waitFor(what string, timeout time.Duration, cond func() error) {
 // TestStatusPageBrowser opens the demo's status page in headless Chromium:
 // the link appears, its replicated counter rises, "Cut link" turns it
 // disconnected while the lag grows, and "Restore link" brings the lag back
-// to zero. The page's screenshot is saved as an artifact.
+// to zero. "Kill agent" kills the second agent: the agents panel shows
+// this one taking all the slots over; "Start agent" brings the second one
+// back. The page's screenshot is saved as an artifact.
 func TestStatusPageBrowser(t *testing.T) {
 	browser := chromium(t)
 	d := startDemo(t, t.TempDir(), 300)
@@ -208,8 +220,46 @@ func TestStatusPageBrowser(t *testing.T) {
 	require.Empty(t, p.text(card+`[data-field="note"]`))
 	require.Contains(t, p.text(card+`[data-field="events"]`), "→ live")
 
-	// Let the chart show the recovery, then keep a screenshot.
-	time.Sleep(3 * time.Second)
+	// Kill agent: once the killed agent's session times out, this agent
+	// holds every slot.
+	const agents = card + `[data-field="agents"] `
+	p.waitFor("two agents share the link", 15*time.Second, func() error {
+		if rows := p.rows(agents + `tr[data-agent]`); rows != 2 {
+			return fmt.Errorf("%d agents: %q", rows, p.text(agents))
+		}
+		return nil
+	})
+	self := agents + `tr[data-self="true"] [data-field="agent-slots"]`
+	require.NotEqual(t, "0,1,2,3,4,5", p.text(self))
+	killAt := time.Now()
+	require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS(card+`button[data-action="kill-agent"]`))))
+	p.waitFor("the note says the agent is killed", 10*time.Second, func() error {
+		if !strings.Contains(p.text(card+`[data-field="note"]`), "agent is killed") {
+			return fmt.Errorf("note %q", p.text(card+`[data-field="note"]`))
+		}
+		return nil
+	})
+	p.waitFor("this agent holds every slot", 20*time.Second, func() error {
+		if s, rows := p.text(self), p.rows(agents+`tr[data-agent]`); s != "0,1,2,3,4,5" || rows != 1 {
+			return fmt.Errorf("%d agents, this one with slots %q", rows, s)
+		}
+		return nil
+	})
+	t.Logf("all slots taken over %s after the click", time.Since(killAt).Round(time.Millisecond))
+	require.Contains(t, p.text(card+`[data-field="events"]`), "taken over")
+	require.Equal(t, "7", p.text(agents+`tr[data-self="true"] [data-field="agent-partitions"]`))
+
+	// Start agent: the second agent rejoins.
+	require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS(card+`button[data-action="start-agent"]`))))
+	p.waitFor("two agents share the link again", 20*time.Second, func() error {
+		if rows := p.rows(agents + `tr[data-agent]`); rows != 2 || p.text(self) == "0,1,2,3,4,5" {
+			return fmt.Errorf("%d agents, this one with slots %q", rows, p.text(self))
+		}
+		return nil
+	})
+	require.Empty(t, p.text(card+`[data-field="note"]`))
+	require.Equal(t, "Kill agent", p.text(card+`button[data-action="kill-agent"]:not([hidden])`))
+
 	png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
 	require.NoError(t, err)
 	require.Greater(t, len(png), 10_000)

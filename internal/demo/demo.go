@@ -2,13 +2,23 @@
 // Kafka-protocol clusters, "edge" and "cloud" (franz-go's kfake, persisted
 // under a data directory so that a restarted demo resumes), a simulated
 // plant writing sensor readings and alerts at the edge, one link edge→cloud
-// run by the real replication engine over a simulated WAN that the status
-// page can cut and restore, and the status page itself.
+// run by two agents sharing it over a simulated WAN that the status page
+// can cut and restore, and the status page itself.
 //
 // Nothing is simulated about the replication: the link is the one
 // `edgelink run` uses, run by the same agent.Agent, with exactly-once
 // delivery, its checkpoints in the cloud cluster, and its connections to
 // the cloud dialed through a faultnet.Network, the stand-in for the WAN.
+//
+// Two agents run the link, as two `edgelink run` processes started with
+// the same configuration would: they share its slots through a consumer
+// group on the edge cluster. The status page shows agent A, which is never
+// killed, and its view of the sharing. Its "Kill agent" button kills the
+// other, agent B, as if its process died (agent.Agent.Kill: no last
+// commit, no goodbye to the group): once B's session times out (6 s in
+// the demo's configuration), A takes B's slots over, settles the
+// transactions B left open and catches up on their backlog. "Start agent"
+// starts a fresh agent B, which rejoins the group and gets its share back.
 package demo
 
 import (
@@ -75,7 +85,8 @@ type Demo struct {
 	edge, cloud *kfake.Cluster
 	wan         *faultnet.Network
 	cfg         *config.Config
-	agent       *agent.Agent
+	agent       *agent.Agent // agent A, which the status page shows
+	partner     *partner     // agent B, which the status page kills and starts
 	model       *status.Model
 	srv         *observe.Server
 	ctl         *control
@@ -134,7 +145,9 @@ func (d *Demo) start(ctx context.Context) (err error) {
 	d.wan = faultnet.New(opts.Logger.With("network", "wan"))
 	d.ctl = &control{link: LinkName, wan: d.wan}
 	wan := d.wan.Dialer()
-	d.agent = agent.New(d.cfg, agent.Options{LinkOptions: func(*config.Link) link.Options {
+	// Both agents are built alike, as two processes started with the same
+	// configuration.
+	agentOpts := agent.Options{LinkOptions: func(*config.Link) link.Options {
 		return link.Options{
 			DestinationDialer: wan,
 			// Reconnect quickly once the WAN is restored.
@@ -144,12 +157,16 @@ func (d *Demo) start(ctx context.Context) (err error) {
 			// bounds; the demo's transactions take milliseconds.
 			TransactionTimeout: 5 * time.Second,
 		}
-	}}, opts.Logger)
+	}}
+	d.agent = agent.New(d.cfg, agentOpts, opts.Logger.With("agent", "A"))
+	d.partner = newPartner(LinkName, func() *agent.Agent {
+		return agent.New(d.cfg, agentOpts, opts.Logger.With("agent", "B"))
+	}, d.logger)
 	d.model = status.New(status.Options{
 		Links: d.agent, Version: opts.Version, Logger: opts.Logger, SampleInterval: opts.SampleInterval,
 	})
 	if d.srv, err = observe.Listen(ctx, observe.Options{
-		HTTP: d.cfg.HTTP, Status: d.model, Control: d.ctl, Logger: opts.Logger,
+		HTTP: d.cfg.HTTP, Status: d.model, Control: d.ctl, AgentControl: d.partner, Logger: opts.Logger,
 	}); err != nil {
 		return err
 	}
@@ -187,6 +204,9 @@ links:
     priorities: [{match: alerts, priority: 10}]
     discovery_interval: 2s
     tuning: {dial_timeout: 2s}   # the simulated WAN is on loopback: notice a cut sooner
+    slots: 6
+    # A killed agent's slots move to the other within about 10 s.
+    membership: {session_timeout: 6s, heartbeat_interval: 500ms, rebalance_timeout: 5s}
 http:
   listen: %q
 `, Site, quote(edge), quote(cloud), LinkName, listen)
@@ -252,10 +272,11 @@ func createTopics(ctx context.Context, cl *kgo.Client) error {
 	return nil
 }
 
-// Run writes the plant's readings, replicates them and serves the status
-// page until ctx ends or the link fails; then it stops everything and
-// closes the clusters, which saves their data. The simulated WAN is
-// restored first, so that the link can finish its open transaction.
+// Run writes the plant's readings, replicates them with both agents and
+// serves the status page until ctx ends or the link fails; then it stops
+// everything and closes the clusters, which saves their data. The
+// simulated WAN is restored first, so that the agents can finish their
+// open transactions.
 func (d *Demo) Run(ctx context.Context) error {
 	d.ran = true
 	defer d.Close()
@@ -267,6 +288,7 @@ func (d *Demo) Run(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error { return d.agent.Run(gctx) })
+	g.Go(func() error { return d.partner.run(gctx) })
 	g.Go(func() error {
 		d.model.Run(gctx)
 		return nil
@@ -308,8 +330,8 @@ func (d *Demo) URL() string { return d.srv.URL() }
 // Resumed reports whether the data directory held an earlier demo's data.
 func (d *Demo) Resumed() bool { return d.resumed }
 
-// Status is the status the page shows: the model's snapshot, with the
-// cut and restore controls.
+// Status is the status the page shows: agent A's model's snapshot, with
+// the cut and restore controls.
 func (d *Demo) Status() status.Snapshot { return d.srv.Snapshot() }
 
 // Written is how many records the plant has written to the edge cluster
@@ -324,6 +346,17 @@ func (d *Demo) Restore() { d.ctl.restore() }
 
 // IsCut reports whether the simulated WAN is cut.
 func (d *Demo) IsCut() bool { return d.ctl.IsCut(LinkName) }
+
+// KillAgent kills agent B, as the status page's "Kill agent" does, and
+// returns once it stopped.
+func (d *Demo) KillAgent() error { return d.partner.kill() }
+
+// StartAgent starts a fresh agent B in place of a killed one, as "Start
+// agent" does.
+func (d *Demo) StartAgent() error { return d.partner.start() }
+
+// AgentKilled reports whether agent B is killed.
+func (d *Demo) AgentKilled() bool { return d.partner.isKilled() }
 
 // EdgeAddrs is the edge cluster's listen addresses.
 func (d *Demo) EdgeAddrs() []string { return d.edge.ListenAddrs() }

@@ -17,6 +17,10 @@ import (
 // link's memory whatever its backlog or partition count.
 const pendingCap = 8 << 20
 
+// blockedCap bounds the memory of fetched records waiting for their
+// slot's commit beyond pendingCap (see refill).
+const blockedCap = 24 << 20
+
 // fetchMaxBytes is the most one fetch from the source returns.
 const fetchMaxBytes = 8 << 20
 
@@ -197,15 +201,21 @@ func (in *intake) next(blocked func(tp) bool) (tp, []*kgo.Record, bool) {
 // refill fetches again the partitions whose waiting records are gone.
 // Beyond pendingCap only partitions of a higher priority than some waiting
 // records are: the lower ones drain later, so an alert is not kept out by
-// raw telemetry holding the memory.
-func (in *intake) refill() {
+// raw telemetry holding the memory. Records that wait because their
+// partitions are blocked (their slot commits) count only up to
+// blockedCap beside them, so that the slots still sending are fed.
+func (in *intake) refill(blocked func(tp) bool) {
 	if len(in.held) == 0 {
 		return
 	}
 	low := in.sched.minWeight()
+	mem := in.sched.mem
+	if stuck := in.sched.memOf(blocked); stuck > 0 && mem < pendingCap+blockedCap {
+		mem -= stuck
+	}
 	resume := make(map[string][]int32)
 	for k, w := range in.held {
-		if in.sched.mem < pendingCap || w > low {
+		if mem < pendingCap || w > low {
 			resume[k.Topic] = append(resume[k.Topic], k.Partition)
 			delete(in.held, k)
 		}

@@ -177,6 +177,20 @@ func (s *scheduler) ready(blocked func(tp) bool) bool {
 	return false
 }
 
+// memOf estimates the memory of the waiting records of blocked partitions.
+func (s *scheduler) memOf(blocked func(tp) bool) int {
+	if blocked == nil {
+		return 0
+	}
+	n := 0
+	for k, w := range s.parts {
+		if blocked(k) {
+			n += w.bytes + len(w.recs)*recordMemory
+		}
+	}
+	return n
+}
+
 // remove forgets k's waiting records.
 func (s *scheduler) remove(k tp) {
 	w, ok := s.parts[k]

@@ -133,11 +133,24 @@ links: [{name: up, from: a, to: b, topics: {include: [".*"]}, priorities: [{matc
 	in.held[tp{"raw", 1}] = 1
 	in.held[tp{"raw", 2}] = 1
 	in.held[tp{"alerts", 0}] = 10
-	in.refill()
+	in.refill(nil)
 	require.Equal(t, map[tp]int{{"raw", 1}: 1, {"raw", 2}: 1}, in.held, "alerts fetched again, raw held")
 
 	in.sched = newScheduler()
 	in.sched.add(tp{"raw", 0}, 1, records("raw", 0, 0, 10, 1000))
-	in.refill()
+	in.refill(nil)
 	require.Empty(t, in.held, "below the cap everything is fetched again")
+
+	// Records waiting for their slot's commit do not starve the others,
+	// up to blockedCap.
+	in.sched = newScheduler()
+	in.sched.add(tp{"raw", 0}, 1, records("raw", 0, 0, over, 1000))
+	in.held[tp{"raw", 1}] = 1
+	stuck := func(k tp) bool { return k == tp{"raw", 0} }
+	in.refill(stuck)
+	require.Empty(t, in.held, "raw[0] waits for its commit: raw[1] is fetched again")
+	in.sched.add(tp{"raw", 2}, 1, records("raw", 2, 0, over, 1000))
+	in.held[tp{"raw", 1}] = 1
+	in.refill(stuck)
+	require.Equal(t, map[tp]int{{"raw", 1}: 1}, in.held, "what the sending slots hold counts")
 }

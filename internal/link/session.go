@@ -391,7 +391,7 @@ func (s *session) step(poll, work context.Context) error {
 			return err
 		}
 	}
-	s.in.refill()
+	s.in.refill(s.blocked)
 	// Due slots commit, the oldest transaction first, spaced out (see
 	// commitSpacing).
 	var due []*slot

@@ -41,10 +41,14 @@ func (s *Server) routes() http.Handler {
 		mux.Handle("GET /debug/pprof/profile", s.authorize(http.HandlerFunc(pprof.Profile)))
 		mux.Handle("GET /debug/pprof/trace", s.authorize(http.HandlerFunc(pprof.Trace)))
 	}
+	csrf := http.NewCrossOriginProtection()
 	if s.opts.Control != nil {
-		csrf := http.NewCrossOriginProtection()
 		mux.Handle("POST /api/v1/links/{link}/cut", csrf.Handler(s.authorize(s.handleControl(true))))
 		mux.Handle("POST /api/v1/links/{link}/restore", csrf.Handler(s.authorize(s.handleControl(false))))
+	}
+	if s.opts.AgentControl != nil {
+		mux.Handle("POST /api/v1/links/{link}/kill-agent", csrf.Handler(s.authorize(s.handleAgentControl(true))))
+		mux.Handle("POST /api/v1/links/{link}/start-agent", csrf.Handler(s.authorize(s.handleAgentControl(false))))
 	}
 	return mux
 }
@@ -97,7 +101,7 @@ func (s *Server) handleReadyz(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Server) handleStatus(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, s.Snapshot())
+	writeJSON(w, http.StatusOK, s.Status())
 }
 
 // TranslateResponse is the body of GET /api/v1/links/{link}/translate.
@@ -176,6 +180,35 @@ func (s *Server) handleControl(cut bool) http.Handler {
 		}
 		s.logger.Info("link network "+action+" from the status page", "link", name)
 		writeJSON(w, http.StatusOK, map[string]any{"link": name, "link_cut": s.opts.Control.IsCut(name)})
+	})
+}
+
+// handleAgentControl kills (kill true) or starts again the other agent
+// sharing the link.
+func (s *Server) handleAgentControl(kill bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("link")
+		ac := s.opts.AgentControl
+		var err error
+		if kill {
+			err = ac.KillAgent(name)
+		} else {
+			err = ac.StartAgent(name)
+		}
+		switch {
+		case errors.Is(err, ErrUnknownLink):
+			writeError(w, http.StatusNotFound, err.Error())
+			return
+		case err != nil:
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		action := "started"
+		if kill {
+			action = "killed"
+		}
+		s.logger.Info("agent "+action+" from the status page", "link", name)
+		writeJSON(w, http.StatusOK, map[string]any{"link": name, "agent_killed": ac.AgentKilled(name)})
 	})
 }
 

@@ -10,6 +10,8 @@
 //	GET  /api/v1/links/{link}/translate     source offset → mirror offset (?topic=&partition=&offset=)
 //	POST /api/v1/links/{link}/cut           only with a Control (the demo): cut the link's network
 //	POST /api/v1/links/{link}/restore       only with a Control (the demo): restore it
+//	POST /api/v1/links/{link}/kill-agent    only with an AgentControl (the demo): kill the agent sharing the link with this one
+//	POST /api/v1/links/{link}/start-agent   only with an AgentControl (the demo): start that agent again
 //	GET  /metrics                           Prometheus metrics
 //	GET  /healthz                           200 while the process serves
 //	GET  /readyz                            200 when ready (see status.Model.Ready), 503 otherwise
@@ -17,7 +19,15 @@
 // With a bearer token configured, everything except /healthz, /readyz and
 // the page's static files requires "Authorization: Bearer <token>". The page
 // itself asks for the token once and keeps it in the browser tab's
-// sessionStorage.
+// sessionStorage. The control actions (POST) also refuse cross-origin
+// requests.
+//
+// The status API's body is the model's snapshot plus the state of the
+// controls the server has: "controls" and, per link, "link_cut" with a
+// Control, "agent_killed" with an AgentControl. The page shows the buttons
+// of the controls that exist, and, per link, the agents sharing it (the
+// snapshot's sharing): each agent with its slots and partitions, and the
+// slots in motion.
 package observe
 
 import (
@@ -51,7 +61,25 @@ type Control interface {
 	IsCut(link string) bool
 }
 
-// ErrUnknownLink is returned by a Control for a link it does not know.
+// AgentControl is what the status page's agent actions do; the demo, which
+// runs a second agent sharing its link, provides one that kills that agent
+// and starts it again, to show the survivor taking its slots over.
+type AgentControl interface {
+	// KillAgent kills the other agent sharing the named link as if its
+	// process died (no last commit, no goodbye to the group), and returns
+	// once it stopped. Killing a killed agent does nothing.
+	KillAgent(link string) error
+	// StartAgent starts a fresh agent in place of the killed one; it
+	// rejoins the link's group and gets its share of the slots back.
+	// Starting a running agent does nothing.
+	StartAgent(link string) error
+	// AgentKilled reports whether the other agent of the named link is
+	// killed.
+	AgentKilled(link string) bool
+}
+
+// ErrUnknownLink is returned by a Control or an AgentControl for a link it
+// does not know.
 var ErrUnknownLink = errors.New("unknown link")
 
 // Options configure a Server.
@@ -64,6 +92,8 @@ type Options struct {
 	Status *status.Model
 	// Control, when set, adds the cut and restore actions.
 	Control Control
+	// AgentControl, when set, adds the kill-agent and start-agent actions.
+	AgentControl AgentControl
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -193,8 +223,8 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// Snapshot returns the model's snapshot as the status API serves it: with
-// the controls, when the server has them.
+// Snapshot returns the model's snapshot as the page renders it: with the
+// state of the cut and restore controls, when the server has them.
 func (s *Server) Snapshot() status.Snapshot {
 	snap := s.model.Snapshot()
 	if c := s.opts.Control; c != nil {
@@ -205,6 +235,37 @@ func (s *Server) Snapshot() status.Snapshot {
 		}
 	}
 	return snap
+}
+
+// StatusResponse is the body of GET /api/v1/status: the snapshot, with the
+// state of the controls the server has. It decodes into a status.Snapshot
+// too, which leaves the agent actions' state out.
+type StatusResponse struct {
+	status.Snapshot
+	Links []LinkResponse `json:"links"`
+}
+
+// LinkResponse is one link of a StatusResponse.
+type LinkResponse struct {
+	status.LinkStatus
+	// AgentKilled is present only with an AgentControl (the demo):
+	// whether the other agent sharing the link is killed.
+	AgentKilled *bool `json:"agent_killed,omitempty"`
+}
+
+// Status returns what GET /api/v1/status answers.
+func (s *Server) Status() StatusResponse {
+	snap := s.Snapshot()
+	out := StatusResponse{Snapshot: snap, Links: make([]LinkResponse, len(snap.Links))}
+	out.Snapshot.Links = nil
+	for i, l := range snap.Links {
+		out.Links[i] = LinkResponse{LinkStatus: l}
+		if ac := s.opts.AgentControl; ac != nil {
+			killed := ac.AgentKilled(l.Name)
+			out.Links[i].AgentKilled = &killed
+		}
+	}
+	return out
 }
 
 // findLink returns the link called name among links, or nil.

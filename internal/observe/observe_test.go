@@ -70,11 +70,19 @@ var fastOpts = link.Options{CommitInterval: 30 * time.Millisecond, DiscoveryInte
 // ends.
 func start(t *testing.T, cfg *config.Config, ctl observe.Control) *fixture {
 	t.Helper()
+	return startWith(t, cfg, observe.Options{Control: ctl})
+}
+
+// startWith is start with the server's options; HTTP, Status and Logger
+// are set here.
+func startWith(t *testing.T, cfg *config.Config, opts observe.Options) *fixture {
+	t.Helper()
 	l := link.New(cfg, cfg.Links[0], fastOpts, logger(t))
 	m := status.New(status.Options{
 		Links: status.Static(cfg, l), Version: "v0.0.0-test", Logger: logger(t), SampleInterval: 100 * time.Millisecond,
 	})
-	srv, err := observe.Listen(t.Context(), observe.Options{HTTP: cfg.HTTP, Status: m, Control: ctl, Logger: logger(t)})
+	opts.HTTP, opts.Status, opts.Logger = cfg.HTTP, m, logger(t)
+	srv, err := observe.Listen(t.Context(), opts)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

@@ -116,8 +116,10 @@
       '<span class="state" data-field="state"></span><span class="meta" data-field="since"></span>' +
       '<span class="grow"></span>' +
       '<span class="controls" data-field="controls" hidden>' +
-      '<button type="button" class="danger" data-action="cut">Cut link</button> ' +
-      '<button type="button" class="primary" data-action="restore">Restore link</button></span></div>' +
+      '<button type="button" class="danger" data-action="cut">Cut link</button>' +
+      '<button type="button" class="primary" data-action="restore">Restore link</button>' +
+      '<button type="button" class="danger" data-action="kill-agent" hidden>Kill agent</button>' +
+      '<button type="button" class="primary" data-action="start-agent" hidden>Start agent</button></span></div>' +
       '<div class="note-line" data-field="note" hidden></div>' +
       '<div class="error-line" data-field="error" hidden></div>' +
       '<div class="stats" data-field="stats"></div>' +
@@ -126,6 +128,7 @@
       '<polyline data-field="line-rate" fill="none" stroke="#0f766e" stroke-width="1.5" vector-effect="non-scaling-stroke"></polyline></svg>' +
       '<div class="legend"><span><i class="l-rate"></i><span data-field="legend-rate">records/s</span></span>' +
       '<span><i class="l-backlog"></i><span data-field="legend-backlog">backlog</span></span><span data-field="legend-window"></span></div></div>' +
+      '<div class="agents" data-field="agents" hidden></div>' +
       '<div class="cols"><div><h3>Topics</h3><table><thead><tr><th>source</th><th>destination</th><th class="n">part.</th>' +
       '<th class="n">prio</th><th class="n">replicated</th><th class="n">backlog</th><th>progress</th></tr></thead>' +
       '<tbody data-field="topics"></tbody></table></div>' +
@@ -156,20 +159,32 @@
     state.className = "state state-" + l.state;
     $('[data-field="since"]', card).textContent = "for " + fmtSeconds(l.state_seconds);
 
+    // The agent actions exist when the status says whether the other
+    // agent is killed; one of their two buttons shows at a time.
+    const agentControls = typeof l.agent_killed === "boolean";
     const ctl = $('[data-field="controls"]', card);
-    ctl.hidden = !controls;
+    ctl.hidden = !controls && !agentControls;
+    $('[data-action="cut"]', card).hidden = !controls;
+    $('[data-action="restore"]', card).hidden = !controls;
     if (controls) {
       $('[data-action="cut"]', card).disabled = !!l.link_cut;
       $('[data-action="restore"]', card).disabled = !l.link_cut;
     }
+    const kill = $('[data-action="kill-agent"]', card), start = $('[data-action="start-agent"]', card);
+    kill.hidden = !agentControls || l.agent_killed;
+    start.hidden = !agentControls || !l.agent_killed;
+    if (!kill.dataset.busy) kill.disabled = false;
+    if (!start.dataset.busy) start.disabled = false;
     const err = $('[data-field="error"]', card);
     const note = $('[data-field="note"]', card);
-    let noteText = "";
+    const notes = [];
     if (l.link_cut) {
-      noteText = "The network under this link is cut. The edge keeps writing; the backlog grows until the link is restored.";
+      notes.push("The network under this link is cut. The edge keeps writing; the backlog grows until the link is restored.");
     } else if (l.backlog.estimated && (l.state === "live" || l.state === "catching-up")) {
-      noteText = "No progress for " + fmtSeconds(secondsSince(l.backlog.measured_at)) + ": waiting on the destination.";
+      notes.push("No progress for " + fmtSeconds(secondsSince(l.backlog.measured_at)) + ": waiting on the destination.");
     }
+    if (l.agent_killed) notes.push(takeoverNote(l.sharing));
+    const noteText = notes.join(" ");
     note.hidden = !noteText;
     note.textContent = noteText;
     const showErr = l.last_error && l.state !== "live" && l.state !== "catching-up";
@@ -214,11 +229,59 @@
           pct + "%</td></tr>";
       }).join(""));
 
+    renderAgents($('[data-field="agents"]', card), l.sharing);
+
     setHTML($('[data-field="events"]', card), l.events.length === 0
       ? '<li class="meta">nothing yet</li>'
       : l.events.slice(0, 30).map((e) =>
         '<li><time datetime="' + esc(e.time) + '">' + clock(e.time) + '</time><span class="kind kind-' + esc(e.kind) + '">' +
         esc(e.kind) + '</span><span class="msg">' + esc(e.message) + "</span></li>").join(""));
+  }
+
+  // takeoverNote says where the killed agent's slots are.
+  function takeoverNote(sh) {
+    if (sh && sh.agents.length > 1) {
+      return "The other agent is killed. Its group counts it until its session times out; then this agent takes its slots over and catches up on their backlog.";
+    }
+    if (sh && sh.held.length === sh.slot_count) {
+      return "The other agent is killed: this agent took all " + sh.slot_count + " slots over. Start it again to share the link.";
+    }
+    return "The other agent is killed: its slots are moving to this agent.";
+  }
+
+  // renderAgents shows how the agents share the link: who owns which
+  // slots and how many partitions, and the slots in motion (no owner yet,
+  // or given to this agent but not open here yet).
+  function renderAgents(el, sh) {
+    el.hidden = !sh;
+    if (!sh) return;
+    const held = new Set(sh.held);
+    const self = sh.agents.find((a) => a.self);
+    const mine = (s) => self && s.owner === self.instance;
+    const moving = sh.slots.filter((s) => !s.owner || (mine(s) && !held.has(s.slot))).map((s) => s.slot);
+    const strip = sh.slots.map((s) => {
+      let cls = "other", who = "owned by " + s.owner;
+      if (!s.owner) {
+        cls = "moving"; who = "in motion";
+      } else if (mine(s)) {
+        cls = held.has(s.slot) ? "self" : "moving";
+        who = held.has(s.slot) ? "held by this agent" : "opening on this agent";
+      }
+      const parts = s.partitions.length ? s.partitions.join(", ") : "no partitions";
+      return '<span class="slot slot-' + cls + '" data-slot="' + s.slot + '" title="slot ' + s.slot + ": " + esc(who) + " · " +
+        esc(parts) + '">' + s.slot + "</span>";
+    }).join("");
+    const rows = sh.agents.slice().sort((a, b) => Number(b.self) - Number(a.self)).map((a) =>
+      '<tr data-agent="' + esc(a.instance) + '" data-self="' + a.self + '"><td class="agent">' + esc(a.instance) +
+      (a.self ? ' <span class="you">this agent</span>' : "") + '</td><td class="meta">' + esc(a.host) + " · pid " + a.pid +
+      '</td><td class="n" data-field="agent-slots">' + (a.slots.length ? a.slots.join(",") : "none") +
+      '</td><td class="n" data-field="agent-partitions">' + a.partitions + "</td></tr>").join("");
+    setHTML(el,
+      '<div class="agents-head"><h3>Agents</h3><span class="meta">generation ' + sh.generation + " · " + sh.slot_count +
+      ' slots</span><span class="slots">' + strip + '</span><span class="meta" data-field="moving">' +
+      (moving.length ? "in motion: slot " + moving.join(", ") : "no slot in motion") + "</span></div>" +
+      '<table><thead><tr><th>agent</th><th>host</th><th class="n">slots</th><th class="n">partitions</th></tr></thead>' +
+      '<tbody data-field="agent-rows">' + rows + "</tbody></table>");
   }
 
   // secondsSince is the time from an ISO timestamp to the status's time.
@@ -241,6 +304,7 @@
 
   async function control(name, action, button) {
     button.disabled = true;
+    button.dataset.busy = "1"; // killing an agent waits for it to stop
     try {
       const res = await fetch("/api/v1/links/" + encodeURIComponent(name) + "/" + action, { method: "POST", headers: headers() });
       if (!res.ok) {
@@ -250,6 +314,7 @@
     } catch (e) {
       banner(action + " failed: " + e.message);
     }
+    delete button.dataset.busy;
     poll();
   }
 
