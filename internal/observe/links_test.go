@@ -51,6 +51,24 @@ func TestLinksComeAndGo(t *testing.T) {
 	})
 	_, scrape := f.get(t, "/metrics", true)
 	require.Contains(t, scrape, `edgelink_link_records_total{link="up"}`)
+	require.NotContains(t, scrape, `edgelink_link_agents{link="up"}`, "not shared yet")
+
+	// A link its agent shares: who owns which slots, in the status and
+	// the metrics.
+	self, other := link.Agent{Instance: "a1", Host: "edge-1", PID: 7}, link.Agent{Instance: "b2", Host: "edge-2", PID: 9}
+	up.SetSharing(link.Sharing{Generation: 4, Self: self, Agents: []link.Agent{self, other},
+		Owners: []link.Agent{self, other, self, other, self, other}}, "")
+	_, scrape = f.get(t, "/metrics", true)
+	require.Equal(t, 4.0, metricValue(t, scrape, `edgelink_link_group_generation{link="up"}`))
+	require.Equal(t, 2.0, metricValue(t, scrape, `edgelink_link_agents{link="up"}`))
+	require.Equal(t, 6.0, metricValue(t, scrape, `edgelink_link_slots{link="up"}`))
+	sh := f.status(t).Links[0].Sharing
+	require.NotNil(t, sh)
+	require.Equal(t, "edgelink-plant-1:up", sh.Group)
+	require.Len(t, sh.Agents, 2)
+	require.True(t, sh.Agents[0].Self)
+	require.Equal(t, []int{0, 2, 4}, sh.Agents[0].Slots)
+	require.Equal(t, "b2", sh.Slots[1].Owner)
 
 	// up goes, alerts-up comes (with another site).
 	next := statustest.TwoLinks(t, src.ListenAddrs(), dst.ListenAddrs(), "plant-2")

@@ -44,6 +44,14 @@ var (
 		[]string{"link", "reason"}, nil)
 	descPartitions = prometheus.NewDesc("edgelink_link_partitions",
 		"Source partitions the link replicates.", []string{"link"}, nil)
+	descSlotsHeld = prometheus.NewDesc("edgelink_link_slots_held",
+		"Slots of the link this agent holds open.", []string{"link"}, nil)
+	descSlots = prometheus.NewDesc("edgelink_link_slots",
+		"The link's number of slots.", []string{"link"}, nil)
+	descAgents = prometheus.NewDesc("edgelink_link_agents",
+		"Agents sharing the link, as this agent last saw its group.", []string{"link"}, nil)
+	descGeneration = prometheus.NewDesc("edgelink_link_group_generation",
+		"Generation of the link's group; each rebalance raises it.", []string{"link"}, nil)
 	descBacklogRecords = prometheus.NewDesc("edgelink_link_backlog_records",
 		"Source offsets not yet replicated (during an outage: the last measurement plus what the source gained since).", []string{"link"}, nil)
 	descBacklogEstimated = prometheus.NewDesc("edgelink_link_backlog_estimated",
@@ -76,7 +84,7 @@ type collector struct{ s *Server }
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descBuildInfo, descUp, descState, descStateSeconds, descConnected, descRecords, descBytes, descWireBytes,
-		descTransactions, descLost, descSkipped, descPartitions, descBacklogRecords, descBacklogEstimated, descBacklogBytes,
+		descTransactions, descLost, descSkipped, descPartitions, descSlotsHeld, descSlots, descAgents, descGeneration, descBacklogRecords, descBacklogEstimated, descBacklogBytes,
 		descBacklogAge, descDrainETA, descBacklogAt, descTopicRecords, descTopicBytes, descTopicBacklog,
 		descTopicPartitions, descTopicPriority,
 	} {
@@ -115,6 +123,12 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descSkipped, l.SkippedRecords, name, "refused")
 		counter(descSkipped, l.SkippedLoops, name, "loop")
 		gauge(descPartitions, float64(l.Partitions), name)
+		if sh := l.Sharing; sh != nil {
+			gauge(descSlotsHeld, float64(len(sh.Held)), name)
+			gauge(descSlots, float64(sh.SlotCount), name)
+			gauge(descAgents, float64(len(sh.Agents)), name)
+			gauge(descGeneration, float64(sh.Generation), name)
+		}
 		gauge(descBacklogRecords, float64(l.Backlog.Records), name)
 		gauge(descBacklogEstimated, boolValue(l.Backlog.Estimated), name)
 		gauge(descBacklogBytes, float64(l.Backlog.Bytes), name)
