@@ -84,7 +84,11 @@ func (h *slotHandler) Revoked(slots []int, v membership.View, lost bool) {
 	h.logger.Info("slots revoked", "slots", slots, "generation", v.Generation, "lost", lost)
 	ctx, cancel := context.WithTimeout(context.Background(), h.release)
 	defer cancel()
-	if err := h.l.Release(ctx, slots...); err != nil {
+	release := h.l.Release
+	if lost {
+		release = h.l.ReleaseNow
+	}
+	if err := release(ctx, slots...); err != nil {
 		h.logger.Warn("slots not released in time; their next owner fences them", "err", err)
 	}
 }

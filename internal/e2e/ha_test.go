@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
@@ -355,7 +356,11 @@ func TestRealKafkaAgentsTakeOverKilledAgents(t *testing.T) {
 		c.agents[victim] = nil
 		c.start(victim)
 	}
-	t.Logf("takeover times: %s; each: %v (seed %d)", durations(took), took, seed)
+	each := make([]string, len(took))
+	for k, d := range took {
+		each[k] = d.Round(10 * time.Millisecond).String()
+	}
+	t.Logf("takeover times: %s; each: %s (seed %d)", durations(took), strings.Join(each, " "), seed)
 	for k, d := range took {
 		require.LessOrEqual(t, d, 20*time.Second, "takeover after kill -9 #%d", k+1)
 	}
@@ -379,12 +384,13 @@ func TestRealKafkaAgentsTakeOverKilledAgents(t *testing.T) {
 
 // TestRealKafkaZombieAgentIsFenced: two agents share a link; one of them,
 // the zombie, reaches the edge only through a network that is then black
-// holed, while it still reaches the cloud. Its heartbeats fail: it gives
-// its slots up once its session may have expired, says it lost its
-// membership, and holds nothing while cut off; the other agent takes its
-// slots over after the session timeout (its producers fencing the
-// zombie's). When the network returns, the zombie rejoins and gets slots
-// again. The mirror holds every record exactly once, in order.
+// holed, while it still reaches the cloud. Its heartbeats fail: it says it
+// lost its membership, revokes its slots before the other agent is given
+// them (after the session timeout) and holds none by the time the other
+// agent does; had it kept writing, the other agent's producers would fence
+// it. It holds nothing while cut off; when the network returns it rejoins
+// and gets slots again. The mirror holds every record exactly once, in
+// order.
 func TestRealKafkaZombieAgentIsFenced(t *testing.T) {
 	src := faultnet.New(nil)
 	t.Cleanup(func() { _ = src.Close() })
@@ -412,16 +418,32 @@ func TestRealKafkaZombieAgentIsFenced(t *testing.T) {
 	cut := time.Now()
 	src.Cut()
 	took := waitHeld(t, cut, zslots, time.Minute, other)
-	t.Logf("the other agent held the zombie's slots %v %s after the cut (%d records produced)", zslots, took.Round(10*time.Millisecond), c.load.total())
+	// Read after the other agent's status: a slot the zombie holds now,
+	// the two agents hold at once.
+	sh, err := sharingOf(t.Context(), zombie)
+	require.NoError(t, err)
+	overlap := sh.Held
+	t.Logf("the other agent held the zombie's slots %v %s after the cut (%d records produced); the zombie then held %v",
+		zslots, took.Round(10*time.Millisecond), c.load.total(), overlap)
 	require.LessOrEqual(t, took, 20*time.Second, "takeover of a zombie's slots")
 	c.settle(30*time.Second, 1)
 
-	// The zombie noticed: it says so in its log and status, and holds
-	// nothing while it is cut off.
+	// The zombie noticed: it logged that it lost its membership and
+	// revoked its slots, and then holds none. Its revocation waits at
+	// most the rebalance timeout (10 s) for the slots to close.
+	var gaveUp, given time.Time
 	testbed.Eventually(t, 30*time.Second, func() error {
-		if len(zombie.logsWith("membership lost")) == 0 {
-			return fmt.Errorf("the zombie has not logged that it lost its membership")
+		for _, m := range zombie.logsWith("slots revoked") {
+			if at := logTime(m); m["lost"] == true && at.After(cut) && gaveUp.IsZero() {
+				gaveUp = at
+			}
 		}
+		if gaveUp.IsZero() || len(zombie.logsWith("membership lost")) == 0 {
+			return fmt.Errorf("the zombie has not logged that it lost its membership and revoked its slots")
+		}
+		return nil
+	})
+	testbed.Eventually(t, 30*time.Second, func() error {
 		sh, err := sharingOf(t.Context(), zombie)
 		if err != nil {
 			return err
@@ -431,23 +453,20 @@ func TestRealKafkaZombieAgentIsFenced(t *testing.T) {
 		}
 		return nil
 	})
-	// It gave its slots up before the other agent was given them.
-	var gaveUp, given time.Time
-	for _, m := range zombie.logsWith("slots revoked") {
-		if at := logTime(m); m["lost"] == true && at.After(cut) && gaveUp.IsZero() {
-			gaveUp = at
-		}
-	}
-	require.False(t, gaveUp.IsZero(), "the zombie should log its slots revoked with lost=true")
+	emptied := time.Now()
 	for _, m := range other.logsWith("slots assigned") {
 		if at := logTime(m); at.After(cut) && given.IsZero() {
 			given = at
 		}
 	}
 	require.False(t, given.IsZero(), "the other agent should log the zombie's slots assigned")
-	t.Logf("after the cut: the zombie revoked its slots at +%s, the other agent was assigned them at +%s",
-		gaveUp.Sub(cut).Round(10*time.Millisecond), given.Sub(cut).Round(10*time.Millisecond))
-	require.True(t, gaveUp.Before(given), "the zombie should give its slots up before the other agent is given them")
+	since := func(at time.Time) time.Duration { return at.Sub(cut).Round(10 * time.Millisecond) }
+	t.Logf("after the cut: the zombie revoked its slots at +%s and held none by +%s; the other agent was assigned them at +%s and held them at +%s",
+		since(gaveUp), since(emptied), since(given), took.Round(10*time.Millisecond))
+	require.True(t, gaveUp.Before(given), "the zombie should revoke its slots before the other agent is given them")
+	require.LessOrEqual(t, emptied.Sub(gaveUp), 11*time.Second, "the zombie's slots should close within the rebalance timeout of its revocation")
+	assert.Empty(t, overlap, "the zombie still held slots %v when the other agent held them (+%s): it revoked them at +%s, held none only by +%s; two agents ran them at once, and only the other's fence kept them apart",
+		overlap, took.Round(10*time.Millisecond), since(gaveUp), since(emptied))
 	ls, err := linkStatusOf(t.Context(), zombie)
 	require.NoError(t, err)
 	var said []string
@@ -633,6 +652,7 @@ func TestRealKafkaRollingRestartUnderLoad(t *testing.T) {
 		member    int
 		from, to  time.Time
 		untouched []string // partitions whose slot kept its owner
+		moved     []string // the others
 	}
 	var steps []step
 	for _, i := range all {
@@ -654,6 +674,8 @@ func TestRealKafkaRollingRestartUnderLoad(t *testing.T) {
 			if before.owner[slot] == mid.owner[slot] && mid.owner[slot] == after.owner[slot] {
 				kept = append(kept, slot)
 				s.untouched = append(s.untouched, after.partitions[slot]...)
+			} else {
+				s.moved = append(s.moved, after.partitions[slot]...)
 			}
 		}
 		steps = append(steps, s)
@@ -683,7 +705,12 @@ func TestRealKafkaRollingRestartUnderLoad(t *testing.T) {
 				largest, where = gap, fmt.Sprintf("%s during the restart of member %d", k, s.member)
 			}
 		}
-		t.Logf("restart of member %d: %d untouched partitions, their longest pause %s", s.member, len(s.untouched), stepMax.Round(time.Millisecond))
+		var movedMax time.Duration
+		for _, k := range s.moved {
+			movedMax = max(movedMax, ar.maxGap(k, s.from, s.to))
+		}
+		t.Logf("restart of member %d: %d untouched partitions, their longest pause %s; %d partitions moved, their longest pause %s",
+			s.member, len(s.untouched), stepMax.Round(time.Millisecond), len(s.moved), movedMax.Round(time.Millisecond))
 	}
 	t.Logf("largest pause of an untouched partition: %s (%s); %d records, checker 0/0/0", largest.Round(time.Millisecond), where, rep.DestinationRecords)
 	for _, s := range steps {
@@ -717,9 +744,9 @@ func TestRealKafkaWANBlackHoleCausesNoRebalance(t *testing.T) {
 	c.produce(&g, ctx, producing, 50*time.Millisecond, 4, 4)
 
 	as := []*agent{c.start(0), c.start(1)}
-	l := c.settle(90*time.Second, 0, 1)
-	time.Sleep(2 * time.Second)
-	l = c.settle(10*time.Second, 0, 1)
+	c.settle(90*time.Second, 0, 1)
+	time.Sleep(2 * time.Second) // records flow through both
+	l := c.settle(10*time.Second, 0, 1)
 	t.Logf("generation %d: slots %v and %v", l.generation, l.of(0), l.of(1))
 	requireSameGeneration := func(when string) {
 		t.Helper()

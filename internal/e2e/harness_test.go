@@ -88,7 +88,11 @@ func startAgent(t *testing.T, name, cfgPath string) *agent {
 		close(a.done)
 	}()
 	t.Cleanup(func() {
+		logged := -1 // the length of the log before the goroutine dump
 		if t.Failed() {
+			a.mu.Lock()
+			logged = a.raw.Len()
+			a.mu.Unlock()
 			// A Go process dumps its goroutines on SIGQUIT: show where a
 			// stuck agent is.
 			_ = a.cmd.Process.Signal(syscall.SIGQUIT)
@@ -100,7 +104,14 @@ func startAgent(t *testing.T, name, cfgPath string) *agent {
 		a.kill()
 		if t.Failed() {
 			a.mu.Lock()
-			t.Logf("agent %s log (last 64 KB):\n%s", name, tailBytes(a.raw.Bytes(), 64<<10))
+			b := a.raw.Bytes()
+			if logged < 0 || logged > len(b) {
+				logged = len(b)
+			}
+			t.Logf("agent %s log (last 64 KB):\n%s", name, tailBytes(b[:logged], 64<<10))
+			if len(b) > logged {
+				t.Logf("agent %s after SIGQUIT (last 64 KB):\n%s", name, tailBytes(b[logged:], 64<<10))
+			}
 			a.mu.Unlock()
 		}
 	})

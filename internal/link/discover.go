@@ -16,19 +16,35 @@ import (
 // configured start position; partitions that appear later start at their
 // beginning, since everything in them is new.
 func (s *session) discover(ctx context.Context) error {
-	l := s.l
 	ctx, cancel := context.WithTimeout(ctx, s.tune.adminTimeout())
 	defer cancel()
-	s.nextDiscovery = time.Now().Add(l.opts.DiscoveryInterval)
-	src, err := s.sourceTopics(ctx)
+	ready, err := s.mirror(ctx)
 	if err != nil {
 		return err
+	}
+	return s.startReading(ctx, ready)
+}
+
+// mirror lists the source topics and makes their mirror topics match,
+// and returns the partition count of those ready to replicate.
+func (s *session) mirror(ctx context.Context) (map[string]int32, error) {
+	s.nextDiscovery = time.Now().Add(s.l.opts.DiscoveryInterval)
+	src, err := s.sourceTopics(ctx)
+	if err != nil {
+		return nil, err
 	}
 	ready, err := s.syncTopics(ctx, src)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	l.update(func(st *Status) { st.SourcePartitions = maps.Clone(ready) })
+	s.l.update(func(st *Status) { st.SourcePartitions = maps.Clone(ready) })
+	return ready, nil
+}
+
+// startReading starts reading the partitions of ready topics that the
+// session's slots replicate and it does not read yet.
+func (s *session) startReading(ctx context.Context, ready map[string]int32) error {
+	l := s.l
 	if n := s.mirrorLimit; n > 0 && n < s.tune.batchBytes {
 		// The producer must not build batches a mirror refuses whole.
 		return &batchCapError{limit: n, batch: s.tune.batchBytes, topic: s.mirrorLimited}

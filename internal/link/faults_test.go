@@ -373,3 +373,28 @@ func TestStopUnderLoadLosesNothingFake(t *testing.T) {
 	requireMirrored(t, recs, got, "alerts")
 	require.NoError(t, stop())
 }
+
+// TestRestartOverALongLinkResumesFake: over a destination 600 ms away a
+// restarted link reads its checkpoints and copies only what is new (a
+// reader that gave up after a few idle polls found nothing there, and the
+// link copied everything again).
+func TestRestartOverALongLinkResumesFake(t *testing.T) {
+	src := testbed.StartFake(t, kfake.SeedTopics(2, "alerts"))
+	dst := testbed.StartFake(t)
+	wan := faultnet.New(nil)
+	t.Cleanup(func() { _ = wan.Close() })
+	wan.SetLatency(300*time.Millisecond, 0)
+	cfg := linkConfig(t, src.ListenAddrs(), dst.ListenAddrs(), "")
+	opts := fastOpts
+	opts.DestinationDialer = wan.Dialer()
+	recs := produce(t, src.ListenAddrs(), "alerts", 2, 50, "a")
+	_, stop := runLink(t, cfg, opts)
+	requireMirrored(t, recs, readAll(t, dst.ListenAddrs(), "alerts", len(recs)), "alerts")
+	require.NoError(t, stop())
+
+	recs = append(recs, produce(t, src.ListenAddrs(), "alerts", 2, 10, "b")...)
+	l, stop := runLink(t, cfg, opts)
+	requireMirrored(t, recs, readAll(t, dst.ListenAddrs(), "alerts", len(recs)), "alerts")
+	require.NoError(t, stop())
+	require.EqualValues(t, 20, l.Status().Records, "only the new records are copied")
+}

@@ -122,6 +122,9 @@ func (in *intake) remove(parts []tp) {
 		in.sched.remove(k)
 	}
 	in.consumer.RemoveConsumePartitions(drop)
+	// A paused partition stays paused in the consumer until resumed, even
+	// once removed: were its slot to come back, it would never be fetched.
+	in.consumer.ResumeFetchPartitions(drop)
 }
 
 // poll fetches what the source has: at once when records wait that are

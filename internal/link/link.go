@@ -63,6 +63,10 @@ type Options struct {
 	// Instance describes this agent in the markers its slots write to
 	// the checkpoint topic; default "<host>/<pid>".
 	Instance string
+	// FirstAssignment bounds how long a starting session of a shared link
+	// waits for the link's first assignment of slots before it goes on
+	// without slots (they open when assigned); default 15s.
+	FirstAssignment time.Duration
 	// LostRetry is how long a shared link leaves a slot that another
 	// agent fenced before it opens it again, if it still owns it then;
 	// default 30s.
@@ -92,6 +96,9 @@ func (o *Options) defaults() {
 	}
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = 30 * time.Second
+	}
+	if o.FirstAssignment <= 0 {
+		o.FirstAssignment = 15 * time.Second
 	}
 	if o.LostRetry <= 0 {
 		o.LostRetry = 30 * time.Second

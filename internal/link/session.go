@@ -12,6 +12,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/edgelink/edgelink/internal/config"
 	"github.com/edgelink/edgelink/internal/kafka"
@@ -72,6 +73,11 @@ type session struct {
 	mirrorLimit   int
 	mirrorLimited string
 
+	// began is when the session started; steps how long each step of its
+	// start took, the last ending at stepAt.
+	began, stepAt time.Time
+	steps         []string
+
 	// rate is a moving average of committed records per second.
 	rate          float64
 	rateAt        time.Time
@@ -95,13 +101,27 @@ func openSession(ctx context.Context, l *Link) (*session, error) {
 	if l.batchCap > 0 {
 		s.tune.batchBytes = min(s.tune.batchBytes, max(l.batchCap, 1<<10))
 	}
+	s.began = time.Now()
 	if err := s.connect(ctx); err != nil {
 		return s, err
 	}
+	s.timed("connect")
 	if err := s.setup(ctx); err != nil {
 		return s, err
 	}
+	l.logger.Info("session ready", "took", time.Since(s.began).Round(time.Millisecond), "steps", s.steps)
 	return s, nil
+}
+
+// timed records how long a step of the session's start took (see
+// openSession's log line: on a long link each round trip shows).
+func (s *session) timed(name string) {
+	now := time.Now()
+	if s.stepAt.IsZero() {
+		s.stepAt = s.began
+	}
+	s.steps = append(s.steps, name+"="+now.Sub(s.stepAt).Round(time.Millisecond).String())
+	s.stepAt = now
 }
 
 func (s *session) connect(ctx context.Context) error {
@@ -128,36 +148,65 @@ func (s *session) connect(ctx context.Context) error {
 	if s.srcID, err = clusterID(ctx, s.srcAdm, s.tune.adminTimeout()); err != nil {
 		return fmt.Errorf("connect to source cluster %s: %w", l.src.Name, err)
 	}
-	if s.dstID, err = clusterID(ctx, s.dstAdm, s.tune.adminTimeout()); err != nil {
-		return fmt.Errorf("connect to destination cluster %s: %w", l.dst.Name, err)
-	}
 	return nil
 }
 
 // setup opens the slots the agent owns (fencing their earlier holders and
-// loading their checkpoints) and starts reading their partitions.
+// loading their checkpoints) and starts reading their partitions. The
+// destination's cluster id and checkpoint topic, the slots' producers and
+// the mirror topics do not depend on each other: on a long link each costs round trips, so they are
+// made ready in parallel.
 func (s *session) setup(ctx context.Context) error {
 	l := s.l
-	actx, cancel := context.WithTimeout(ctx, s.tune.adminTimeout())
-	defer cancel()
-	var err error
-	if s.store, err = openStore(actx, s.dstCl, l.cfg.CheckpointTopic, l.id, l.cfg.Slots); err != nil {
-		return err
-	}
-	if l.cfg.OnError == config.OnErrorSkip {
-		if _, _, err := ensureTopic(actx, s.dstAdm, SkippedTopic, 1, nil); err != nil {
+	var (
+		inits map[int]*slot
+		ready map[string]int32
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		var err error
+		if s.dstID, err = clusterID(gctx, s.dstAdm, s.tune.adminTimeout()); err != nil {
+			return fmt.Errorf("connect to destination cluster %s: %w", l.dst.Name, err)
+		}
+		actx, cancel := context.WithTimeout(gctx, s.tune.adminTimeout())
+		defer cancel()
+		if s.store, err = openStore(actx, s.dstCl, l.cfg.CheckpointTopic, l.id, l.cfg.Slots, l.logger); err != nil {
 			return err
 		}
+		if l.cfg.OnError == config.OnErrorSkip {
+			if _, _, err := ensureTopic(actx, s.dstAdm, SkippedTopic, 1, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	g.Go(func() error {
+		l.firstWanted(gctx, l.opts.FirstAssignment)
+		want, _ := l.wanted()
+		var err error
+		inits, err = s.initSlots(gctx, slices.Sorted(maps.Keys(want)))
+		return err
+	})
+	g.Go(func() error {
+		actx, cancel := context.WithTimeout(gctx, s.tune.adminTimeout())
+		defer cancel()
+		var err error
+		ready, err = s.mirror(actx)
+		return err
+	})
+	err := g.Wait()
+	s.timed("store+init+topics")
+	if err != nil {
+		closeSlots(inits)
+		return err
 	}
-	want, _ := l.wanted()
-	opened, err := s.openSlots(ctx, slices.Sorted(maps.Keys(want)))
+	opened, err := s.loadSlots(ctx, inits)
 	if err != nil {
 		return err
 	}
+	s.timed(fmt.Sprintf("checkpoints(%d slots)", len(opened)))
 	if s.in, err = newIntake(s.srcOpts, s.tune.fetchMaxWait, l.cfg.PriorityOf); err != nil {
-		for _, sl := range opened {
-			sl.out.close()
-		}
+		closeSlots(opened)
 		return err
 	}
 	s.install(opened)
@@ -166,22 +215,26 @@ func (s *session) setup(ctx context.Context) error {
 		newMirrorStage(provenance.NewEncoder(s.srcID, l.id.Site), l.destination),
 		skipStage{l: l},
 	}
-	err = s.discover(ctx)
+	actx, cancel := context.WithTimeout(ctx, s.tune.adminTimeout())
+	defer cancel()
+	err = s.startReading(actx, ready)
 	if decide(err, l.cfg.OnError) == adjust {
 		// Nothing was assigned yet: rebuild the producers and look again.
 		if err = s.smallerBatches(ctx, err); err == nil {
-			err = s.discover(ctx)
+			err = s.startReading(actx, ready)
 		}
 	}
 	if err != nil {
 		return err
 	}
-	return s.measureBacklog(ctx)
+	err = s.measureBacklog(ctx)
+	s.timed("backlog")
+	return err
 }
 
 func (s *session) loadOptions() loadOptions {
 	return loadOptions{
-		client: s.dstOpts, adm: s.dstAdm, source: s.srcID, timeout: s.tune.adminTimeout() + s.l.opts.TransactionTimeout,
+		client: s.dstOpts, cl: s.dstCl, adm: s.dstAdm, source: s.srcID, timeout: s.tune.adminTimeout() + s.l.opts.TransactionTimeout,
 		producers: make(map[int64]int16),
 	}
 }
@@ -235,6 +288,13 @@ func (s *session) openSink(ctx context.Context, index int) (sink, error) {
 		return out, &slotError{slot: index, err: fmt.Errorf("initialise transactional producer %s: %w", l.id.TransactionalID(index), classify(err))}
 	}
 	out.pid, out.epoch = pid, epoch
+	// The produce connections open meanwhile the checkpoints are read, not
+	// in front of the first records.
+	s.bg.Go(func() {
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.tune.dialTimeout)
+		defer cancel()
+		_ = producer.EnsureProduceConnectionIsOpen(wctx) // a courtesy: producing opens what this did not
+	})
 	return out, nil
 }
 
@@ -369,8 +429,12 @@ func (s *session) step(poll, work context.Context) error {
 			if due.Before(deadline) {
 				deadline = due
 			}
-		case sl.pending() || sl.releasing:
-			deadline = time.Now() // positions to checkpoint, a slot to hand over
+		case sl.releasing:
+			deadline = time.Now() // a slot to hand over
+		case sl.pending():
+			if due := sl.pendingDue(s.l.opts.CommitInterval); due.Before(deadline) {
+				deadline = due // positions to checkpoint
+			}
 		}
 	}
 	if err := s.in.poll(poll, deadline, s.wake, s.blocked); err != nil {
@@ -400,7 +464,8 @@ func (s *session) step(poll, work context.Context) error {
 			continue
 		}
 		open := sl.out.open()
-		if (open && (time.Since(sl.txStarted) >= s.l.opts.CommitInterval || sl.txBytes >= s.txLimit(sl))) || (!open && sl.pending()) {
+		if (open && (time.Since(sl.txStarted) >= s.l.opts.CommitInterval || sl.txBytes >= s.txLimit(sl))) ||
+			(!open && sl.pending() && !time.Now().Before(sl.pendingDue(s.l.opts.CommitInterval))) {
 			due = append(due, sl)
 		}
 	}
@@ -416,13 +481,17 @@ func (s *session) step(poll, work context.Context) error {
 	if err := s.finishReleases(work); err != nil {
 		return err
 	}
+	// Discovery and the backlog wait for the source: a membership lost
+	// meanwhile cuts them short (see Link.ReleaseNow).
+	src, done := s.l.interruptible(work)
+	defer done()
 	if time.Now().After(s.nextDiscovery) {
-		if err := s.discover(work); err != nil {
-			return err
+		if err := s.discover(src); err != nil {
+			return ended(src, err)
 		}
 	}
 	if time.Now().After(s.nextBacklog) {
-		return s.measureBacklog(work)
+		return ended(src, s.measureBacklog(src))
 	}
 	return nil
 }
@@ -449,6 +518,10 @@ func (s *session) copy(ctx context.Context, k tp, recs []*kgo.Record) error {
 			return &slotError{slot: sl.index, err: err}
 		}
 		sl.txStarted = time.Now()
+		if sl.mark {
+			sl.out.write(ctx, []*kgo.Record{sl.store.markRecord(s.l.opts.Instance)})
+			sl.markSent = true
+		}
 	}
 	var (
 		n, size int64
@@ -498,6 +571,7 @@ func (s *session) committed(sl *slot) {
 	l := s.l
 	sl.pos.committedNow()
 	sl.mark = false
+	sl.markSent = false
 	recs, bytes := sl.txRecs, sl.txBytes
 	if bytes >= s.txLimit(sl) {
 		s.sizeTransactions(sl, time.Since(sl.txStarted), time.Since(sl.out.lastStepAt()))

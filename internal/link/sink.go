@@ -211,11 +211,11 @@ func (s *produceSink) lastStepAt() time.Time { return s.lastStep }
 
 func (s *produceSink) topicsGrew() { s.producer.ForceMetadataRefresh() }
 
-// ended returns why ctx's work was cut short, when the reach watchdog cut
-// it (see session.watchReach), rather than the error that caused in the
-// step under way.
+// ended returns why ctx's work was cut short, when the reach watchdog (see
+// session.watchReach) or a lost membership (Link.ReleaseNow) cut it,
+// rather than the error that caused in the step under way.
 func ended(ctx context.Context, err error) error {
-	if cause := context.Cause(ctx); ctx.Err() != nil && errors.Is(cause, errUnreachable) {
+	if cause := context.Cause(ctx); ctx.Err() != nil && (errors.Is(cause, errUnreachable) || errors.Is(cause, errReleased)) {
 		return cause
 	}
 	return err

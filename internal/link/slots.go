@@ -31,12 +31,15 @@ type slot struct {
 	store slotStore
 	pos   *positions
 	// mark: the slot's marker is still to be written (its session's first
-	// commit writes it, see store).
-	mark bool
+	// commit writes it, see store); markSent: it is in the open
+	// transaction already (sent with its first records, so that the
+	// producer asks for both topics' metadata at once).
+	mark, markSent bool
 	// fresh: the slot was opened since the last discovery pass, which
 	// starts its partitions without a checkpoint at the link's start
-	// position.
-	fresh bool
+	// position. opened is when it was installed.
+	fresh  bool
+	opened time.Time
 	// committing: a commit runs; releasing: the slot is being handed over
 	// (it takes no more records, commits what it has and closes).
 	committing, releasing bool
@@ -53,9 +56,19 @@ type slot struct {
 // pending reports whether the slot has something to commit.
 func (sl *slot) pending() bool { return sl.mark || sl.pos.pending() }
 
+// pendingDue reports when a slot with something to commit and no open
+// transaction commits it: a newly opened slot waits one commit interval
+// for records, so that its checkpoints and marker ride with them (alone
+// they would cost a long link a commit's round trips before the first
+// record).
+func (sl *slot) pendingDue(interval time.Duration) time.Time {
+	return sl.opened.Add(interval)
+}
+
 func (sl *slot) forgetTransaction() {
 	clear(sl.txTopics)
 	sl.txBytes, sl.txRecs = 0, 0
+	sl.markSent = false
 }
 
 // slotError is an error of one slot's sink.
@@ -85,19 +98,23 @@ type openResult struct {
 // parallel (fencing earlier holders and settling their transactions), then
 // reads the checkpoints of all of them in one pass.
 func (s *session) openSlots(ctx context.Context, indexes []int) (map[int]*slot, error) {
-	out := make(map[int]*slot, len(indexes))
-	if len(indexes) == 0 {
-		return out, nil
+	inits, err := s.initSlots(ctx, indexes)
+	if err != nil {
+		return nil, err
 	}
+	return s.loadSlots(ctx, inits)
+}
+
+// initSlots creates and initialises the producers of slots, in parallel.
+func (s *session) initSlots(ctx context.Context, indexes []int) (map[int]*slot, error) {
+	out := make(map[int]*slot, len(indexes))
 	var (
 		mu    sync.Mutex
 		wg    sync.WaitGroup
 		first error
 	)
 	for _, i := range indexes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			out1, err := s.openSink(ctx, i)
 			mu.Lock()
 			defer mu.Unlock()
@@ -111,17 +128,22 @@ func (s *session) openSlots(ctx context.Context, indexes []int) (map[int]*slot, 
 				return
 			}
 			out[i] = &slot{index: i, out: out1, txTopics: make(map[string]counts)}
-		}()
+		})
 	}
 	wg.Wait()
-	closeAll := func() {
-		for _, sl := range out {
-			sl.out.close()
-		}
-	}
 	if first != nil {
-		closeAll()
+		closeSlots(out)
 		return nil, first
+	}
+	return out, nil
+}
+
+// loadSlots reads the checkpoints of slots whose producers are
+// initialised, in one pass, and sets up their positions. On error it
+// closes them.
+func (s *session) loadSlots(ctx context.Context, out map[int]*slot) (map[int]*slot, error) {
+	if len(out) == 0 {
+		return out, nil
 	}
 	o := s.loadOptions()
 	if s.eos {
@@ -131,7 +153,7 @@ func (s *session) openSlots(ctx context.Context, indexes []int) (map[int]*slot, 
 			}
 		}
 	}
-	saved, err := s.store.load(ctx, o, indexes)
+	saved, err := s.store.load(ctx, o, sortedSlots(out))
 	if err == nil {
 		for _, sv := range saved {
 			if err = s.checkSource(sv); err != nil {
@@ -140,7 +162,7 @@ func (s *session) openSlots(ctx context.Context, indexes []int) (map[int]*slot, 
 		}
 	}
 	if err != nil {
-		closeAll()
+		closeSlots(out)
 		return nil, err
 	}
 	for i, sl := range out {
@@ -155,10 +177,19 @@ func (s *session) openSlots(ctx context.Context, indexes []int) (map[int]*slot, 
 	return out, nil
 }
 
+// closeSlots closes the sinks of slots never installed.
+func closeSlots(slots map[int]*slot) {
+	for _, sl := range slots {
+		sl.out.close()
+	}
+}
+
 // install adds opened slots to the session; the next discovery pass starts
 // reading their partitions.
 func (s *session) install(opened map[int]*slot) {
+	now := time.Now()
 	for _, i := range slices.Sorted(maps.Keys(opened)) {
+		opened[i].opened = now
 		s.slots[i] = opened[i]
 	}
 	s.nextDiscovery = time.Now()
@@ -270,7 +301,7 @@ func (s *session) startCommit(ctx context.Context, sl *slot) error {
 		sl.txStarted = time.Now()
 	}
 	marks := sl.pos.marks(s.srcTopicIDs)
-	if sl.mark {
+	if sl.mark && !sl.markSent {
 		marks = append(marks, sl.store.markRecord(s.l.opts.Instance))
 	}
 	sl.committing = true
@@ -435,17 +466,29 @@ type slotTable struct {
 	retry time.Duration
 	// changed is set when want changed since the session last looked.
 	changed bool
+	// settled is closed once the link's owner said what it should run
+	// (at once without sharing; at the first assignment or generation of
+	// the link's group with it).
+	settled     chan struct{}
+	settledOnce sync.Once
+	// interrupt, while set, cuts short the session's wait for the source
+	// (see ReleaseNow).
+	interrupt context.CancelCauseFunc
 }
+
+func (t *slotTable) settle() { t.settledOnce.Do(func() { close(t.settled) }) }
 
 func (t *slotTable) init(n int, all bool, retry time.Duration) {
 	t.cond = sync.NewCond(&t.mu)
 	t.n = max(n, 1)
 	t.retry = retry
 	t.want, t.held, t.lost = make(map[int]bool), make(map[int]bool), make(map[int]time.Time)
+	t.settled = make(chan struct{})
 	if all {
 		for i := range t.n {
 			t.want[i] = true
 		}
+		t.settle()
 	}
 	t.changed = true
 }
@@ -463,6 +506,7 @@ func (l *Link) Assign(slots ...int) {
 		}
 	}
 	t.changed = true
+	t.settle()
 }
 
 // Release tells the link to stop running slots and waits until its
@@ -501,6 +545,40 @@ func (l *Link) Release(ctx context.Context, slots ...int) error {
 	}
 }
 
+// errReleased cuts a session's wait for the source short: slots had to be
+// released at once.
+var errReleased = errors.New("slots released at once: this agent lost its membership")
+
+// ReleaseNow is Release for slots this agent lost (its membership expired,
+// it is presumed dead): a wait for the source under way (a source that
+// does not answer is why the membership was lost) is cut short, which ends
+// the session, so that the slots close at once rather than when that wait
+// times out. Their open transactions are left to their next holders.
+func (l *Link) ReleaseNow(ctx context.Context, slots ...int) error {
+	t := &l.slots
+	t.mu.Lock()
+	if t.interrupt != nil {
+		t.interrupt(errReleased)
+	}
+	t.mu.Unlock()
+	return l.Release(ctx, slots...)
+}
+
+// interruptible returns ctx, cut short by ReleaseNow until done is called.
+func (l *Link) interruptible(ctx context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	t := &l.slots
+	t.mu.Lock()
+	t.interrupt = cancel
+	t.mu.Unlock()
+	return ctx, func() {
+		t.mu.Lock()
+		t.interrupt = nil
+		t.mu.Unlock()
+		cancel(nil)
+	}
+}
+
 // SlotCount returns the link's number of slots.
 func (l *Link) SlotCount() int { return l.slots.n }
 
@@ -510,6 +588,19 @@ func (l *Link) Held() []int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return slices.Sorted(maps.Keys(t.held))
+}
+
+// firstWanted waits until the link's owner said what it should run (a
+// shared link's first assignment), at most wait, so that a starting
+// session opens its slots with its other set-up work rather than after it.
+func (l *Link) firstWanted(ctx context.Context, wait time.Duration) {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-l.slots.settled:
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // wanted returns the slots the session should hold, and whether that
@@ -612,6 +703,9 @@ type Sharing struct {
 // SetSharing records how the agents share the link, and an event when
 // event is not empty.
 func (l *Link) SetSharing(sh Sharing, event string) {
+	if sh.Generation > 0 {
+		l.slots.settle()
+	}
 	l.update(func(st *Status) { st.Sharing = sh })
 	if event != "" {
 		l.event(EventSlots, event)

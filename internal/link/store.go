@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // The checkpoint store: where a link keeps its positions, at the
@@ -131,13 +133,21 @@ type store struct {
 	partitions, partition int32
 	// slots is the link's slot count.
 	slots int
+	// leaders and topicID are what the cluster said of the topic when the
+	// session began (nil leaders when it created the topic).
+	leaders map[int32]int32
+	topicID [16]byte
 }
 
 // openStore makes sure the checkpoint topic exists and finds the link's
 // partition in it. A topic it creates gets CheckpointPartitions partitions
 // and, first thing in partition 0, a layout record (see layout).
-func openStore(ctx context.Context, cl *kgo.Client, topic string, id Identity, slots int) (*store, error) {
-	n, created, err := ensureTopic(ctx, kadm.NewClient(cl), topic, CheckpointPartitions, map[string]*string{
+//
+// The layout record is written in the background (a long link would wait
+// a few round trips for it): until it lands, a new link of another agent
+// searches the whole topic once, which is slower, not wrong.
+func openStore(ctx context.Context, cl *kgo.Client, topic string, id Identity, slots int, logger *slog.Logger) (*store, error) {
+	n, created, td, err := ensureTopicDetail(ctx, kadm.NewClient(cl), topic, CheckpointPartitions, map[string]*string{
 		"cleanup.policy":            kadm.StringPtr("compact"),
 		"min.cleanable.dirty.ratio": kadm.StringPtr("0.1"),
 		"segment.ms":                kadm.StringPtr(strconv.Itoa(int(time.Hour / time.Millisecond))),
@@ -148,11 +158,39 @@ func openStore(ctx context.Context, cl *kgo.Client, topic string, id Identity, s
 	if created {
 		v, _ := json.Marshal(layout{Partitions: n}) // a struct of plain fields cannot fail to marshal
 		rec := &kgo.Record{Topic: topic, Partition: 0, Key: []byte(layoutKey), Value: v}
-		if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
-			return nil, fmt.Errorf("write the layout of %s: %w", topic, err)
-		}
+		cl.Produce(context.WithoutCancel(ctx), rec, func(_ *kgo.Record, err error) {
+			if err != nil {
+				logger.Warn("layout record not written; new links will search the checkpoint topic whole once", "topic", topic, "err", err)
+			}
+		})
 	}
-	return &store{topic: topic, id: id, partitions: n, partition: id.partitionOf(n), slots: max(slots, 1)}, nil
+	st := &store{topic: topic, id: id, partitions: n, partition: id.partitionOf(n), slots: max(slots, 1), topicID: td.ID}
+	if !created {
+		st.leaders = make(map[int32]int32, len(td.Partitions))
+		for p, pd := range td.Partitions {
+			if pd.Leader >= 0 {
+				st.leaders[p] = pd.Leader
+			}
+		}
+		warmFetch(ctx, cl, st.leaders[st.partition], st.leaders[0])
+	}
+	return st, nil
+}
+
+// warmFetch opens the fetch connections to brokers with an empty Fetch, so
+// that reading the checkpoints later costs one round trip, not the
+// connection's set-up too.
+func warmFetch(ctx context.Context, cl *kgo.Client, brokers ...int32) {
+	seen := make(map[int32]bool)
+	for _, b := range brokers {
+		if seen[b] {
+			continue
+		}
+		seen[b] = true
+		req := kmsg.NewPtrFetchRequest()
+		req.ReplicaID, req.SessionEpoch = -1, -1
+		_, _ = req.RequestWith(ctx, cl.Broker(int(b))) // a courtesy: the read sets up what this did not
+	}
 }
 
 // layoutKey keys the layout record; no identity starts with "_".
@@ -170,27 +208,43 @@ type layout struct {
 // ensureTopic creates an internal topic with the given partitions when it
 // is missing, and returns its partition count and whether it created it.
 func ensureTopic(ctx context.Context, adm *kadm.Client, topic string, partitions int32, cfg map[string]*string) (int32, bool, error) {
-	for range 3 {
+	n, created, _, err := ensureTopicDetail(ctx, adm, topic, partitions, cfg)
+	return n, created, err
+}
+
+// ensureTopicDetail is ensureTopic that also returns what the cluster said
+// of a topic that existed.
+func ensureTopicDetail(ctx context.Context, adm *kadm.Client, topic string, partitions int32, cfg map[string]*string) (int32, bool, kadm.TopicDetail, error) {
+	for i := range 5 {
+		if i > 0 {
+			// Another writer created it a moment ago: its partitions show
+			// up shortly.
+			select {
+			case <-ctx.Done():
+				return 0, false, kadm.TopicDetail{}, fmt.Errorf("describe internal topic %s: %w", topic, ctx.Err())
+			case <-time.After(time.Duration(i) * 100 * time.Millisecond):
+			}
+		}
 		// Asking first means Create is only needed while the topic is absent.
 		tds, err := adm.ListTopics(ctx, topic)
 		if err != nil {
-			return 0, false, fmt.Errorf("describe internal topic %s: %w", topic, err)
+			return 0, false, kadm.TopicDetail{}, fmt.Errorf("describe internal topic %s: %w", topic, err)
 		}
 		if td, ok := tds[topic]; ok && td.Err == nil && len(td.Partitions) > 0 {
-			return int32(len(td.Partitions)), false, nil
+			return int32(len(td.Partitions)), false, td, nil
 		}
 		resp, err := adm.CreateTopic(ctx, partitions, -1, cfg, topic)
 		if err == nil {
 			err = resp.Err
 		}
 		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-			return 0, false, fmt.Errorf("create internal topic %s: %w", topic, err)
+			return 0, false, kadm.TopicDetail{}, fmt.Errorf("create internal topic %s: %w", topic, err)
 		}
 		if err == nil {
-			return partitions, true, nil
+			return partitions, true, kadm.TopicDetail{}, nil
 		}
 	}
-	return 0, false, fmt.Errorf("create internal topic %s: it exists but has no partitions yet", topic)
+	return 0, false, kadm.TopicDetail{}, fmt.Errorf("create internal topic %s: it exists but has no partitions yet", topic)
 }
 
 // slotStore writes the checkpoints of one slot of the link.
@@ -223,8 +277,10 @@ type saved struct {
 
 // loadOptions are what load needs beyond the store.
 type loadOptions struct {
-	// client opts connect to the destination.
+	// client opts connect to the destination; cl is the session's client
+	// there, which reads the checkpoints, and adm the same as an admin.
 	client []kgo.Opt
+	cl     *kgo.Client
 	adm    *kadm.Client
 	// source is the source cluster's id: checkpoints of the link's name
 	// alone (an earlier release) are adopted only when written for it.
@@ -259,8 +315,14 @@ func (s *store) load(ctx context.Context, o loadOptions, slots []int) (map[int]s
 	if s.id.Site != "" {
 		ids = append(ids, legacy)
 	}
-	r := checkpointReader{o: o, topic: s.topic, slots: s.slots, mine: mine}
-	found, shape, err := r.read(ctx, []int32{s.partition}, ids...)
+	r := checkpointReader{o: o, topic: s.topic, slots: s.slots, mine: mine, leaders: s.leaders, topicID: s.topicID}
+	// Partition 0 says whether a link with nothing in its own partition is
+	// new (see layout): it comes in the same round trip.
+	first := []int32{s.partition}
+	if s.partition != 0 {
+		first = append(first, 0)
+	}
+	found, shape, err := r.read(ctx, first, ids...)
 	if err != nil {
 		return nil, err
 	}
@@ -280,10 +342,8 @@ func (s *store) load(ctx context.Context, o loadOptions, slots []int) (map[int]s
 	// the topic has the layout it was created with, a link with nothing in
 	// its own partition is new. Otherwise, look everywhere.
 	parts := []int32{0}
-	if !own.any && s.partition != 0 {
-		if found, shape, err = r.read(ctx, parts, ids...); err != nil {
-			return nil, err
-		}
+	if own.any {
+		delete(found, 0) // read for nothing
 	}
 	searched := "searched partition 0"
 	if (own.any || shape != s.partitions) && s.partitions > 1 {
@@ -532,6 +592,9 @@ type checkpointReader struct {
 	// another agent's business.
 	slots int
 	mine  map[int]bool
+	// leaders and topicID, when known, spare asking for them.
+	leaders map[int32]int32
+	topicID [16]byte
 }
 
 // relevant reports whether a record of the link concerns the slots being
@@ -570,131 +633,174 @@ func (r checkpointReader) settle(ctx context.Context, found map[int32]map[Identi
 	return unsettled(found, id)
 }
 
-// read reads the partitions of the checkpoint topic to their high
-// watermarks, read_uncommitted, and returns the committed state of each
-// identity per partition (see store), and the partition count of the
-// layout record when partition 0 was read and holds one (else 0).
+// read reads partitions of the checkpoint topic, read_uncommitted, from
+// their start to the high watermark each one's first answer reports, and
+// returns the committed state of each identity per partition (see store),
+// the partition count of the layout record when partition 0 was read and
+// holds one (else 0).
+//
+// It sends plain Fetch requests (no wait) to the partitions' leaders over
+// the session's destination client: no client to set up, no offsets to
+// list first, and a definite end — an answer without records below the
+// high watermark means the rest was compacted away. (A consumer that gave
+// up after a few idle polls missed everything on a long link, whose first
+// fetch takes longer than that.)
 func (r checkpointReader) read(ctx context.Context, parts []int32, ids ...Identity) (map[int32]map[Identity]*linkState, int32, error) {
 	topic, o := r.topic, r.o
-	ends, err := o.adm.ListEndOffsets(ctx, topic)
-	if err != nil {
-		return nil, 0, fmt.Errorf("list end offsets of %s: %w", topic, err)
-	}
-	starts := make(map[int32]kgo.Offset)
-	end := make(map[int32]int64)
 	out := make(map[int32]map[Identity]*linkState, len(parts))
+	next := make(map[int32]int64, len(parts))
+	end := make(map[int32]int64, len(parts))
 	for _, p := range parts {
-		e, ok := ends.Lookup(topic, p)
-		switch {
-		case !ok:
-			return nil, 0, fmt.Errorf("list end offsets of %s: partition %d not known yet", topic, p)
-		case e.Err != nil:
-			return nil, 0, fmt.Errorf("list end offsets of %s[%d]: %w", topic, p, e.Err)
-		}
 		out[p] = make(map[Identity]*linkState, len(ids))
 		for _, id := range ids {
 			out[p][id] = &linkState{cps: make(map[tp]checkpoint), marks: make(map[int]slotMark), pending: make(map[int64][]*kgo.Record)}
 		}
-		if e.Offset > 0 {
-			starts[p] = kgo.NewOffset().AtStart()
-			end[p] = e.Offset
-		}
+		next[p] = 0
 	}
-	if len(end) == 0 {
-		return out, 0, nil
-	}
-	cl, err := kgo.NewClient(append(o.client[:len(o.client):len(o.client)],
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: starts}),
-		kgo.FetchIsolationLevel(kgo.ReadUncommitted()),
-		kgo.KeepControlRecords(),
-		kgo.FetchMaxWait(100*time.Millisecond),
-		kgo.FetchMaxBytes(32<<20),
-		kgo.FetchMaxPartitionBytes(8<<20),
-	)...)
-	if err != nil {
-		return nil, 0, fmt.Errorf("create checkpoint reader: %w", err)
-	}
-	defer cl.Close()
 	prefixes := make([]string, len(ids))
 	for i, id := range ids {
 		prefixes[i] = id.keyPrefix()
 	}
 	var layoutOf int32
-	// A log can end below its high watermark when compaction removed its
-	// last records (markers of long-gone transactions): after a few empty
-	// polls everything there is has been read.
-	idle := 0
-	for len(end) > 0 && idle < 3 {
-		pctx, cancel := context.WithTimeout(ctx, time.Second)
-		fs := cl.PollFetches(pctx)
-		cancel()
-		if err := ctx.Err(); err != nil {
-			return nil, 0, fmt.Errorf("read checkpoints from %s: %w", topic, err)
-		}
-		for _, fe := range fs.Errors() {
-			if !errors.Is(fe.Err, context.DeadlineExceeded) {
-				return nil, 0, fmt.Errorf("read checkpoints from %s[%d]: %w", topic, fe.Partition, fe.Err)
+	take := func(rec *kgo.Record) {
+		if rec.Partition == 0 && string(rec.Key) == layoutKey {
+			var l layout
+			if json.Unmarshal(rec.Value, &l) == nil {
+				layoutOf = l.Partitions
 			}
+			return
 		}
-		if fs.NumRecords() == 0 {
-			idle++
-			continue
-		}
-		idle = 0
-		fs.EachRecord(func(rec *kgo.Record) {
-			if e, ok := end[rec.Partition]; ok && rec.Offset+1 >= e {
-				delete(end, rec.Partition)
-			}
-			if rec.Partition == 0 && string(rec.Key) == layoutKey {
-				var l layout
-				if json.Unmarshal(rec.Value, &l) == nil {
-					layoutOf = l.Partitions
-				}
+		states := out[rec.Partition]
+		if rec.Attrs.IsControl() {
+			commit, ok := controlType(rec.Key)
+			if !ok {
 				return
 			}
-			states := out[rec.Partition]
-			if rec.Attrs.IsControl() {
-				commit, ok := controlType(rec.Key)
-				if !ok {
-					return
-				}
-				for _, id := range ids {
-					st := states[id]
-					recs := st.pending[rec.ProducerID]
-					if len(recs) == 0 {
-						continue
-					}
-					delete(st.pending, rec.ProducerID)
-					if commit {
-						for _, pr := range recs {
-							st.apply(id, pr)
-						}
-					}
-				}
-				return
-			}
-			for i, prefix := range prefixes {
-				if !strings.HasPrefix(string(rec.Key), prefix) {
+			for _, id := range ids {
+				st := states[id]
+				recs := st.pending[rec.ProducerID]
+				if len(recs) == 0 {
 					continue
 				}
-				id, st := ids[i], states[ids[i]]
-				st.any = true
-				switch {
-				case !rec.Attrs.IsTransactional():
-					st.apply(id, rec)
-				case r.relevant(id, rec.Key):
-					st.pending[rec.ProducerID] = append(st.pending[rec.ProducerID], rec)
-				default:
-					// Another slot's: its transaction may be open for as
-					// long as its agent lives. What it wrote is noted for
-					// the slot count only.
-					var c checkpoint
-					if json.Unmarshal(rec.Value, &c) == nil {
-						st.slots = max(st.slots, c.Slots)
+				delete(st.pending, rec.ProducerID)
+				if commit {
+					for _, pr := range recs {
+						st.apply(id, pr)
 					}
 				}
 			}
-		})
+			return
+		}
+		for i, prefix := range prefixes {
+			if !strings.HasPrefix(string(rec.Key), prefix) {
+				continue
+			}
+			id, st := ids[i], states[ids[i]]
+			st.any = true
+			switch {
+			case !rec.Attrs.IsTransactional():
+				st.apply(id, rec)
+			case r.relevant(id, rec.Key):
+				st.pending[rec.ProducerID] = append(st.pending[rec.ProducerID], rec)
+			default:
+				// Another slot's: its transaction may be open for as long
+				// as its agent lives. What it wrote is noted for the slot
+				// count only.
+				var c checkpoint
+				if json.Unmarshal(rec.Value, &c) == nil {
+					st.slots = max(st.slots, c.Slots)
+				}
+			}
+		}
+	}
+	leaders, topicID := r.leaders, r.topicID
+	for _, p := range parts {
+		if _, ok := leaders[p]; !ok {
+			var err error
+			if leaders, topicID, err = r.findLeaders(ctx, false); err != nil {
+				return nil, 0, err
+			}
+			break
+		}
+	}
+	for len(next) > 0 {
+		byLeader := make(map[int32][]int32)
+		for p := range next {
+			l, ok := leaders[p]
+			if !ok {
+				return nil, 0, fmt.Errorf("read checkpoints from %s: partition %d has no leader yet", topic, p)
+			}
+			byLeader[l] = append(byLeader[l], p)
+		}
+		refresh := false
+		for leader, ps := range byLeader {
+			req := kmsg.NewPtrFetchRequest()
+			req.ReplicaID, req.MaxWaitMillis, req.MinBytes, req.MaxBytes = -1, 0, 0, 32<<20
+			req.SessionEpoch = -1
+			rt := kmsg.NewFetchRequestTopic()
+			rt.Topic, rt.TopicID = topic, topicID
+			for _, p := range ps {
+				rp := kmsg.NewFetchRequestTopicPartition()
+				rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = p, next[p], 8<<20
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			req.Topics = append(req.Topics, rt)
+			resp, err := req.RequestWith(ctx, o.cl.Broker(int(leader)))
+			if err != nil {
+				return nil, 0, fmt.Errorf("read checkpoints from %s: %w", topic, err)
+			}
+			if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+				return nil, 0, fmt.Errorf("read checkpoints from %s: %w", topic, err)
+			}
+			for i := range resp.Topics {
+				for j := range resp.Topics[i].Partitions {
+					rp := &resp.Topics[i].Partitions[j]
+					p := rp.Partition
+					if _, ok := next[p]; !ok {
+						continue
+					}
+					switch err := kerr.ErrorForCode(rp.ErrorCode); {
+					case err == nil:
+					case errors.Is(err, kerr.OffsetOutOfRange) && rp.LogStartOffset > next[p]:
+						next[p] = rp.LogStartOffset
+						continue
+					case kerr.IsRetriable(err) || errors.Is(err, kerr.OffsetOutOfRange):
+						refresh = true
+						continue
+					default:
+						return nil, 0, fmt.Errorf("read checkpoints from %s[%d]: %w", topic, p, err)
+					}
+					if _, ok := end[p]; !ok {
+						end[p] = rp.HighWatermark
+					}
+					fp, after := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{
+						KeepControlRecords: true, Offset: next[p], IsolationLevel: kgo.ReadUncommitted(), Topic: topic, Partition: p,
+					}, rp, kgo.DefaultDecompressor(), nil)
+					if fp.Err != nil {
+						return nil, 0, fmt.Errorf("read checkpoints from %s[%d]: %w", topic, p, fp.Err)
+					}
+					for _, rec := range fp.Records {
+						take(rec)
+					}
+					if len(fp.Records) == 0 || after >= end[p] {
+						delete(next, p)
+					} else {
+						next[p] = after
+					}
+				}
+			}
+		}
+		if refresh {
+			select {
+			case <-ctx.Done():
+				return nil, 0, fmt.Errorf("read checkpoints from %s: %w", topic, ctx.Err())
+			case <-time.After(200 * time.Millisecond):
+			}
+			var err error
+			if leaders, topicID, err = r.findLeaders(ctx, true); err != nil {
+				return nil, 0, err
+			}
+		}
 	}
 	for _, states := range out {
 		for id, st := range states {
@@ -702,6 +808,30 @@ func (r checkpointReader) read(ctx context.Context, parts []int32, ids ...Identi
 		}
 	}
 	return out, layoutOf, nil
+}
+
+// findLeaders returns the leader of each partition of the checkpoint topic
+// and the topic's id, from the client's metadata (refreshed first when
+// fresh is set: a leader moved).
+func (r checkpointReader) findLeaders(ctx context.Context, fresh bool) (map[int32]int32, [16]byte, error) {
+	if fresh {
+		r.o.cl.ForceMetadataRefresh()
+	}
+	tds, err := r.o.adm.ListTopics(ctx, r.topic)
+	if err != nil {
+		return nil, [16]byte{}, fmt.Errorf("find the leaders of %s: %w", r.topic, err)
+	}
+	td, ok := tds[r.topic]
+	if !ok || td.Err != nil {
+		return nil, [16]byte{}, fmt.Errorf("find the leaders of %s: %w", r.topic, td.Err)
+	}
+	out := make(map[int32]int32, len(td.Partitions))
+	for p, pd := range td.Partitions {
+		if pd.Leader >= 0 {
+			out[p] = pd.Leader
+		}
+	}
+	return out, td.ID, nil
 }
 
 // controlType decodes a transaction marker's key: version, then type (0

@@ -2,6 +2,7 @@ package link
 
 import (
 	"context"
+	"log/slog"
 	"fmt"
 	"testing"
 	"time"
@@ -25,15 +26,16 @@ func TestLayoutRecordSparesNewLinksAFullSearch(t *testing.T) {
 	ctx := t.Context()
 	const topic = "__edgelink.checkpoints"
 	opts := func() loadOptions {
-		return loadOptions{client: []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, adm: kadm.NewClient(cl), source: "edge", timeout: 30 * time.Second}
+		return loadOptions{client: []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, cl: cl, adm: kadm.NewClient(cl), source: "edge", timeout: 30 * time.Second}
 	}
 
-	first, err := openStore(ctx, cl, topic, Identity{Site: "a", Link: "up"}, 1)
+	first, err := openStore(ctx, cl, topic, Identity{Site: "a", Link: "up"}, 1, discard)
 	require.NoError(t, err)
 	require.EqualValues(t, CheckpointPartitions, first.partitions)
-	again, err := openStore(ctx, cl, topic, Identity{Site: "b", Link: "up"}, 1)
+	again, err := openStore(ctx, cl, topic, Identity{Site: "b", Link: "up"}, 1, discard)
 	require.NoError(t, err)
 	require.Equal(t, first.partitions, again.partitions)
+	require.NoError(t, cl.Flush(ctx), "the layout record is written in the background")
 	recs := readAllOf(t, cl, topic, 0)
 	require.Len(t, recs, 1, "the layout record is written once, by the creator")
 	require.Equal(t, layoutKey, string(recs[0].Key))
@@ -56,7 +58,7 @@ func TestLayoutRecordSparesNewLinksAFullSearch(t *testing.T) {
 
 	_, err = kadm.NewClient(cl).UpdatePartitions(ctx, CheckpointPartitions+10, topic)
 	require.NoError(t, err)
-	grown, err := openStore(ctx, cl, topic, first.id, 1)
+	grown, err := openStore(ctx, cl, topic, first.id, 1, discard)
 	require.NoError(t, err)
 	require.EqualValues(t, CheckpointPartitions+10, grown.partitions)
 	got, err = grown.load(ctx, opts(), []int{0})
@@ -81,9 +83,9 @@ func TestSlotCountChangeKeepsEveryCheckpoint(t *testing.T) {
 	t.Cleanup(cl.Close)
 	ctx := t.Context()
 	const topic = "__edgelink.checkpoints"
-	opts := loadOptions{client: []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, adm: kadm.NewClient(cl), source: "edge", timeout: 30 * time.Second}
+	opts := loadOptions{client: []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, cl: cl, adm: kadm.NewClient(cl), source: "edge", timeout: 30 * time.Second}
 	id := Identity{Site: "a", Link: "up"}
-	three, err := openStore(ctx, cl, topic, id, 3)
+	three, err := openStore(ctx, cl, topic, id, 3, discard)
 	require.NoError(t, err)
 	want := make(map[tp]int64)
 	for i := range 3 {
@@ -104,7 +106,7 @@ func TestSlotCountChangeKeepsEveryCheckpoint(t *testing.T) {
 		require.EqualValues(t, 8, got[i].gen, "one more than the highest generation of any slot")
 	}
 
-	four, err := openStore(ctx, cl, topic, id, 4)
+	four, err := openStore(ctx, cl, topic, id, 4, discard)
 	require.NoError(t, err)
 	got, err = four.load(ctx, opts, []int{0, 1, 2, 3})
 	require.NoError(t, err)
@@ -119,6 +121,9 @@ func TestSlotCountChangeKeepsEveryCheckpoint(t *testing.T) {
 	}
 	require.Equal(t, len(want), seen)
 }
+
+// discard drops logs.
+var discard = slog.New(slog.DiscardHandler)
 
 // readAllOf returns the records of one partition, from its start.
 func readAllOf(t *testing.T, cl *kgo.Client, topic string, partition int32) []*kgo.Record {

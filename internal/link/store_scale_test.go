@@ -39,7 +39,7 @@ func TestRealKafkaCheckpointReadAtScale(t *testing.T) {
 	cl, err := c.Client(kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	require.NoError(t, err)
 	defer cl.Close()
-	st, err := openStore(ctx, cl, topic, Identity{}, config.DefaultSlots)
+	st, err := openStore(ctx, cl, topic, Identity{}, config.DefaultSlots, discard)
 	require.NoError(t, err)
 	require.EqualValues(t, CheckpointPartitions, st.partitions)
 
@@ -81,7 +81,7 @@ func TestRealKafkaCheckpointReadAtScale(t *testing.T) {
 		// A starting session's clients: the reader is built inside load.
 		rcl, err := c.Client()
 		require.NoError(t, err)
-		bySlot, err := s.load(lctx, loadOptions{client: []kgo.Opt{kgo.SeedBrokers(c.Bootstrap()...)}, adm: kadm.NewClient(rcl), source: "edge-" + id.Site, timeout: time.Minute}, allSlots)
+		bySlot, err := s.load(lctx, loadOptions{client: []kgo.Opt{kgo.SeedBrokers(c.Bootstrap()...)}, cl: rcl, adm: kadm.NewClient(rcl), source: "edge-" + id.Site, timeout: time.Minute}, allSlots)
 		cancel()
 		d := time.Since(start)
 		rcl.Close()
@@ -109,7 +109,7 @@ func TestRealKafkaCheckpointReadAtScale(t *testing.T) {
 	require.NoError(t, err)
 	defer rcl.Close()
 	start := time.Now()
-	got, err := s.load(ctx, loadOptions{client: []kgo.Opt{kgo.SeedBrokers(c.Bootstrap()...)}, adm: kadm.NewClient(rcl), source: "edge-new", timeout: time.Minute}, allSlots)
+	got, err := s.load(ctx, loadOptions{client: []kgo.Opt{kgo.SeedBrokers(c.Bootstrap()...)}, cl: rcl, adm: kadm.NewClient(rcl), source: "edge-new", timeout: time.Minute}, allSlots)
 	require.NoError(t, err)
 	for _, sv := range got {
 		require.Empty(t, sv.checkpoints)
