@@ -145,9 +145,10 @@ type outage struct {
 	recs      []srcRec
 }
 
-// startOutage runs a first instance of a link through a faulty network,
-// mirrors some records, then refuses its destination connections and waits
-// until it reports disconnected, while more records reach the source.
+// startOutage runs a first instance of a shared link holding every slot
+// through a faulty network, mirrors some records, then refuses its
+// destination connections and waits until it reports disconnected, while
+// more records reach the source.
 func startOutage(t *testing.T) *outage {
 	t.Helper()
 	src := testbed.StartFake(t, kfake.SeedTopics(2, "alerts"))
@@ -158,7 +159,10 @@ func startOutage(t *testing.T) *outage {
 	o.cfg = linkConfig(t, o.src, o.dst, "")
 	opts := fastOpts
 	opts.DestinationDialer = o.wan.Dialer()
-	o.first, o.stopFirst = runLink(t, o.cfg, opts)
+	opts.Shared = true
+	o.first = link.New(o.cfg, o.cfg.Links[0], opts, testLogger(t))
+	o.first.Assign(allSlots(o.first)...)
+	o.stopFirst = start(t, o.first)
 	o.mirror(t, "a", 50)
 
 	o.wan.Refuse(true)
@@ -174,6 +178,84 @@ func (o *outage) mirror(t *testing.T, tag string, n int) {
 	t.Helper()
 	o.recs = append(o.recs, produce(t, o.src, "alerts", 2, n, tag)...)
 	requireMirrored(t, o.recs, readAll(t, o.dst, "alerts", len(o.recs)), "alerts")
+}
+
+// allSlots lists every slot of l.
+func allSlots(l *link.Link) []int {
+	out := make([]int, l.SlotCount())
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
+// TestSlotsHandedOverDuringAnOutageFake: the group moves every slot of an
+// agent cut off from the destination to another agent; when its network
+// returns it holds nothing and fences nobody, and the other agent's copy
+// stays exact. (A zombie that was never told is fenced by the other's
+// producers instead: see TestZombieSlotIsFencedFake.)
+func TestSlotsHandedOverDuringAnOutageFake(t *testing.T) {
+	o := startOutage(t)
+	require.NoError(t, o.first.Release(t.Context(), allSlots(o.first)...), "no session: released at once")
+	opts := fastOpts
+	opts.Shared = true
+	second := link.New(o.cfg, o.cfg.Links[0], opts, testLogger(t))
+	second.Assign(allSlots(second)...)
+	stopSecond := start(t, second)
+	o.mirror(t, "c", 20)
+
+	o.wan.Refuse(false)
+	waitState(t, o.first, link.StateLive)
+	require.Empty(t, o.first.Held())
+	o.mirror(t, "d", 20)
+	require.Len(t, second.Held(), second.SlotCount())
+	for _, e := range second.Events() {
+		require.NotContains(t, e.Message, "fenced")
+	}
+	require.NoError(t, stopSecond())
+	require.NoError(t, o.stopFirst())
+}
+
+// TestZombieSlotIsFencedFake: an agent that still holds a slot the group
+// gave to another (it has not noticed yet) is fenced by the other's
+// producer: its commits fail, it drops the slot without opening it again,
+// and every record arrives once.
+func TestZombieSlotIsFencedFake(t *testing.T) {
+	src := testbed.StartFake(t, kfake.SeedTopics(2, "alerts"))
+	dst := testbed.StartFake(t)
+	cfg := linkConfig(t, src.ListenAddrs(), dst.ListenAddrs(), "")
+	opts := fastOpts
+	opts.Shared = true
+	zombie := link.New(cfg, cfg.Links[0], opts, testLogger(t))
+	zombie.Assign(allSlots(zombie)...)
+	stopZombie := start(t, zombie)
+	recs := produce(t, src.ListenAddrs(), "alerts", 2, 30, "a")
+	requireMirrored(t, recs, readAll(t, dst.ListenAddrs(), "alerts", len(recs)), "alerts")
+
+	owner := link.New(cfg, cfg.Links[0], opts, testLogger(t))
+	owner.Assign(allSlots(owner)...)
+	stopOwner := start(t, owner)
+	testbed.Eventually(t, 30*time.Second, func() error {
+		if n := len(owner.Held()); n != owner.SlotCount() {
+			return fmt.Errorf("the new owner holds %d slots", n)
+		}
+		return nil
+	})
+	recs = append(recs, produce(t, src.ListenAddrs(), "alerts", 2, 30, "b")...)
+	requireMirrored(t, recs, readAll(t, dst.ListenAddrs(), "alerts", len(recs)), "alerts")
+	// The zombie meets the fence on its next commit of the partitions
+	// that received records, and drops those slots.
+	testbed.Eventually(t, 30*time.Second, func() error {
+		if held := zombie.Held(); len(held) == zombie.SlotCount() {
+			return fmt.Errorf("the zombie still holds every slot")
+		}
+		return nil
+	})
+	require.NotEqual(t, link.StateFailed, zombie.Status().State, "a shared link is not stopped by a fence")
+	recs = append(recs, produce(t, src.ListenAddrs(), "alerts", 2, 30, "c")...)
+	requireMirrored(t, recs, readAll(t, dst.ListenAddrs(), "alerts", len(recs)), "alerts")
+	require.NoError(t, stopOwner())
+	require.NoError(t, stopZombie())
 }
 
 func waitState(t *testing.T, l *link.Link, want link.State) {

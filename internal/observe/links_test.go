@@ -56,8 +56,10 @@ func TestLinksComeAndGo(t *testing.T) {
 	// A link its agent shares: who owns which slots, in the status and
 	// the metrics.
 	self, other := link.Agent{Instance: "a1", Host: "edge-1", PID: 7}, link.Agent{Instance: "b2", Host: "edge-2", PID: 9}
-	up.SetSharing(link.Sharing{Generation: 4, Self: self, Agents: []link.Agent{self, other},
-		Owners: []link.Agent{self, other, self, other, self, other}}, "")
+	up.SetSharing(link.Sharing{
+		Generation: 4, Self: self, Agents: []link.Agent{self, other},
+		Owners: []link.Agent{self, other, self, other, self, other},
+	}, "")
 	_, scrape = f.get(t, "/metrics", true)
 	require.Equal(t, 4.0, metricValue(t, scrape, `edgelink_link_group_generation{link="up"}`))
 	require.Equal(t, 2.0, metricValue(t, scrape, `edgelink_link_agents{link="up"}`))
