@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
@@ -465,7 +464,7 @@ func TestRealKafkaZombieAgentIsFenced(t *testing.T) {
 		since(gaveUp), since(emptied), since(given), took.Round(10*time.Millisecond))
 	require.True(t, gaveUp.Before(given), "the zombie should revoke its slots before the other agent is given them")
 	require.LessOrEqual(t, emptied.Sub(gaveUp), 11*time.Second, "the zombie's slots should close within the rebalance timeout of its revocation")
-	assert.Empty(t, overlap, "the zombie still held slots %v when the other agent held them (+%s): it revoked them at +%s, held none only by +%s; two agents ran them at once, and only the other's fence kept them apart",
+	require.Empty(t, overlap, "the zombie still held slots %v when the other agent held them (+%s): it revoked them at +%s, held none only by +%s; two agents ran them at once, and only the other's fence kept them apart",
 		overlap, took.Round(10*time.Millisecond), since(gaveUp), since(emptied))
 	ls, err := linkStatusOf(t.Context(), zombie)
 	require.NoError(t, err)

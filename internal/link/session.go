@@ -183,8 +183,12 @@ func (s *session) setup(ctx context.Context) error {
 	g.Go(func() error {
 		l.firstWanted(gctx, l.opts.FirstAssignment)
 		want, _ := l.wanted()
+		// Bounded like the other set-up work: nothing watches whether the
+		// destination answers yet, and a producer waits for it forever.
+		ictx, cancel := context.WithTimeout(gctx, s.tune.adminTimeout())
+		defer cancel()
 		var err error
-		inits, err = s.initSlots(gctx, slices.Sorted(maps.Keys(want)))
+		inits, err = s.initSlots(ictx, slices.Sorted(maps.Keys(want)))
 		return err
 	})
 	g.Go(func() error {

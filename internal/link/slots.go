@@ -288,7 +288,23 @@ func (s *session) slotFor(k tp) *slot { return s.slots[slotOf(k, s.store.slots)]
 // being handed over, or its transaction is full.
 func (s *session) blocked(k tp) bool {
 	sl := s.slotFor(k)
-	return sl == nil || sl.committing || sl.releasing || sl.txBytes >= s.txLimit(sl)
+	return sl == nil || sl.committing || sl.releasing || sl.txBytes >= s.txLimit(sl) || s.budgetFull()
+}
+
+// budgetFull reports, for a link with a bandwidth budget, whether its
+// slots' transactions (open or committing) hold a transaction time's worth
+// of the budget: what is copied next then waits, so that a record of a
+// higher priority is never queued behind more than that in other slots'
+// producers.
+func (s *session) budgetFull() bool {
+	if s.l.limit == nil || s.l.limit.Rate() <= 0 {
+		return false
+	}
+	n := 0
+	for _, sl := range s.slots {
+		n += sl.txBytes
+	}
+	return n >= max(int(float64(s.l.limit.Rate())*s.tune.txTime.Seconds()), minTxBytes)
 }
 
 // startCommit commits a slot's open transaction (with its checkpoints) in
