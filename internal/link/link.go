@@ -65,7 +65,10 @@ type Options struct {
 	Instance string
 	// FirstAssignment bounds how long a starting session of a shared link
 	// waits for the link's first assignment of slots before it goes on
-	// without slots (they open when assigned); default 15s.
+	// without slots (they open in the background when assigned); default
+	// 5s: above the 3 s a new group waits for more members by default
+	// (group.initial.rebalance.delay.ms), below the session timeout a
+	// restarted agent waits for its killed predecessor to expire.
 	FirstAssignment time.Duration
 	// LostRetry is how long a shared link leaves a slot that another
 	// agent fenced before it opens it again, if it still owns it then;
@@ -98,7 +101,7 @@ func (o *Options) defaults() {
 		o.MaxBackoff = 30 * time.Second
 	}
 	if o.FirstAssignment <= 0 {
-		o.FirstAssignment = 15 * time.Second
+		o.FirstAssignment = 5 * time.Second
 	}
 	if o.LostRetry <= 0 {
 		o.LostRetry = 30 * time.Second

@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/edgelink/edgelink/internal/faultnet"
+	"github.com/edgelink/edgelink/internal/status"
 	"github.com/edgelink/edgelink/internal/testbed"
 )
 
@@ -29,14 +33,19 @@ type result struct {
 	Run     int
 	// Records and Bytes (keys plus values) are the dataset copied.
 	Records, Bytes int64
-	// Startup runs from starting the process to the first record committed
-	// at the destination (read, for raw-consume); Copy from there to the last.
+	// Startup runs from starting the process (the first, for agents
+	// sharing a link) to the first record committed at the destination
+	// (read, for raw-consume); Copy from there to the last.
 	Startup, Copy time.Duration
 	// CPU is the process's CPU time during Copy; CPUTotal from its start
-	// to the last record.
+	// to the last record. For agents sharing a link, the sum of theirs.
 	CPU, CPUTotal time.Duration
-	// PeakRSS is the process's peak resident memory in bytes.
+	// PeakRSS is the process's peak resident memory in bytes; for agents
+	// sharing a link, the sum of each one's peak.
 	PeakRSS int64
+	// Held is the number of slots each edgelink agent held when the copy
+	// was complete, as its status API showed it.
+	Held []int
 	// Latency is measured after the copy, for replicators only.
 	Latency *latencies
 	// Check is the record-by-record read of the copy, when verified.
@@ -129,7 +138,13 @@ func run(ctx context.Context, o options) (*report, error) {
 	return rep, nil
 }
 
-func wants(stages []string, s string) bool { return slices.Contains(stages, s) }
+// wants reports whether stages hold s, with any number of agents.
+func wants(stages []string, s string) bool {
+	return slices.ContainsFunc(stages, func(name string) bool {
+		st, _ := splitStage(name)
+		return st == s
+	})
+}
 
 func (b *bench) startClusters(ctx context.Context) error {
 	var (
@@ -216,7 +231,7 @@ func (b *bench) profile(ctx context.Context, d dataset, rep *report) error {
 			b.o.logger.Info("measured", "profile", d.profile.name, "run", run, "stage", st,
 				"MB/s", fmt.Sprintf("%.1f", r.mbps()), "records/s", fmt.Sprintf("%.0f", r.rps()),
 				"startup", r.Startup.Round(time.Millisecond), "cpu", r.CPU.Round(time.Millisecond),
-				"rss_MB", r.PeakRSS>>20, "latency", latencyText(r.Latency), "check", checkText(r.Check), "codec", r.Codec)
+				"rss_MB", r.PeakRSS>>20, "slots_held", heldText(r.Held), "latency", latencyText(r.Latency), "check", checkText(r.Check), "codec", r.Codec)
 			if b.o.wan.enabled() {
 				drain := r.Startup + r.Copy
 				b.o.logger.Info("over the WAN", "profile", d.profile.name, "run", run, "stage", st, "wan", b.o.wan.String(),
@@ -240,8 +255,9 @@ func (b *bench) profile(ctx context.Context, d dataset, rep *report) error {
 	return deleteTopics(ctx, b.srcCl, append([]string{topic}, b.idle...)...)
 }
 
-func (b *bench) stage(ctx context.Context, st string, d dataset, topic string, run int) (result, error) {
-	r := result{Profile: d.profile.name, Stage: st, Run: run}
+func (b *bench) stage(ctx context.Context, name string, d dataset, topic string, run int) (result, error) {
+	r := result{Profile: d.profile.name, Stage: name, Run: run}
+	st, agents := splitStage(name)
 	var err error
 	switch st {
 	case stageRawConsume:
@@ -249,9 +265,9 @@ func (b *bench) stage(ctx context.Context, st string, d dataset, topic string, r
 	case stageRawProduce:
 		err = b.rawProduce(ctx, d, topic, run, &r)
 	case stageEOS, stageALO:
-		err = b.edgelinkStage(ctx, b.edgelink, d, topic, run, st == stageEOS, &r)
+		err = b.edgelinkStage(ctx, b.edgelink, d, topic, run, agents, st == stageEOS, &r)
 	case stageBaseEOS, stageBaseALO:
-		err = b.edgelinkStage(ctx, b.o.baseline, d, topic, run, st == stageBaseEOS, &r)
+		err = b.edgelinkStage(ctx, b.o.baseline, d, topic, run, agents, st == stageBaseEOS, &r)
 	case stageMM2:
 		err = b.mm2Stage(ctx, d, topic, run, &r)
 	}
@@ -318,20 +334,55 @@ const metadataAge = 100 * time.Millisecond
 // edgelink's lan profile default, set for MirrorMaker 2 and the raw producer too.
 const destCodec = "snappy"
 
-// replica is a running replicator process.
+// replica is a running replicator: one process, or several edgelink
+// agents sharing a link.
 type replica struct {
-	pid int
-	// exited returns an error once the process has exited.
+	pids []int
+	// exited returns an error once a process has exited.
 	exited func() error
-	// stop ends the process gracefully and reports a bad exit.
+	// stop ends the processes gracefully (SIGTERM, then SIGKILL after a
+	// grace period) and reports a bad exit.
 	stop func() error
+	// status holds the edgelink agents' status API addresses (host:port),
+	// none for MirrorMaker 2.
+	status []string
+}
+
+// together returns replicas as one: all their processes, exited as soon as
+// one has exited, stopped all at once.
+func together(rs []replica) replica {
+	g := replica{
+		exited: func() error {
+			for _, r := range rs {
+				if err := r.exited(); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		stop: func() error {
+			errs := make([]error, len(rs))
+			var wg sync.WaitGroup
+			for i, r := range rs {
+				wg.Go(func() { errs[i] = r.stop() })
+			}
+			wg.Wait()
+			return errors.Join(errs...)
+		},
+	}
+	for _, r := range rs {
+		g.pids = append(g.pids, r.pids...)
+		g.status = append(g.status, r.status...)
+	}
+	return g
 }
 
 // measure follows a replicator copying d to dest: it times the copy and
-// samples the process's CPU and memory, then measures latency through the
-// topics srcLat -> dstLat, stops the replicator and verifies the copy.
+// samples the CPU and memory of its processes, then measures latency
+// through the topics srcLat -> dstLat, stops the replicator and verifies
+// the copy.
 func (b *bench) measure(ctx context.Context, d dataset, began time.Time, rp replica, dest, srcLat, dstLat string, r *result) (err error) {
-	smp := startSampler(rp.pid, 100*time.Millisecond)
+	smp := startSampler(rp.pids, 100*time.Millisecond)
 	stopped := false
 	defer func() {
 		if !stopped {
@@ -386,6 +437,12 @@ func (b *bench) measure(ctx context.Context, d dataset, began time.Time, rp repl
 	r.CPU, r.CPUTotal = cpuLast-cpuFirst, cpuLast
 	r.Codec = w.codec
 	wire.done(b, r)
+	if len(rp.status) > 0 {
+		if r.Held, err = slotsHeld(ctx, rp.status); err != nil {
+			_, _ = smp.close()
+			return err
+		}
+	}
 	if !b.o.wan.enabled() { // over the WAN the round trip dominates latency
 		if err := createTopic(ctx, b.srcCl, srcLat, d.partitions); err != nil {
 			_, _ = smp.close()
@@ -416,8 +473,9 @@ func (b *bench) measure(ctx context.Context, d dataset, began time.Time, rp repl
 }
 
 // edgelinkStage runs the edgelink binary with one link copying the dataset
-// topic and a latency topic.
-func (b *bench) edgelinkStage(ctx context.Context, bin string, d dataset, topic string, run int, eos bool, r *result) error {
+// topic and a latency topic: agents processes of one site, with the same
+// configuration but for their HTTP listeners, that share the link.
+func (b *bench) edgelinkStage(ctx context.Context, bin string, d dataset, topic string, run, agents int, eos bool, r *result) (err error) {
 	mode, short := "at-least-once", "alo"
 	if eos {
 		mode, short = "exactly-once", "eos"
@@ -425,33 +483,123 @@ func (b *bench) edgelinkStage(ctx context.Context, bin string, d dataset, topic 
 	if bin != b.edgelink {
 		short = "base-" + short
 	}
+	if agents > 1 {
+		// A link of its own: the checkpoints of the same link run by
+		// another number of agents would stop it from copying again.
+		short += fmt.Sprintf("-x%d", agents)
+	}
 	name := fmt.Sprintf("r%d-%s-%s", run, short, d.profile.name)
 	srcLat := "lat-" + name
 	topics := append([]string{topic, srcLat}, b.idle...)
-	cfgPath := filepath.Join(b.work, name+".yaml")
 	profile := ""
 	if b.o.wan.enabled() {
 		profile = "wan"
 	}
-	if err := os.WriteFile(cfgPath, []byte(linkConfig(b.src.Bootstrap(), b.destination(), name, mode, profile, b.o.discovery, topics...)), 0o644); err != nil {
-		return fmt.Errorf("write edgelink config: %w", err)
+	// Every agent serves its status API on an address of its own, known in
+	// advance, so that the bench can ask each how it shares the link.
+	addrs, err := freeAddrs(ctx, agents)
+	if err != nil {
+		return err
 	}
-	logPath := filepath.Join(b.work, name+".log")
-	began := time.Now()
 	level := "warn"
 	if b.o.keepLogs {
 		level = "info"
 	}
-	rp, err := startEdgelink(bin, cfgPath, logPath, level)
-	if err != nil {
-		return err
+	cfgs := make([]string, agents)
+	for i := range agents {
+		base := name
+		if agents > 1 {
+			base = fmt.Sprintf("%s.agent%d", name, i+1)
+		}
+		cfgs[i] = filepath.Join(b.work, base)
+		cfg := linkConfig(b.src.Bootstrap(), b.destination(), name, mode, profile, addrs[i], b.o.discovery, topics...)
+		if err := os.WriteFile(cfgs[i]+".yaml", []byte(cfg), 0o644); err != nil {
+			return fmt.Errorf("write edgelink config: %w", err)
+		}
 	}
+	var started []replica
+	defer func() {
+		if err != nil && len(started) > 0 {
+			err = errors.Join(err, together(started).stop())
+		}
+	}()
+	began := time.Now()
+	for i, cfg := range cfgs {
+		var one replica
+		if one, err = startEdgelink(bin, cfg+".yaml", cfg+".log", level, addrs[i]); err != nil {
+			return err
+		}
+		started = append(started, one)
+	}
+	rp := together(started)
+	started = nil // measure stops them
 	return b.measure(ctx, d, began, rp, name+"."+topic, srcLat, name+"."+srcLat, r)
+}
+
+// freeAddrs returns n distinct loopback addresses with a port free now.
+func freeAddrs(ctx context.Context, n int) ([]string, error) {
+	var lc net.ListenConfig
+	out := make([]string, n)
+	for i := range n {
+		l, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("find a free port: %w", err)
+		}
+		// Held open until all are picked, so that the n differ.
+		defer l.Close()
+		out[i] = l.Addr().String()
+	}
+	return out, nil
+}
+
+// slotsHeld asks each edgelink agent at addrs how many slots of its only
+// link it holds.
+func slotsHeld(ctx context.Context, addrs []string) ([]int, error) {
+	out := make([]int, len(addrs))
+	for i, addr := range addrs {
+		snap, err := agentStatus(ctx, addr)
+		if err != nil {
+			return nil, err
+		}
+		if len(snap.Links) != 1 {
+			return nil, fmt.Errorf("agent at %s shows %d links, want 1", addr, len(snap.Links))
+		}
+		if sh := snap.Links[0].Sharing; sh != nil {
+			out[i] = len(sh.Held)
+		}
+	}
+	return out, nil
+}
+
+// agentStatus reads the status API of the edgelink agent at addr.
+func agentStatus(ctx context.Context, addr string) (*status.Snapshot, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	url := "http://" + addr + "/api/v1/status"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("ask %s: %w", url, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("ask %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("ask %s: %s", url, resp.Status)
+	}
+	var snap status.Snapshot
+	if err := json.NewDecoder(resp.Body).Decode(&snap); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", url, err)
+	}
+	return &snap, nil
 }
 
 // linkConfig is the edgelink configuration of one bench link: defaults
 // everywhere (the lan profile: snappy to the destination) but the delivery.
-func linkConfig(src, dst []string, name, delivery, profile string, discovery time.Duration, topics ...string) string {
+// listen is the agent's HTTP address, the only line in which the
+// configurations of agents sharing the link differ.
+func linkConfig(src, dst []string, name, delivery, profile, listen string, discovery time.Duration, topics ...string) string {
 	extra := ""
 	if discovery > 0 {
 		extra = fmt.Sprintf("    discovery_interval: %s\n", discovery)
@@ -472,8 +620,8 @@ links:
     start: earliest
     delivery: %s
 %shttp:
-  listen: "127.0.0.1:0"
-`, quoteAll(src), quoteAll(dst), name, quoteAll(topics), name, delivery, extra)
+  listen: %q
+`, quoteAll(src), quoteAll(dst), name, quoteAll(topics), name, delivery, extra, listen)
 }
 
 func quoteAll(ss []string) string {
@@ -484,8 +632,9 @@ func quoteAll(ss []string) string {
 	return strings.Join(q, ", ")
 }
 
-// startEdgelink starts `edgelink run -c cfg` with its logs in logPath.
-func startEdgelink(bin, cfg, logPath, level string) (replica, error) {
+// startEdgelink starts `edgelink run -c cfg` with its logs in logPath and
+// its status API at addr.
+func startEdgelink(bin, cfg, logPath, level, addr string) (replica, error) {
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return replica{}, fmt.Errorf("create edgelink log: %w", err)
@@ -513,7 +662,8 @@ func startEdgelink(bin, cfg, logPath, level string) (replica, error) {
 		return fmt.Errorf("edgelink exited (%w); log %s:\n%s", cause, logPath, lastLines(string(logs), 15))
 	}
 	return replica{
-		pid: cmd.Process.Pid,
+		pids:   []int{cmd.Process.Pid},
+		status: []string{addr},
 		exited: func() error {
 			select {
 			case <-done:
@@ -566,14 +716,14 @@ func (b *bench) mm2Stage(ctx context.Context, d dataset, topic string, run int, 
 	}
 	b.mm2Props = normalizeProps(m.Properties(), alias, b.src.Bootstrap(), b.destination(), topic, srcLat)
 	rp := replica{
-		pid:    m.PID(),
+		pids:   []int{m.PID()},
 		exited: m.Exited,
 		stop: func() error {
 			m.Stop(30 * time.Second)
 			return nil
 		},
 	}
-	if rp.pid == 0 {
+	if m.PID() == 0 {
 		return m.Exited()
 	}
 	return b.measure(ctx, d, began, rp, m.RemoteTopic(topic), srcLat, m.RemoteTopic(srcLat), r)

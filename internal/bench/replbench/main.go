@@ -9,7 +9,8 @@
 //   - raw-consume: a franz-go consumer reading everything and discarding it;
 //   - raw-produce: a franz-go producer writing the same records to the destination;
 //   - edgelink-eos and edgelink-alo: the edgelink binary (`edgelink run -c`),
-//     exactly-once and at-least-once;
+//     exactly-once and at-least-once; with -agents N, N such processes of
+//     one site share the link (stage "edgelink-eos ×N");
 //   - mm2: Apache Kafka's MirrorMaker 2 in dedicated mode.
 //
 // Every stage runs as a process of its own, so that its CPU time and peak
@@ -64,13 +65,84 @@ const (
 
 var allStages = []string{stageRawConsume, stageRawProduce, stageEOS, stageALO, stageMM2}
 
+// agentStage names the edgelink stage st run by n agents sharing its link:
+// st itself for one agent, "st ×n" for more.
+func agentStage(st string, n int) string {
+	if n <= 1 {
+		return st
+	}
+	return fmt.Sprintf("%s ×%d", st, n)
+}
+
+// splitStage returns the stage and the number of agents of a stage name
+// made by agentStage.
+func splitStage(name string) (st string, agents int) {
+	st, n, ok := strings.Cut(name, " ×")
+	if !ok {
+		return name, 1
+	}
+	agents, err := strconv.Atoi(n)
+	if err != nil || agents < 1 {
+		return name, 1
+	}
+	return st, agents
+}
+
+// isEdgelink reports whether st runs an edgelink binary.
+func isEdgelink(st string) bool {
+	return st == stageEOS || st == stageALO || st == stageBaseEOS || st == stageBaseALO
+}
+
+// expandStages returns the stages each run measures: the edgelink stages
+// once per agent count (with the baseline's beside them when there is one),
+// the others as they are.
+func expandStages(stages []string, agents []int, baseline bool) []string {
+	var out []string
+	for _, s := range stages {
+		if s != stageEOS && s != stageALO {
+			out = append(out, s)
+			continue
+		}
+		base := map[string]string{stageEOS: stageBaseEOS, stageALO: stageBaseALO}[s]
+		for _, n := range agents {
+			out = append(out, agentStage(s, n))
+			if baseline {
+				out = append(out, agentStage(base, n))
+			}
+		}
+	}
+	return out
+}
+
+// parseAgents parses -agents: agent counts, comma-separated, each at least
+// one and none twice.
+func parseAgents(s string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not an agent count (want 1, 2 or a list such as 1,2,3)", strings.TrimSpace(f))
+		}
+		if slices.Contains(out, n) {
+			return nil, fmt.Errorf("%d agents listed twice", n)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
 // options configure one bench invocation.
 type options struct {
 	profiles   []profile
 	volume     int64 // payload bytes per profile
 	runs       int
 	partitions int
-	stages     []string
+	// stages are the stage names each run measures, edgelink stages once
+	// per agent count (see expandStages).
+	stages []string
+	// agents are the numbers of edgelink processes sharing the link that
+	// the edgelink stages measure; none means one.
+	agents []int
 	// edgelink is the binary to run; empty builds one from this module.
 	edgelink string
 	// baseline, when set, is another edgelink binary measured beside it.
@@ -110,6 +182,19 @@ type options struct {
 	logger   *slog.Logger
 }
 
+// agentCounts returns the agent counts of the edgelink stages.
+func (o options) agentCounts() []int {
+	if len(o.agents) == 0 {
+		return []int{1}
+	}
+	return o.agents
+}
+
+// shared reports whether some edgelink stage runs more than one agent.
+func (o options) shared() bool {
+	return slices.ContainsFunc(o.agentCounts(), func(n int) bool { return n > 1 })
+}
+
 func cliMain(args []string) error {
 	fs := flag.NewFlagSet("replbench", flag.ContinueOnError)
 	profNames := fs.String("profiles", "1kb,100b,zstd", "data profiles, comma-separated: 1kb (1 KiB values), 100b (100-byte values), zstd (1 KiB values, zstd-compressed source batches)")
@@ -117,6 +202,7 @@ func cliMain(args []string) error {
 	runs := fs.Int("runs", 3, "runs per stage; the report gives the medians")
 	partitions := fs.Int("partitions", 12, "partitions of the source topic")
 	stages := fs.String("stages", strings.Join(allStages, ","), "stages to measure, comma-separated")
+	agents := fs.String("agents", "1", "edgelink processes (same site, same configuration) sharing the link in the edgelink stages; a comma-separated list (1,2,3) measures each count in the same runs, as edgelink-eos, edgelink-eos ×2, ...")
 	edgelink := fs.String("edgelink", "", "edgelink binary to measure (default: build one from this module)")
 	baseline := fs.String("baseline", "", "another edgelink binary (an earlier build) measured beside -edgelink in the same runs, as baseline-eos and baseline-alo")
 	rate := fs.Int("latency-rate", 1000, "records per second of the latency load")
@@ -170,16 +256,18 @@ func cliMain(args []string) error {
 		}
 		o.profiles = append(o.profiles, p)
 	}
+	if o.agents, err = parseAgents(*agents); err != nil {
+		return fmt.Errorf("-agents: %w", err)
+	}
+	var picked []string
 	for s := range strings.SplitSeq(*stages, ",") {
 		s = strings.TrimSpace(s)
 		if !slices.Contains(allStages, s) {
 			return fmt.Errorf("-stages: unknown stage %q (want some of %s)", s, strings.Join(allStages, ", "))
 		}
-		o.stages = append(o.stages, s)
-		if o.baseline != "" && (s == stageEOS || s == stageALO) {
-			o.stages = append(o.stages, map[string]string{stageEOS: stageBaseEOS, stageALO: stageBaseALO}[s])
-		}
+		picked = append(picked, s)
 	}
+	o.stages = expandStages(picked, o.agents, o.baseline != "")
 	if o.runs < 1 || o.partitions < 1 || o.latency.rate < 1 {
 		return fmt.Errorf("-runs, -partitions and -latency-rate must be at least 1")
 	}

@@ -24,7 +24,8 @@ func TestMain(m *testing.M) {
 
 // TestRealKafkaBench runs the whole bench on a few MB per profile, one run:
 // two real Kafka clusters, every stage (raw consumer and producer, the
-// edgelink binary in both delivery modes, MirrorMaker 2), latency, the
+// edgelink binary in both delivery modes, alone and as two agents sharing
+// the link, MirrorMaker 2), latency, the
 // record-by-record check of every copy, and the BENCHMARKS.md section. It
 // checks that every stage measured something sane, not how fast it was.
 func TestRealKafkaBench(t *testing.T) {
@@ -34,8 +35,10 @@ func TestRealKafkaBench(t *testing.T) {
 	require.NoError(t, err)
 	var profs []profile
 	profs = append(profs, profiles...)
+	agents := []int{1, 2}
+	stages := expandStages(allStages, agents, false)
 	o := options{
-		profiles: profs, volume: 2e6, runs: 1, partitions: 12, stages: allStages,
+		profiles: profs, volume: 2e6, runs: 1, partitions: 12, stages: stages, agents: agents,
 		edgelink: bin,
 		latency:  latencyPlan{rate: 200, warmup: time.Second, duration: 2 * time.Second},
 		verify:   true, stageTimeout: 3 * time.Minute, brokerHeap: "512m", quickJIT: true,
@@ -47,9 +50,10 @@ func TestRealKafkaBench(t *testing.T) {
 	rep, err := run(t.Context(), o)
 	require.NoError(t, err)
 	require.Len(t, rep.datasets, len(profiles))
-	require.Len(t, rep.results, len(profiles)*len(allStages))
+	require.Len(t, rep.results, len(profiles)*len(stages))
 	for _, r := range rep.results {
 		name := r.Profile + "/" + r.Stage
+		st, n := splitStage(r.Stage)
 		var d dataset
 		for _, ds := range rep.datasets {
 			if ds.profile.name == r.Profile {
@@ -70,11 +74,16 @@ func TestRealKafkaBench(t *testing.T) {
 			require.Zero(t, r.Check.reordered, "%s: %s", name, r.Check)
 			require.Equal(t, "snappy", r.Codec, "%s: destination batches are snappy (for MirrorMaker 2: its producer settings apply)", name)
 		}
-		if r.Stage == stageEOS || r.Stage == stageRawProduce {
+		if st == stageEOS || st == stageRawProduce {
 			require.Zero(t, r.Check.dups, "%s: %s", name, r.Check)
 			require.Equal(t, d.records, r.Check.records, name)
 		}
-		switch r.Stage {
+		if isEdgelink(st) {
+			require.Len(t, r.Held, n, "%s: slots held per agent", name)
+		} else {
+			require.Empty(t, r.Held, name)
+		}
+		switch st {
 		case stageEOS, stageALO, stageMM2:
 			require.NotNil(t, r.Latency, "%s: latency", name)
 			require.Positive(t, r.Latency.sent, name)
@@ -98,7 +107,7 @@ func TestRealKafkaBench(t *testing.T) {
 	s := string(text)
 	require.Equal(t, 1, strings.Count(s, beginMarker), s)
 	require.Contains(t, s, "## Another section\n\nkept\n")
-	for _, want := range []string{"| 1kb | edgelink-eos |", "| zstd | mm2 |", "| 100b |", "make bench   # = go run", "tasks.max = 12"} {
+	for _, want := range []string{"| 1kb | edgelink-eos |", "| 1kb | edgelink-eos ×2 |", "| zstd | mm2 |", "| 100b |", "make bench   # = go run", "tasks.max = 12"} {
 		require.Contains(t, s, want)
 	}
 	var table strings.Builder
@@ -119,6 +128,56 @@ func TestParseBytes(t *testing.T) {
 		_, err := parseBytes(bad)
 		require.Error(t, err, bad)
 	}
+}
+
+func TestAgentStages(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		stages   []string
+		agents   []int
+		baseline bool
+		want     []string
+	}{
+		{"one agent", allStages, []int{1}, false, allStages},
+		{"several", []string{stageRawConsume, stageEOS, stageMM2}, []int{1, 2, 3}, false,
+			[]string{stageRawConsume, stageEOS, "edgelink-eos ×2", "edgelink-eos ×3", stageMM2}},
+		{"baseline beside", []string{stageEOS, stageALO}, []int{2}, true,
+			[]string{"edgelink-eos ×2", "baseline-eos ×2", "edgelink-alo ×2", "baseline-alo ×2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := expandStages(tc.stages, tc.agents, tc.baseline)
+			require.Equal(t, tc.want, got)
+			for _, name := range got {
+				st, n := splitStage(name)
+				require.Contains(t, append(allStages, stageBaseEOS, stageBaseALO), st, name)
+				require.Equal(t, name, agentStage(st, n))
+			}
+		})
+	}
+}
+
+func TestParseAgents(t *testing.T) {
+	got, err := parseAgents("1, 2,3")
+	require.NoError(t, err)
+	require.Equal(t, []int{1, 2, 3}, got)
+	for _, bad := range []string{"", "0", "-1", "two", "1,1", "1,,2"} {
+		_, err := parseAgents(bad)
+		require.Error(t, err, bad)
+	}
+	err = cliMain([]string{"-agents", "0"})
+	require.ErrorContains(t, err, "-agents")
+}
+
+// TestSamplerSums follows one process as if it were two: CPU time and the
+// peak are the sums of both.
+func TestSamplerSums(t *testing.T) {
+	before, err := readUsage(os.Getpid())
+	require.NoError(t, err)
+	smp := startSampler([]int{os.Getpid(), os.Getpid()}, 10*time.Millisecond)
+	require.GreaterOrEqual(t, smp.sample().cpu, 2*before.cpu)
+	peak, err := smp.close()
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, peak, 2*before.hwm)
 }
 
 func TestReadUsage(t *testing.T) {

@@ -25,7 +25,7 @@ func (b *bench) profileEdgelink(ctx context.Context, d dataset, topic string) er
 	}
 	for _, mode := range []struct{ delivery, short string }{{"exactly-once", "eos"}, {"at-least-once", "alo"}} {
 		name := fmt.Sprintf("pprof-%s-%s", mode.short, d.profile.name)
-		cfg, err := config.Parse(name+".yaml", []byte(linkConfig(b.src.Bootstrap(), b.dst.Bootstrap(), name, mode.delivery, "", 0, append([]string{topic}, b.idle...)...)))
+		cfg, err := config.Parse(name+".yaml", []byte(linkConfig(b.src.Bootstrap(), b.dst.Bootstrap(), name, mode.delivery, "", "127.0.0.1:0", 0, append([]string{topic}, b.idle...)...)))
 		if err != nil {
 			return fmt.Errorf("parse link config: %w", err)
 		}

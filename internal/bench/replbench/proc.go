@@ -138,21 +138,25 @@ func children(pid int) []int {
 	return out
 }
 
-// sampler follows a process's memory every interval, so that the peak of a
-// process tree (whose VmHWM only covers the top process) is known too.
+// sampler follows processes' memory every interval, so that the peak of a
+// process tree (whose VmHWM only covers the top process) is known too. With
+// several processes (agents sharing a link), CPU time is their sum and the
+// peak the sum of each process's own peak.
 type sampler struct {
-	pid  int
+	pids []int
 	stop chan struct{}
 	wg   sync.WaitGroup
 
-	mu   sync.Mutex
-	peak int64 // largest sampled RSS or VmHWM, bytes
-	last procUsage
+	mu sync.Mutex
+	// peak is each process's largest sampled RSS or VmHWM, bytes; last
+	// its last usage read.
+	peak []int64
+	last []procUsage
 	err  error
 }
 
-func startSampler(pid int, every time.Duration) *sampler {
-	s := &sampler{pid: pid, stop: make(chan struct{})}
+func startSampler(pids []int, every time.Duration) *sampler {
+	s := &sampler{pids: pids, stop: make(chan struct{}), peak: make([]int64, len(pids)), last: make([]procUsage, len(pids))}
 	s.sample()
 	s.wg.Go(func() {
 		t := time.NewTicker(every)
@@ -169,32 +173,46 @@ func startSampler(pid int, every time.Duration) *sampler {
 	return s
 }
 
-// sample reads the process now and returns its usage.
+// sample reads the processes now and returns their summed usage; a process
+// that cannot be read counts with its last usage.
 func (s *sampler) sample() procUsage {
-	u, err := readUsage(s.pid)
+	us := make([]procUsage, len(s.pids))
+	errs := make([]error, len(s.pids))
+	for i, pid := range s.pids {
+		us[i], errs[i] = readUsage(pid)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err != nil {
-		if s.err == nil {
-			s.err = err
+	var sum procUsage
+	for i, u := range us {
+		if errs[i] != nil {
+			if s.err == nil {
+				s.err = errs[i]
+			}
+			u = s.last[i]
 		}
-		return s.last
+		s.last[i] = u
+		s.peak[i] = max(s.peak[i], u.rss, u.hwm)
+		sum.cpu += u.cpu
+		sum.rss += u.rss
+		sum.hwm += u.hwm
 	}
-	s.last = u
-	s.peak = max(s.peak, u.rss, u.hwm)
-	return u
+	return sum
 }
 
-// close stops sampling (after a last sample, while the process still
-// lives) and returns the peak memory seen.
+// close stops sampling (after a last sample, while the processes still
+// live) and returns the sum of their peak memory.
 func (s *sampler) close() (peak int64, err error) {
 	s.sample()
 	close(s.stop)
 	s.wg.Wait()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.peak == 0 && s.err != nil {
-		return 0, s.err
+	for _, p := range s.peak {
+		if p == 0 && s.err != nil {
+			return 0, s.err
+		}
+		peak += p
 	}
-	return s.peak, nil
+	return peak, nil
 }

@@ -195,9 +195,12 @@ func (rep *report) ratios() []ratio {
 			continue
 		}
 		r := ratio{profile: d.profile.name}
-		r.eosMM2, r.aloMM2 = div(m, stageEOS, stageMM2, thr), div(m, stageALO, stageMM2, thr)
-		r.eosCPU, r.aloCPU = div(m, stageEOS, stageMM2, eff), div(m, stageALO, stageMM2, eff)
-		r.eosRaw, r.aloRaw = div(m, stageEOS, stageRawConsume, thr), div(m, stageALO, stageRawConsume, thr)
+		// edgelink with the first agent count listed (one, by default).
+		n := rep.o.agentCounts()[0]
+		eos, alo := agentStage(stageEOS, n), agentStage(stageALO, n)
+		r.eosMM2, r.aloMM2 = div(m, eos, stageMM2, thr), div(m, alo, stageMM2, thr)
+		r.eosCPU, r.aloCPU = div(m, eos, stageMM2, eff), div(m, alo, stageMM2, eff)
+		r.eosRaw, r.aloRaw = div(m, eos, stageRawConsume, thr), div(m, alo, stageRawConsume, thr)
 		limit := nan
 		if c, ok := m[stageRawConsume]; ok {
 			limit = c.mbps
@@ -205,12 +208,12 @@ func (rep *report) ratios() []ratio {
 				limit = min(limit, p.mbps)
 			}
 		}
-		if e, ok := m[stageEOS]; ok {
+		if e, ok := m[eos]; ok {
 			r.eosLimit = e.mbps / limit
 		} else {
 			r.eosLimit = nan
 		}
-		if a, ok := m[stageALO]; ok {
+		if a, ok := m[alo]; ok {
 			r.aloLimit = a.mbps / limit
 		} else {
 			r.aloLimit = nan
@@ -239,12 +242,15 @@ func (rep *report) printTable(w io.Writer) {
 	if len(rep.results) == 0 {
 		return
 	}
+	if rep.o.shared() {
+		fmt.Fprintln(w, "\n"+sharedText)
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "\nevery run:")
-	fmt.Fprintln(tw, "profile\tstage\trun\tMB/s\trecords/s\tstart-up s\tcopy s\tCPU s\tRSS MB\tcodec\tlatency\tcopy check\t")
+	fmt.Fprintln(tw, "profile\tstage\trun\tMB/s\trecords/s\tstart-up s\tcopy s\tCPU s\tRSS MB\tslots held\tcodec\tlatency\tcopy check\t")
 	for _, r := range rep.results {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%s\t%s\t%s\t\n", r.Profile, r.Stage, r.Run,
-			r.mbps(), r.rps(), r.Startup.Seconds(), r.Copy.Seconds(), r.CPU.Seconds(), r.PeakRSS>>20, r.Codec,
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%s\t%s\t%s\t%s\t\n", r.Profile, r.Stage, r.Run,
+			r.mbps(), r.rps(), r.Startup.Seconds(), r.Copy.Seconds(), r.CPU.Seconds(), r.PeakRSS>>20, heldText(r.Held), r.Codec,
 			latencyText(r.Latency), checkText(r.Check))
 	}
 	_ = tw.Flush()
@@ -255,13 +261,43 @@ func (rep *report) printTable(w io.Writer) {
 		fmt.Fprintln(tw, strings.Join(s.row(), "\t")+"\t")
 	}
 	_ = tw.Flush()
-	fmt.Fprintln(w, "\nratios (of medians):")
+	fmt.Fprintf(w, "\nratios (of medians%s):\n", ratioAgents(rep.o))
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, strings.Join(ratioColumns, "\t")+"\t")
 	for _, r := range rep.ratios() {
 		fmt.Fprintln(tw, strings.Join(r.row(), "\t")+"\t")
 	}
 	_ = tw.Flush()
+}
+
+// sharedText says how the figures of several agents sharing a link are
+// made, for the report's header.
+const sharedText = `"edgelink-… ×N": N edgelink processes (one site, the same configuration but
+for their HTTP listeners) share the link. start-up runs from starting the
+first to the first record at the destination, the copy until every record is
+there; CPU is the sum of the processes' CPU time, peak RSS the sum of each
+process's own peak; slots held are each agent's slots when the copy was
+complete.`
+
+// heldText is the slots each agent held, as 3+3.
+func heldText(held []int) string {
+	if len(held) == 0 {
+		return "–"
+	}
+	s := make([]string, len(held))
+	for i, n := range held {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, "+")
+}
+
+// ratioAgents says which agent count the ratios take edgelink's figures
+// from, when it is not one.
+func ratioAgents(o options) string {
+	if n := o.agentCounts()[0]; n > 1 {
+		return fmt.Sprintf("; edgelink with %d agents", n)
+	}
+	return ""
 }
 
 // Markers delimit the section of BENCHMARKS.md that the bench rewrites;
@@ -328,6 +364,10 @@ func (rep *report) markdown() string {
 	fmt.Fprintln(&b, "values, so no batch repeats itself: zstd about halves a 1 KiB value, lz4 and snappy (no entropy")
 	fmt.Fprintln(&b, "coder) gain only the JSON around the blob.")
 	fmt.Fprintln(&b)
+	if o.shared() {
+		fmt.Fprintln(&b, strings.ReplaceAll(sharedText, "\n", " "))
+		fmt.Fprintln(&b)
+	}
 	fmt.Fprintf(&b, "Medians of %d run(s) (each figure is the median of its own values):\n\n", o.runs)
 	mdTable(&b, columns, func(yield func([]string)) {
 		for _, s := range rep.summaries() {
@@ -335,7 +375,7 @@ func (rep *report) markdown() string {
 		}
 	})
 	fmt.Fprintln(&b)
-	fmt.Fprintln(&b, "Ratios of the medians (edgelink exactly-once = EOS, at-least-once = ALO; the raw limit is the slower of raw-consume and raw-produce):")
+	fmt.Fprintf(&b, "Ratios of the medians (edgelink exactly-once = EOS, at-least-once = ALO%s; the raw limit is the slower of raw-consume and raw-produce):\n", ratioAgents(o))
 	fmt.Fprintln(&b)
 	mdTable(&b, ratioColumns, func(yield func([]string)) {
 		for _, r := range rep.ratios() {
@@ -394,6 +434,9 @@ func methodText(o options) string {
   divides it by the payload; **MB per CPU s** is the payload copied per CPU
   second. **peak RSS** is the largest of VmHWM and the sampled resident
   set of the process tree (every 100 ms), to the end of the latency phase.
+  For N edgelink agents sharing the link ("edgelink-eos ×N"), start-up
+  runs from starting the first agent, CPU is the sum of the agents' CPU
+  time and peak RSS the sum of each agent's own peak.
 - **p50/p99 latency**: after the copy, with the same replicator process
   still running, a producer writes %d records/s (of the profile's size,
   round-robin over the partitions) to a second source topic, created after
