@@ -19,15 +19,10 @@ import (
 // partition count, a new link reads partition 0 and its own partition,
 // not the whole topic. Once the topic has grown, it searches everything.
 func TestLayoutRecordSparesNewLinksAFullSearch(t *testing.T) {
-	c := testbed.StartFake(t)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	require.NoError(t, err)
-	t.Cleanup(cl.Close)
+	cl, o := checkpointCluster(t)
 	ctx := t.Context()
 	const topic = "__edgelink.checkpoints"
-	opts := func() loadOptions {
-		return loadOptions{client: []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, cl: cl, adm: kadm.NewClient(cl), source: "edge", timeout: 30 * time.Second}
-	}
+	opts := func() loadOptions { return o }
 
 	first, err := openStore(ctx, cl, topic, Identity{Site: "a", Link: "up"}, 1, discard)
 	require.NoError(t, err)
@@ -77,13 +72,9 @@ func TestLayoutRecordSparesNewLinksAFullSearch(t *testing.T) {
 // partitions it now replicates), from the link's own partition, whichever
 // slot wrote them; and a slot with a complete set reads only its partition.
 func TestSlotCountChangeKeepsEveryCheckpoint(t *testing.T) {
-	c := testbed.StartFake(t)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	require.NoError(t, err)
-	t.Cleanup(cl.Close)
+	cl, opts := checkpointCluster(t)
 	ctx := t.Context()
 	const topic = "__edgelink.checkpoints"
-	opts := loadOptions{client: []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, cl: cl, adm: kadm.NewClient(cl), source: "edge", timeout: 30 * time.Second}
 	id := Identity{Site: "a", Link: "up"}
 	three, err := openStore(ctx, cl, topic, id, 3, discard)
 	require.NoError(t, err)
@@ -120,6 +111,17 @@ func TestSlotCountChangeKeepsEveryCheckpoint(t *testing.T) {
 		}
 	}
 	require.Equal(t, len(want), seen)
+}
+
+// checkpointCluster starts a cluster for a checkpoint topic and returns a
+// client that writes to given partitions, and what load needs to read.
+func checkpointCluster(t *testing.T) (*kgo.Client, loadOptions) {
+	t.Helper()
+	c := testbed.StartFake(t)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	require.NoError(t, err)
+	t.Cleanup(cl.Close)
+	return cl, loadOptions{client: []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, cl: cl, adm: kadm.NewClient(cl), source: "edge", timeout: 30 * time.Second}
 }
 
 // discard drops logs.

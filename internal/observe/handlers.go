@@ -43,12 +43,14 @@ func (s *Server) routes() http.Handler {
 	}
 	csrf := http.NewCrossOriginProtection()
 	if s.opts.Control != nil {
-		mux.Handle("POST /api/v1/links/{link}/cut", csrf.Handler(s.authorize(s.handleControl(true))))
-		mux.Handle("POST /api/v1/links/{link}/restore", csrf.Handler(s.authorize(s.handleControl(false))))
+		c := s.opts.Control
+		mux.Handle("POST /api/v1/links/{link}/cut", csrf.Handler(s.authorize(s.handleAction(c.Cut, "link network cut", "link_cut", c.IsCut))))
+		mux.Handle("POST /api/v1/links/{link}/restore", csrf.Handler(s.authorize(s.handleAction(c.Restore, "link network restored", "link_cut", c.IsCut))))
 	}
 	if s.opts.AgentControl != nil {
-		mux.Handle("POST /api/v1/links/{link}/kill-agent", csrf.Handler(s.authorize(s.handleAgentControl(true))))
-		mux.Handle("POST /api/v1/links/{link}/start-agent", csrf.Handler(s.authorize(s.handleAgentControl(false))))
+		ac := s.opts.AgentControl
+		mux.Handle("POST /api/v1/links/{link}/kill-agent", csrf.Handler(s.authorize(s.handleAction(ac.KillAgent, "agent killed", "agent_killed", ac.AgentKilled))))
+		mux.Handle("POST /api/v1/links/{link}/start-agent", csrf.Handler(s.authorize(s.handleAction(ac.StartAgent, "agent started", "agent_killed", ac.AgentKilled))))
 	}
 	return mux
 }
@@ -156,16 +158,13 @@ func (s *Server) handleTranslate(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// handleControl cuts (cut true) or restores the link's network.
-func (s *Server) handleControl(cut bool) http.Handler {
+// handleAction runs one of the demo's control actions on the link the path
+// names, logs it (done says what happened) and answers with the state the
+// action leaves under field.
+func (s *Server) handleAction(do func(link string) error, done, field string, state func(link string) bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("link")
-		var err error
-		if cut {
-			err = s.opts.Control.Cut(name)
-		} else {
-			err = s.opts.Control.Restore(name)
-		}
+		err := do(name)
 		switch {
 		case errors.Is(err, ErrUnknownLink):
 			writeError(w, http.StatusNotFound, err.Error())
@@ -174,41 +173,8 @@ func (s *Server) handleControl(cut bool) http.Handler {
 			writeError(w, http.StatusInternalServerError, err.Error())
 			return
 		}
-		action := "restored"
-		if cut {
-			action = "cut"
-		}
-		s.logger.Info("link network "+action+" from the status page", "link", name)
-		writeJSON(w, http.StatusOK, map[string]any{"link": name, "link_cut": s.opts.Control.IsCut(name)})
-	})
-}
-
-// handleAgentControl kills (kill true) or starts again the other agent
-// sharing the link.
-func (s *Server) handleAgentControl(kill bool) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		name := r.PathValue("link")
-		ac := s.opts.AgentControl
-		var err error
-		if kill {
-			err = ac.KillAgent(name)
-		} else {
-			err = ac.StartAgent(name)
-		}
-		switch {
-		case errors.Is(err, ErrUnknownLink):
-			writeError(w, http.StatusNotFound, err.Error())
-			return
-		case err != nil:
-			writeError(w, http.StatusInternalServerError, err.Error())
-			return
-		}
-		action := "started"
-		if kill {
-			action = "killed"
-		}
-		s.logger.Info("agent "+action+" from the status page", "link", name)
-		writeJSON(w, http.StatusOK, map[string]any{"link": name, "agent_killed": ac.AgentKilled(name)})
+		s.logger.Info(done+" from the status page", "link", name)
+		writeJSON(w, http.StatusOK, map[string]any{"link": name, field: state(name)})
 	})
 }
 
