@@ -253,6 +253,11 @@ func (s *session) measureBacklog(ctx context.Context) error {
 	if backlog > 0 && (s.rate < 1 || float64(backlog)/s.rate > liveWithin.Seconds()) {
 		state = StateCatchingUp
 	}
+	if !l.slots.isSettled() {
+		// A shared link whose agent has not joined its group yet runs
+		// nothing: it is still starting.
+		return nil
+	}
 	l.setState(state, nil)
 	return nil
 }

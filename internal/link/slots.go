@@ -494,6 +494,16 @@ type slotTable struct {
 
 func (t *slotTable) settle() { t.settledOnce.Do(func() { close(t.settled) }) }
 
+// isSettled reports whether the link's owner said what it should run.
+func (t *slotTable) isSettled() bool {
+	select {
+	case <-t.settled:
+		return true
+	default:
+		return false
+	}
+}
+
 func (t *slotTable) init(n int, all bool, retry time.Duration) {
 	t.cond = sync.NewCond(&t.mu)
 	t.n = max(n, 1)
