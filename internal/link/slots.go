@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 )
 
 // Slots: a link's source partitions map to a fixed number of slots
@@ -462,7 +464,8 @@ func (s *session) txLimit(sl *slot) int {
 func (s *session) producerOpts(index int) []kgo.Opt {
 	opts := s.dstOpts
 	if s.eos {
-		opts = append(opts, kgo.TransactionalID(s.l.id.TransactionalID(index)), kgo.TransactionTimeout(s.l.opts.TransactionTimeout))
+		opts = append(opts, kgo.TransactionalID(s.l.id.TransactionalID(index)), kgo.TransactionTimeout(s.l.opts.TransactionTimeout),
+			kgo.MaxVersions(explicitTxnVersions()))
 	}
 	return opts
 }
@@ -744,4 +747,18 @@ func (l *Link) Report(err error) {
 	l.logger.Error("link cannot share its slots", "err", err)
 	l.update(func(st *Status) { st.LastError = err.Error() })
 	l.event(EventError, err.Error())
+}
+
+// explicitTxnVersions caps Produce below version 12, so that a slot's
+// producer adds each partition to its transaction explicitly
+// (AddPartitionsToTxn) rather than by producing to it (Kafka's transactions
+// v2, KIP-890 part 2). With the implicit add, a destination broker restarted
+// in the middle of a transaction was seen to commit a transaction's records
+// while its checkpoint record, in another partition, got no marker at all:
+// data and checkpoint must commit together, so the link uses the explicit
+// add, which Kafka 4 still serves.
+func explicitTxnVersions() *kversion.Versions {
+	v := kversion.Stable()
+	v.SetMaxKeyVersion(int16(kmsg.Produce), 11)
+	return v
 }
