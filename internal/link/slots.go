@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -698,14 +699,7 @@ func (l *Link) slotsHeld(held, opened, closed []int) {
 
 // slotList formats slots as "0, 2, 5".
 func slotList(slots []int) string {
-	out := ""
-	for i, s := range slots {
-		if i > 0 {
-			out += ", "
-		}
-		out += fmt.Sprint(s)
-	}
-	return out
+	return strings.Join(strings.Fields(strings.Trim(fmt.Sprint(slots), "[]")), ", ")
 }
 
 // Agent identifies an agent process that runs links.

@@ -139,10 +139,20 @@ func TestAgentStages(t *testing.T) {
 		want     []string
 	}{
 		{"one agent", allStages, []int{1}, false, allStages},
-		{"several", []string{stageRawConsume, stageEOS, stageMM2}, []int{1, 2, 3}, false,
-			[]string{stageRawConsume, stageEOS, "edgelink-eos ×2", "edgelink-eos ×3", stageMM2}},
-		{"baseline beside", []string{stageEOS, stageALO}, []int{2}, true,
-			[]string{"edgelink-eos ×2", "baseline-eos ×2", "edgelink-alo ×2", "baseline-alo ×2"}},
+		{
+			"several",
+			[]string{stageRawConsume, stageEOS, stageMM2},
+			[]int{1, 2, 3},
+			false,
+			[]string{stageRawConsume, stageEOS, "edgelink-eos ×2", "edgelink-eos ×3", stageMM2},
+		},
+		{
+			"baseline beside",
+			[]string{stageEOS, stageALO},
+			[]int{2},
+			true,
+			[]string{"edgelink-eos ×2", "baseline-eos ×2", "edgelink-alo ×2", "baseline-alo ×2"},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := expandStages(tc.stages, tc.agents, tc.baseline)
