@@ -66,6 +66,45 @@ type Config struct {
 	Links []*Link
 	// HTTP configures the metrics, health and status server.
 	HTTP HTTP
+	// Fleet, when set, makes the agent report to the fleet and, if
+	// managed, take configuration revisions from it; nil when absent.
+	Fleet *Fleet
+	// SiteLabels describe the site to the fleet (region, customer, …);
+	// revisions may select sites by label. Nil when absent.
+	SiteLabels map[string]string
+}
+
+// Fleet defaults.
+const (
+	// DefaultFleetInterval is how often an agent reports to the fleet.
+	DefaultFleetInterval = 10 * time.Second
+	// DefaultRevertAfter is how long a link a revision changed has to
+	// become live before the agent returns to the last good revision.
+	DefaultRevertAfter = 5 * time.Minute
+	// DefaultFleetTopicPrefix starts the names of the fleet's topics in
+	// the fleet cluster.
+	DefaultFleetTopicPrefix = "__edgelink.fleet"
+)
+
+// Fleet is where an agent reports its status, and whether it takes its
+// configuration from the fleet (see internal/fleet). The same block
+// configures the fleet service and the fleet commands, which read
+// Cluster and TopicPrefix.
+type Fleet struct {
+	// Cluster names the cluster (under clusters) that holds the fleet's
+	// topics: the cloud cluster the sites already write to.
+	Cluster string
+	// Interval is how often the agent publishes its report.
+	Interval time.Duration
+	// Managed makes the agent apply configuration revisions signed by one
+	// of TrustedKeys (public key files).
+	Managed     bool
+	TrustedKeys []string
+	// RevertAfter is how long a link that a revision added or changed has
+	// to become live before the agent returns to the last good revision.
+	RevertAfter time.Duration
+	// TopicPrefix starts the fleet's topic names.
+	TopicPrefix string
 }
 
 // Cluster is a named Kafka-protocol cluster and how to connect to it.

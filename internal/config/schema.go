@@ -35,7 +35,37 @@ var rootBlock = block[Config]{
 		{name: "http", value: func(c *Config) value {
 			return &sub[HTTP]{p: &c.HTTP, b: &httpBlock}
 		}},
+		{name: "fleet", value: func(c *Config) value {
+			return &subPtr[Fleet]{p: &c.Fleet, b: &fleetBlock}
+		}},
+		{name: "site_labels", value: func(c *Config) value { return &labels{p: &c.SiteLabels} }},
 	},
+	check: checkFleetSite,
+}
+
+// fleetBlock is the fleet block: where the agent reports, and whether it
+// takes its configuration from the fleet.
+var fleetBlock = block[Fleet]{
+	what: "the fleet",
+	keys: []key[Fleet]{
+		{name: "cluster", required: true, hint: "name the cloud cluster that holds the fleet's topics", value: func(f *Fleet) value {
+			return &clusterRef{text{p: &f.Cluster}}
+		}},
+		{name: "interval", value: func(f *Fleet) value {
+			return &duration{p: &f.Interval, def: DefaultFleetInterval, min: time.Second, max: 10 * time.Minute}
+		}},
+		{name: "managed", value: func(f *Fleet) value { return &flag{p: &f.Managed} }},
+		{name: "trusted_keys", value: func(f *Fleet) value {
+			return &files{p: &f.TrustedKeys, want: "a list of public key files (NAME.pub, from edgelink keygen)"}
+		}},
+		{name: "revert_after", value: func(f *Fleet) value {
+			return &duration{p: &f.RevertAfter, def: DefaultRevertAfter, min: time.Second, max: 24 * time.Hour}
+		}},
+		{name: "topic_prefix", value: func(f *Fleet) value {
+			return &text{p: &f.TopicPrefix, def: DefaultFleetTopicPrefix, check: checkTopicName}
+		}},
+	},
+	check: checkManaged,
 }
 
 // clusterBlock is one cluster under "clusters"; its name is its key there.
@@ -279,6 +309,26 @@ var httpTLSBlock = block[HTTPTLS]{
 }
 
 // Rules between keys.
+
+// checkFleetSite reports a fleet block without a site: reports and
+// configuration revisions are addressed by site.
+func checkFleetSite(m *mapping[Config]) {
+	if m.t.Fleet != nil && m.t.Site == "" && (!m.has("site") || m.good["site"]) {
+		m.d.fail(m.fields["fleet"].key, "fleet", "the fleet needs the top-level site", "set site, e.g. site: plant-berlin; the fleet knows each agent by its site")
+	}
+}
+
+// checkManaged reports a managed agent that trusts no key: it could never
+// accept a revision.
+func checkManaged(m *mapping[Fleet]) {
+	if m.t.Managed && len(m.t.TrustedKeys) == 0 {
+		e, ok := m.fields["managed"]
+		if !ok {
+			return
+		}
+		m.d.fail(e.val, e.path, "a managed agent needs trusted_keys", "list the public keys (NAME.pub from edgelink keygen) whose revisions this site accepts")
+	}
+}
 
 // checkNotSource reports a link whose destination is its source.
 func checkNotSource(m *mapping[Link], to entry) {

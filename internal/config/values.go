@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"regexp"
 	"regexp/syntax"
@@ -834,3 +835,91 @@ func (d *decoder) rename(path string, n *yaml.Node, tmpl string) (usesSite bool)
 func isTopicChar(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-'
 }
+
+// files is a list of file paths; an empty item is an error.
+type files struct {
+	p *[]string
+	// want describes the list in "expected ..., got ..." messages.
+	want string
+}
+
+func (v *files) reset() { *v.p = nil }
+
+func (v *files) decode(d *decoder, e entry, _ keyInfo) bool {
+	items, ok := d.list(e, v.want)
+	if !ok {
+		return false
+	}
+	for _, it := range items {
+		s, sok := d.str(it, false)
+		switch {
+		case !sok:
+			ok = false
+		case strings.TrimSpace(s.value) == "":
+			d.fail(it.pos(), it.path, "empty file name", s.emptyHint())
+			ok = false
+		default:
+			*v.p = append(*v.p, s.value)
+		}
+	}
+	return ok
+}
+
+func (v *files) encode() *yaml.Node { return seqOf(*v.p) }
+
+func (v *files) redact(bool) { *v.p = slices.Clone(*v.p) }
+
+// labelRE is what a site label's name and value may be: they appear in
+// selectors (label=value), URLs and Prometheus labels.
+var labelRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$`)
+
+// labels is a mapping of label names to values, such as a site's labels.
+type labels struct {
+	p *map[string]string
+}
+
+func (v *labels) reset() { *v.p = nil }
+
+func (v *labels) decode(d *decoder, e entry, _ keyInfo) bool {
+	pairs, ok := d.pairs(e, "a mapping of label names to values, e.g. {region: eu-west, tier: plant}")
+	if !ok {
+		return false
+	}
+	const hint = `use 1 to 63 letters, digits, ".", "_", "/" and "-", starting with a letter or digit`
+	for _, pe := range pairs {
+		name := pe.key.Value
+		if !labelRE.MatchString(name) {
+			d.fail(pe.key, pe.path, "invalid label name "+quote(name), hint)
+			ok = false
+			continue
+		}
+		s, sok := d.str(pe, false)
+		if !sok {
+			ok = false
+			continue
+		}
+		if !labelRE.MatchString(s.value) {
+			d.fail(pe.pos(), pe.path, "invalid label value "+quote(s.value), hint)
+			ok = false
+			continue
+		}
+		if *v.p == nil {
+			*v.p = make(map[string]string, len(pairs))
+		}
+		(*v.p)[name] = s.value
+	}
+	return ok
+}
+
+func (v *labels) encode() *yaml.Node {
+	if len(*v.p) == 0 {
+		return nil
+	}
+	n := mapNode()
+	for _, k := range slices.Sorted(maps.Keys(*v.p)) {
+		n.Content = append(n.Content, keyNode(k), strNode((*v.p)[k]))
+	}
+	return n
+}
+
+func (v *labels) redact(bool) { *v.p = maps.Clone(*v.p) }
