@@ -471,3 +471,7 @@ func (a *Agent) Changed() <-chan struct{} {
 	defer a.mu.Unlock()
 	return a.changed
 }
+
+// Self identifies this agent process among those sharing its links (and
+// among the agents of its site reporting to the fleet).
+func (a *Agent) Self() link.Agent { return a.self }

@@ -40,7 +40,6 @@ var rootBlock = block[Config]{
 		}},
 		{name: "site_labels", value: func(c *Config) value { return &labels{p: &c.SiteLabels} }},
 	},
-	check: checkFleetSite,
 }
 
 // fleetBlock is the fleet block: where the agent reports, and whether it
@@ -309,14 +308,6 @@ var httpTLSBlock = block[HTTPTLS]{
 }
 
 // Rules between keys.
-
-// checkFleetSite reports a fleet block without a site: reports and
-// configuration revisions are addressed by site.
-func checkFleetSite(m *mapping[Config]) {
-	if m.t.Fleet != nil && m.t.Site == "" && (!m.has("site") || m.good["site"]) {
-		m.d.fail(m.fields["fleet"].key, "fleet", "the fleet needs the top-level site", "set site, e.g. site: plant-berlin; the fleet knows each agent by its site")
-	}
-}
 
 // checkManaged reports a managed agent that trusts no key: it could never
 // accept a revision.
