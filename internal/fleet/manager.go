@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/edgelink/edgelink/internal/config"
@@ -50,6 +51,11 @@ type Manager struct {
 	// restored is the site's state as read back from the state topic.
 	restored *stateRecord
 	caughtUp bool
+	// configEnd is the offset after the last config record read, by
+	// partition.
+	configEnd map[int32]int64
+	// lastConfig is when the last config record arrived.
+	lastConfig time.Time
 	// dirty is set when envs changed since the last evaluation.
 	dirty bool
 	// applied is the revision running (nil: the local file); good the
@@ -107,7 +113,7 @@ func newManager(u *Uplink) (*Manager, error) {
 	}
 	return &Manager{
 		u: u, trusted: trusted, local: u.opts.Local, localText: u.opts.LocalText,
-		envs: map[string]revisionEntry{}, reloads: make(chan reloadRequest, 1),
+		envs: map[string]revisionEntry{}, configEnd: map[int32]int64{}, reloads: make(chan reloadRequest, 1),
 		st: ConfigState{Managed: true},
 	}, nil
 }
@@ -150,7 +156,7 @@ func (m *Manager) run(ctx context.Context) {
 		m.caughtUp = true
 		m.restore(ctx)
 		m.dirty = true
-	}, func() { m.tick(ctx) })
+	}, func(atEnd bool) { m.tick(ctx, atEnd) })
 	if err != nil && ctx.Err() == nil {
 		m.u.logger.Error("fleet configuration channel stopped", "err", err)
 	}
@@ -159,6 +165,8 @@ func (m *Manager) run(ctx context.Context) {
 func (m *Manager) add(r *kgo.Record) {
 	switch r.Topic {
 	case m.u.topics.Config:
+		m.configEnd[r.Partition] = max(m.configEnd[r.Partition], r.Offset+1)
+		m.lastConfig = time.Now()
 		key := string(r.Key)
 		if r.Value == nil {
 			delete(m.envs, key)
@@ -218,14 +226,19 @@ func (m *Manager) restore(ctx context.Context) {
 	m.u.logger.Info("fleet revision restored", "revision", rev.Number)
 }
 
-// tick runs after every poll of the topics.
-func (m *Manager) tick(ctx context.Context) {
+// tick runs after every poll of the topics; atEnd says whether the
+// manager has read everything the topics hold, so that a site that comes
+// back online applies only the newest revision.
+func (m *Manager) tick(ctx context.Context, atEnd bool) {
 	select {
 	case req := <-m.reloads:
 		m.applyReload(ctx, req)
 	default:
 	}
-	if m.caughtUp && m.dirty {
+	// A partition whose last records were compacted away never looks read
+	// to the end: after a quiet while, what arrived is all there is.
+	settled := time.Since(m.lastConfig) > caughtUpQuiet || (atEnd && m.readAll(ctx))
+	if m.caughtUp && m.dirty && settled {
 		m.dirty = false
 		m.evaluate(ctx)
 	}
@@ -233,6 +246,22 @@ func (m *Manager) tick(ctx context.Context) {
 	if m.unsaved {
 		m.saveState(ctx)
 	}
+}
+
+// readAll asks the fleet cluster whether the manager has read the whole
+// config topic: a fetch answered while the site was cut off can arrive
+// after newer revisions were published, and the site must apply only the
+// newest.
+func (m *Manager) readAll(ctx context.Context) bool {
+	actx, cancel := context.WithTimeout(ctx, publishTimeout)
+	defer cancel()
+	ends, err := kadm.NewClient(m.cl).ListEndOffsets(actx, m.u.topics.Config)
+	if err != nil || ends.Error() != nil {
+		return false
+	}
+	all := true
+	ends.Each(func(o kadm.ListedOffset) { all = all && o.Offset <= m.configEnd[o.Partition] })
+	return all
 }
 
 // applyReload re-applies the running revision on top of a new local

@@ -15,9 +15,11 @@ import (
 // calls each record's handler, until ctx ends. caughtUp is called once,
 // when every partition has been read up to its end as of the start (at
 // once for empty topics); after, when set, after every poll (at least
-// once a second). It returns ctx's cause, or an error when the topics
-// cannot be listed.
-func follow(ctx context.Context, opts []kgo.Opt, topics []string, handle func(*kgo.Record), caughtUp, after func()) error {
+// once a second), with atEnd telling whether the last fetch of every
+// partition read reached its high watermark (so that a reader that was cut
+// off sees everything published meanwhile before it acts). It returns
+// ctx's cause, or an error when the topics cannot be listed.
+func follow(ctx context.Context, opts []kgo.Opt, topics []string, handle func(*kgo.Record), caughtUp func(), after func(atEnd bool)) error {
 	cl, err := kgo.NewClient(append(opts,
 		kgo.ConsumeTopics(topics...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -39,6 +41,7 @@ func follow(ctx context.Context, opts []kgo.Opt, topics []string, handle func(*k
 	}
 	check()
 	quietSince := time.Now()
+	behind := map[topicPartition]bool{}
 	for {
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
 		fs := cl.PollFetches(pctx)
@@ -47,12 +50,17 @@ func follow(ctx context.Context, opts []kgo.Opt, topics []string, handle func(*k
 			return context.Cause(ctx)
 		}
 		n := 0
-		fs.EachRecord(func(r *kgo.Record) {
-			n++
-			handle(r)
-			k := topicPartition{r.Topic, r.Partition}
-			if end, ok := ends[k]; ok && r.Offset+1 >= end {
-				delete(ends, k)
+		fs.EachPartition(func(p kgo.FetchTopicPartition) {
+			k := topicPartition{p.Topic, p.Partition}
+			for _, r := range p.Records {
+				n++
+				handle(r)
+				if end, ok := ends[k]; ok && r.Offset+1 >= end {
+					delete(ends, k)
+				}
+			}
+			if len(p.Records) > 0 {
+				behind[k] = p.Records[len(p.Records)-1].Offset+1 < p.HighWatermark
 			}
 		})
 		// A partition whose last records were removed by compaction ends
@@ -65,7 +73,11 @@ func follow(ctx context.Context, opts []kgo.Opt, topics []string, handle func(*k
 		}
 		check()
 		if after != nil {
-			after()
+			atEnd := true
+			for _, b := range behind {
+				atEnd = atEnd && !b
+			}
+			after(atEnd)
 		}
 	}
 }

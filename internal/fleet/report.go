@@ -228,8 +228,11 @@ func Build(in ReportInput) Report {
 // dataLossIn returns a link's time until data loss in seconds, nil when
 // none is in sight.
 func dataLossIn(ls status.LinkStatus) *float64 {
-	_ = ls
-	return nil // DATALOSS: filled from the link status
+	if ls.Backlog.DataLossInSeconds == nil {
+		return nil
+	}
+	v := *ls.Backlog.DataLossInSeconds
+	return &v
 }
 
 // clip shortens s to maxMessage bytes (at a rune boundary).

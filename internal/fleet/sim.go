@@ -40,8 +40,8 @@ type SimSite struct {
 }
 
 // SimFleet returns n simulated sites named prefix-0001 and up, with region
-// and tier labels; every 10th lags, every 25th is disconnected and every
-// 20th runs oldVersion, the others version.
+// and tier labels; every 10th lags, every 25th is disconnected and one in
+// 20 runs oldVersion, the others version.
 func SimFleet(prefix string, n int, version, oldVersion string, seed uint64) []*SimSite {
 	regions := []string{"eu-central", "eu-west", "us-east", "us-west", "ap-south"}
 	tiers := []string{"plant", "well", "store", "ship"}
@@ -59,7 +59,7 @@ func SimFleet(prefix string, n int, version, oldVersion string, seed uint64) []*
 			s.Kind = SimDisconnected
 		case i%10 == 9:
 			s.Kind = SimLagging
-		case i%20 == 19:
+		case i%20 == 13:
 			s.Kind, s.Version = SimOld, oldVersion
 		}
 		out[i] = s

@@ -107,7 +107,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 		kgo.ProduceRequestTimeout(publishTimeout),
 		kgo.RetryTimeout(publishTimeout),
 		kgo.ProducerLinger(0),
-		kgo.MaxBufferedRecords(64),
+		kgo.MaxBufferedRecords(maxBufferedReports),
 	)...)
 	if err != nil {
 		return fmt.Errorf("fleet uplink: create client: %w", err)
@@ -184,6 +184,9 @@ type UplinkState struct {
 // publishTimeout bounds one attempt to publish a report.
 const publishTimeout = 5 * time.Second
 
+// maxBufferedReports bounds the reports waiting for the fleet cluster.
+const maxBufferedReports = 4
+
 // reporter publishes the agent's reports.
 type reporter struct {
 	u  *Uplink
@@ -244,9 +247,20 @@ func (r *reporter) publish(ctx context.Context, stopping bool) error {
 		return err
 	}
 	rec := &kgo.Record{Topic: r.u.topics.Reports, Key: []byte(reportKey(r.u.site, r.u.self.Instance)), Value: value}
-	pctx, cancel := context.WithTimeout(ctx, publishTimeout)
-	err = r.cl.ProduceSync(pctx, rec).FirstErr()
-	cancel()
+	// A report not acknowledged in time counts as failed but stays
+	// buffered (a few at most): it goes out as soon as the connection
+	// returns, and a fresh one follows within a second.
+	done := make(chan error, 1)
+	r.cl.TryProduce(context.WithoutCancel(ctx), rec, func(_ *kgo.Record, err error) { done <- err })
+	t := time.NewTimer(publishTimeout)
+	select {
+	case err = <-done:
+	case <-t.C:
+		err = fmt.Errorf("no acknowledgement within %s", publishTimeout)
+	case <-ctx.Done():
+		err = context.Cause(ctx)
+	}
+	t.Stop()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.st.ReportBytes = len(value)

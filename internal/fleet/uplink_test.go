@@ -17,6 +17,7 @@ import (
 
 	"github.com/edgelink/edgelink/internal/agent"
 	"github.com/edgelink/edgelink/internal/config"
+	"github.com/edgelink/edgelink/internal/faultnet"
 	"github.com/edgelink/edgelink/internal/fleet"
 	"github.com/edgelink/edgelink/internal/kafka"
 	"github.com/edgelink/edgelink/internal/link"
@@ -101,7 +102,10 @@ type site struct {
 	wg     sync.WaitGroup
 }
 
-func (b *bed) start(t *testing.T) *site {
+func (b *bed) start(t *testing.T) *site { return b.startWith(t, kafka.Dial{}) }
+
+// startWith starts the site with its fleet connections dialed by d.
+func (b *bed) startWith(t *testing.T, d kafka.Dial) *site {
 	text, err := os.ReadFile(b.localFile)
 	require.NoError(t, err)
 	cfg, err := config.Parse(b.localFile, text)
@@ -109,7 +113,7 @@ func (b *bed) start(t *testing.T) *site {
 	logger := testLogger(t)
 	a := agent.New(cfg, fast, logger)
 	model := status.New(status.Options{Links: a, Version: "v-test", Logger: logger})
-	u, err := fleet.NewUplink(fleet.UplinkOptions{Local: cfg, LocalText: text, Agent: a, Status: model, Logger: logger})
+	u, err := fleet.NewUplink(fleet.UplinkOptions{Local: cfg, LocalText: text, Agent: a, Status: model, Dial: d, Logger: logger})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(t.Context())
 	s := &site{agent: a, uplink: u, cancel: cancel}
@@ -303,8 +307,68 @@ func TestManagedSite(t *testing.T) {
 	})
 }
 
-// TestReportsDuringOutage: reports are built while the fleet cluster is
-// out of reach and published as soon as it answers again.
+// TestOfflineSite: a site cut off from the fleet cluster keeps running and
+// reporting locally; when it reconnects, its report reaches the fleet at
+// once and it applies only the newest of the revisions published
+// meanwhile.
+func TestOfflineSite(t *testing.T) {
+	b := newBed(t, time.Minute)
+	wan := faultnet.New(testLogger(t))
+	t.Cleanup(func() { _ = wan.Close() })
+	s := b.startWith(t, kafka.Dial{Raw: wan.Dialer(), Timeout: 2 * time.Second})
+	view := b.follow(t)
+	testbed.Eventually(t, 20*time.Second, func() error {
+		if _, err := siteConfig(view); err != nil {
+			return err
+		}
+		return nil
+	})
+
+	wan.Cut()
+	cutAt := time.Now()
+	skipped := b.publish(t, b.operator, b.doc(linkUp, linkUp2))
+	newest := b.publish(t, b.operator, b.doc(linkUp2))
+	testbed.Eventually(t, 20*time.Second, func() error {
+		if st := s.uplink.State(); st.LastError == "" || st.Failed == 0 {
+			return fmt.Errorf("uplink %+v", st)
+		}
+		return nil
+	})
+	time.Sleep(2 * time.Second)
+	require.Equal(t, "up", linkNames(s.agent), "nothing reaches a site that is cut off")
+	st, _ := view.Site("plant-a")
+	require.True(t, st.LastSeen.Before(cutAt.Add(time.Second)), "no report passes the cut")
+
+	wan.Restore()
+	restored := time.Now()
+	testbed.Eventually(t, 30*time.Second, func() error {
+		st, ok := view.Site("plant-a")
+		if !ok || st.LastSeen.Before(restored) {
+			return fmt.Errorf("no report since the link returned")
+		}
+		return nil
+	})
+	reported := time.Since(restored)
+	testbed.Eventually(t, 30*time.Second, func() error {
+		c, err := siteConfig(view)
+		if err != nil || c.AppliedRevision != newest {
+			return fmt.Errorf("config %+v: %w", c, err)
+		}
+		return nil
+	})
+	applied := time.Since(restored)
+	t.Logf("after the link returned: report in %s, newest revision applied in %s", reported.Round(time.Millisecond), applied.Round(time.Millisecond))
+	require.Less(t, applied, 30*time.Second)
+	require.Equal(t, "up2", linkNames(s.agent))
+	d, _ := view.Site("plant-a")
+	for _, e := range d.History {
+		if e.Kind == fleet.HistoryApplied {
+			require.NotEqual(t, skipped, e.Revision, "the revision superseded while the site was offline is never applied")
+		}
+	}
+}
+
+// TestReportShape: a report carries what the fleet needs and stays small.
 func TestReportShape(t *testing.T) {
 	b := newBed(t, time.Minute)
 	s := b.start(t)
