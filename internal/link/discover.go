@@ -181,8 +181,10 @@ const backlogInterval = time.Second
 const liveWithin = 2 * time.Second
 
 // measureBacklog compares the positions of the partitions being read with
-// the source's last stable offsets and sets the link's backlog figures and
-// its state: catching-up while there is a backlog, live when there is none.
+// the source's last stable offsets and sets the link's backlog figures
+// (with, per topic, the backlog's age against the topic's retention: the
+// time until data loss) and its state: catching-up while there is a
+// backlog, live when there is none.
 func (s *session) measureBacklog(ctx context.Context) error {
 	l := s.l
 	ctx, cancel := context.WithTimeout(ctx, s.tune.adminTimeout())
@@ -200,10 +202,17 @@ func (s *session) measureBacklog(ctx context.Context) error {
 	topics := sortedTopics(parts)
 	var backlog int64
 	var oldest time.Time
+	// topicOldest is, per topic, the oldest l.lastTS of its partitions
+	// with a backlog; a partition nothing was replicated from yet has
+	// none, and its age stays unknown.
+	topicOldest := make(map[string]time.Time, len(topics))
 	perTopic := make(map[string]*TopicStatus, len(topics))
 	for _, t := range topics {
 		n := l.done[t]
-		perTopic[t] = &TopicStatus{Source: t, Destination: l.destination(t), Priority: l.cfg.PriorityOf(t), Records: n.records, Bytes: n.bytes}
+		perTopic[t] = &TopicStatus{
+			Source: t, Destination: l.destination(t), Priority: l.cfg.PriorityOf(t), Records: n.records, Bytes: n.bytes,
+			Retention: s.retention[t],
+		}
 	}
 	for k := range parts {
 		perTopic[k.Topic].Partitions++
@@ -220,18 +229,30 @@ func (s *session) measureBacklog(ctx context.Context) error {
 			}
 			backlog += end.Offset - pos
 			perTopic[k.Topic].BacklogRecords += end.Offset - pos
-			if ts, ok := l.lastTS[k]; ok && (oldest.IsZero() || ts.Before(oldest)) {
+			ts, ok := l.lastTS[k]
+			if !ok {
+				continue
+			}
+			if oldest.IsZero() || ts.Before(oldest) {
 				oldest = ts
+			}
+			if to, seen := topicOldest[k.Topic]; !seen || ts.Before(to) {
+				topicOldest[k.Topic] = ts
 			}
 		}
 	}
 	now := time.Now()
+	for t, ts := range topicOldest {
+		// A timestamp ahead of the clock leaves the age unknown.
+		perTopic[t].BacklogAge = max(now.Sub(ts), 0)
+	}
 	l.update(func(st *Status) {
 		st.BacklogRecords, st.BacklogAt = backlog, now
 		st.Topics = st.Topics[:0:0]
 		for _, t := range slices.Sorted(maps.Keys(perTopic)) {
 			st.Topics = append(st.Topics, *perTopic[t])
 		}
+		st.DataLossIn, st.DataLossKnown = DataLossIn(st.Topics)
 		st.BacklogBytes, st.BacklogAge, st.DrainETA = 0, 0, 0
 		if backlog == 0 {
 			return

@@ -72,6 +72,10 @@ type session struct {
 	// such topic); zero when unknown.
 	mirrorLimit   int
 	mirrorLimited string
+	// retention holds each selected source topic's retention by age, as of
+	// the last discovery pass; zero for a topic whose records are not
+	// deleted by age, or when unknown (see topicConfig).
+	retention map[string]time.Duration
 
 	// began is when the session started; steps how long each step of its
 	// start took, the last ending at stepAt.

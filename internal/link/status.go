@@ -46,6 +46,14 @@ type Status struct {
 	// DrainETA estimates the time to replicate the backlog at the recent
 	// rate; zero when unknown or without a backlog.
 	DrainETA time.Duration
+	// DataLossIn is the time until the source's retention deletes records
+	// not yet replicated, should the link not replicate them first: the
+	// least over Topics (see DataLossIn). Zero when records are being
+	// deleted unreplicated now. It counts only when DataLossKnown: false
+	// without a backlog, or when no topic with a backlog has both a
+	// retention by age and a known BacklogAge.
+	DataLossIn    time.Duration
+	DataLossKnown bool
 	// BacklogAt is when the backlog was last measured.
 	BacklogAt time.Time
 	// WireBytes counts bytes written to destination brokers (requests,
@@ -95,6 +103,40 @@ type TopicStatus struct {
 	Records, Bytes int64
 	// BacklogRecords is the number of source offsets not yet replicated.
 	BacklogRecords int64
+	// BacklogAge approximates the age of the topic's oldest unreplicated
+	// record like Status.BacklogAge, over the topic's partitions with a
+	// backlog that the link replicated records from (the others' is
+	// unknown). Zero without a backlog, or when unknown.
+	BacklogAge time.Duration
+	// Retention is how long the source topic keeps records by age (its
+	// effective retention.ms). Zero when it does not delete them by age
+	// (retention.ms -1, or cleanup.policy compact only) or it is unknown.
+	Retention time.Duration
+}
+
+// DataLossIn returns the time until the source's retention deletes
+// records of the topics that are not replicated yet, should the link not
+// replicate them first: the least Retention less BacklogAge over the
+// topics with a backlog, a Retention and a known BacklogAge, floored at
+// zero (records are being deleted unreplicated now). known is false when
+// no topic has all three.
+//
+// It errs on the side of early: BacklogAge, from the last record
+// replicated, is usually a little more than the age of the oldest record
+// not replicated, and the source deletes whole log segments, once their
+// newest record is older than the retention. It leaves retention.bytes
+// out.
+func DataLossIn(topics []TopicStatus) (in time.Duration, known bool) {
+	for _, t := range topics {
+		if t.BacklogRecords <= 0 || t.BacklogAge <= 0 || t.Retention <= 0 {
+			continue
+		}
+		left := max(t.Retention-t.BacklogAge, 0)
+		if !known || left < in {
+			in, known = left, true
+		}
+	}
+	return in, known
 }
 
 // Status returns a snapshot of the link's progress.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -83,38 +84,63 @@ func (s *session) sourceTopics(ctx context.Context) (map[string]int32, error) {
 	return out, nil
 }
 
-// topicConfigs returns the explicitly set (dynamic topic) configs of the
-// topics, less ExcludedConfigs, and the topics' effective max.message.bytes
-// (whatever sets it).
-func topicConfigs(ctx context.Context, adm *kadm.Client, topics ...string) (map[string]map[string]string, map[string]int, error) {
+// topicConfig is what a link needs of a topic's configs.
+type topicConfig struct {
+	// set holds the explicitly set (dynamic topic) configs, less
+	// ExcludedConfigs: what a mirror topic copies.
+	set map[string]string
+	// maxMessage is the effective max.message.bytes; zero when unknown.
+	maxMessage int
+	// retention is how long the topic keeps records by age: its effective
+	// retention.ms, whatever sets it. Zero when records are not deleted by
+	// age (retention.ms -1, or a cleanup.policy without delete) or it is
+	// unknown.
+	retention time.Duration
+}
+
+// topicConfigs describes the configs of the topics (see topicConfig).
+// Topics that do not exist are left out.
+func topicConfigs(ctx context.Context, adm *kadm.Client, topics ...string) (map[string]topicConfig, error) {
 	rcs, err := adm.DescribeTopicConfigs(ctx, topics...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("describe topic configs: %w", err)
+		return nil, fmt.Errorf("describe topic configs: %w", err)
 	}
-	out := make(map[string]map[string]string, len(rcs))
-	limits := make(map[string]int, len(rcs))
+	out := make(map[string]topicConfig, len(rcs))
 	for _, rc := range rcs {
 		if rc.Err != nil {
 			if errors.Is(rc.Err, kerr.UnknownTopicOrPartition) {
 				continue
 			}
-			return nil, nil, fmt.Errorf("describe configs of %s: %w", rc.Name, rc.Err)
+			return nil, fmt.Errorf("describe configs of %s: %w", rc.Name, rc.Err)
 		}
-		m := make(map[string]string)
+		tc := topicConfig{set: make(map[string]string)}
+		deletes := true // cleanup.policy defaults to delete
 		for _, c := range rc.Configs {
-			if c.Key == "max.message.bytes" && c.Value != nil {
-				if n, err := strconv.Atoi(*c.Value); err == nil {
-					limits[rc.Name] = n
-				}
-			}
-			if c.Source != kmsg.ConfigSourceDynamicTopicConfig || c.Value == nil || excludedConfig(c.Key) {
+			if c.Value == nil {
 				continue
 			}
-			m[c.Key] = *c.Value
+			switch c.Key {
+			case "max.message.bytes":
+				if n, err := strconv.Atoi(*c.Value); err == nil {
+					tc.maxMessage = n
+				}
+			case "retention.ms":
+				if ms, err := strconv.ParseInt(*c.Value, 10, 64); err == nil && ms > 0 {
+					tc.retention = time.Duration(ms) * time.Millisecond
+				}
+			case "cleanup.policy":
+				deletes = slices.ContainsFunc(strings.Split(*c.Value, ","), func(p string) bool { return strings.TrimSpace(p) == "delete" })
+			}
+			if c.Source == kmsg.ConfigSourceDynamicTopicConfig && !excludedConfig(c.Key) {
+				tc.set[c.Key] = *c.Value
+			}
 		}
-		out[rc.Name] = m
+		if !deletes {
+			tc.retention = 0 // compacted only: retention.ms does not apply
+		}
+		out[rc.Name] = tc
 	}
-	return out, limits, nil
+	return out, nil
 }
 
 // syncTopics makes every selected source topic's mirror exist at the
@@ -129,12 +155,16 @@ func (s *session) syncTopics(ctx context.Context, src map[string]int32) (map[str
 	}
 	sort.Strings(names)
 	ready := make(map[string]int32, len(src))
+	s.retention = make(map[string]time.Duration, len(src))
 	if len(names) == 0 {
 		return ready, nil
 	}
-	srcCfgs, _, err := topicConfigs(ctx, s.srcAdm, names...)
+	srcCfgs, err := topicConfigs(ctx, s.srcAdm, names...)
 	if err != nil {
 		return nil, fmt.Errorf("source: %w", err)
+	}
+	for _, t := range names {
+		s.retention[t] = srcCfgs[t].retention
 	}
 	dstNames := make([]string, 0, len(names))
 	for _, t := range names {
@@ -149,13 +179,13 @@ func (s *session) syncTopics(ctx context.Context, src map[string]int32) (map[str
 	if err != nil {
 		return nil, fmt.Errorf("describe destination topics: %w", err)
 	}
-	dstCfgs, limits, err := topicConfigs(ctx, s.dstAdm, dstNames...)
+	dstCfgs, err := topicConfigs(ctx, s.dstAdm, dstNames...)
 	if err != nil {
 		return nil, fmt.Errorf("destination: %w", err)
 	}
 	s.mirrorLimit, s.mirrorLimited = 0, ""
 	for _, dst := range dstNames {
-		if n, ok := limits[dst]; ok && (s.mirrorLimit == 0 || n < s.mirrorLimit) {
+		if n := dstCfgs[dst].maxMessage; n > 0 && (s.mirrorLimit == 0 || n < s.mirrorLimit) {
 			s.mirrorLimit, s.mirrorLimited = n, dst
 		}
 	}
@@ -164,7 +194,7 @@ func (s *session) syncTopics(ctx context.Context, src map[string]int32) (map[str
 		if err != nil {
 			continue
 		}
-		want := srcCfgs[t]
+		want := srcCfgs[t].set
 		td, exists := dstDetails[dst]
 		if exists && errors.Is(td.Err, kerr.UnknownTopicOrPartition) {
 			exists = false
@@ -180,7 +210,7 @@ func (s *session) syncTopics(ctx context.Context, src map[string]int32) (map[str
 			continue
 		default:
 			have := int32(len(td.Partitions))
-			if err := s.alignMirror(ctx, dst, have, src[t], want, dstCfgs[dst]); err != nil {
+			if err := s.alignMirror(ctx, dst, have, src[t], want, dstCfgs[dst].set); err != nil {
 				s.l.topicError(t, err)
 				continue
 			}

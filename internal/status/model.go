@@ -291,14 +291,22 @@ func (m *Model) linkStatus(cfg *config.Config, l *link.Link, now time.Time) Link
 		at := st.BacklogAt.UTC()
 		ls.Backlog.MeasuredAt = &at
 	}
+	if st.DataLossKnown {
+		ls.Backlog.DataLossInSeconds = secondsPtr(st.DataLossIn)
+	}
 	m.mu.Lock()
 	ls.RecordsPerSecond, ls.BytesPerSecond = m.samplerLocked(l).rate()
 	m.mu.Unlock()
 	for _, t := range st.Topics {
-		ls.Topics = append(ls.Topics, TopicProgress{
+		tp := TopicProgress{
 			Source: t.Source, Destination: t.Destination, Partitions: t.Partitions, Priority: t.Priority,
 			Records: t.Records, Bytes: t.Bytes, BacklogRecords: t.BacklogRecords,
-		})
+			BacklogAgeSeconds: roundSeconds(t.BacklogAge),
+		}
+		if t.Retention > 0 {
+			tp.RetentionSeconds = secondsPtr(t.Retention)
+		}
+		ls.Topics = append(ls.Topics, tp)
 	}
 	ls.Sharing = sharingOf(l, st)
 	events := l.Events()
@@ -312,6 +320,13 @@ func (m *Model) linkStatus(cfg *config.Config, l *link.Link, now time.Time) Link
 // roundSeconds returns d in seconds, to the millisecond.
 func roundSeconds(d time.Duration) float64 {
 	return d.Round(time.Millisecond).Seconds()
+}
+
+// secondsPtr returns d in seconds, to the millisecond, for a field that is
+// null when unknown.
+func secondsPtr(d time.Duration) *float64 {
+	s := roundSeconds(d)
+	return &s
 }
 
 // sharingOf returns how the agents share l, nil for a link whose agent

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -145,4 +146,71 @@ func TestReadiness(t *testing.T) {
 	ok, reason = m.Ready()
 	require.False(t, ok)
 	require.Equal(t, "stopping", reason)
+}
+
+// TestDataLossDuringOutageFake: the snapshot reports each topic's
+// retention and backlog age; while the link is down (here: stopped) and the
+// source gains records, the estimated backlog ages and the time until data
+// loss shrinks by the time since the link's last measurement.
+func TestDataLossDuringOutageFake(t *testing.T) {
+	src := testbed.StartFake(t)
+	dst := testbed.StartFake(t)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(src.ListenAddrs()...))
+	require.NoError(t, err)
+	t.Cleanup(cl.Close)
+	resp, err := kadm.NewClient(cl).CreateTopic(t.Context(), 1, 1, map[string]*string{"retention.ms": kadm.StringPtr("3600000")}, "sensors.temp")
+	require.NoError(t, err)
+	require.NoError(t, resp.Err)
+	cfg := statustest.TwoLinks(t, src.ListenAddrs(), dst.ListenAddrs(), "plant-1")
+	up := link.New(cfg, cfg.Links[0], fastOpts, logger(t))
+	m := status.New(status.Options{Links: status.Static(cfg, up), Logger: logger(t), SampleInterval: 100 * time.Millisecond})
+	runModel(t, m)
+	run := statustest.RunLinks(t, up)
+	produce(t, src.ListenAddrs(), "sensors.temp", 10)
+
+	testbed.Eventually(t, 30*time.Second, func() error {
+		ls := m.Snapshot().Links[0]
+		if len(ls.Topics) != 1 || ls.Topics[0].Records != 10 || ls.Backlog.Records != 0 {
+			return fmt.Errorf("topics %+v, backlog %d", ls.Topics, ls.Backlog.Records)
+		}
+		return nil
+	})
+	ls := m.Snapshot().Links[0]
+	require.NotNil(t, ls.Topics[0].RetentionSeconds)
+	require.Equal(t, 3600.0, *ls.Topics[0].RetentionSeconds)
+	require.Zero(t, ls.Topics[0].BacklogAgeSeconds)
+	require.Nil(t, ls.Backlog.DataLossInSeconds, "no backlog, no data loss ahead")
+
+	run.Stop()
+	// Once the link's last measurement is stale, the model estimates the
+	// backlog from what the source gains.
+	testbed.Eventually(t, 10*time.Second, func() error {
+		if b := m.Snapshot().Links[0].Backlog; !b.Estimated {
+			return fmt.Errorf("backlog %+v", b)
+		}
+		return nil
+	})
+	produce(t, src.ListenAddrs(), "sensors.temp", 5)
+	testbed.Eventually(t, 10*time.Second, func() error {
+		if b := m.Snapshot().Links[0].Backlog; !b.Estimated || b.Records != 5 {
+			return fmt.Errorf("backlog %+v", b)
+		}
+		return nil
+	})
+	first := m.Snapshot()
+	ls = first.Links[0]
+	// The new records came after the last measurement: they are at most
+	// that old, and retention deletes them an hour after.
+	since := first.Time.Sub(*ls.Backlog.MeasuredAt).Round(time.Millisecond).Seconds()
+	require.GreaterOrEqual(t, since, 3.0, "estimated once the measurement is stale")
+	require.InDelta(t, since, ls.Topics[0].BacklogAgeSeconds, 0.002)
+	require.NotNil(t, ls.Backlog.DataLossInSeconds)
+	require.InDelta(t, 3600-since, *ls.Backlog.DataLossInSeconds, 0.002)
+
+	testbed.Eventually(t, 5*time.Second, func() error {
+		if in := *m.Snapshot().Links[0].Backlog.DataLossInSeconds; in > *ls.Backlog.DataLossInSeconds-0.5 {
+			return fmt.Errorf("data loss in %vs, was %vs", in, *ls.Backlog.DataLossInSeconds)
+		}
+		return nil
+	})
 }

@@ -155,8 +155,9 @@ func (w *sourceWatch) sample(ctx context.Context, adm *kadm.Client) error {
 
 // extrapolate returns st with its backlog brought up to date, and true,
 // when the link's own measurement is stale: the measured backlog, less what
-// the link committed since, plus what the source gained since. Otherwise
-// it returns st as is and false.
+// the link committed since, plus what the source gained since, older by
+// the time since, and so that much closer to data loss. Otherwise it
+// returns st as is and false.
 func (w *sourceWatch) extrapolate(st link.Status, now time.Time) (link.Status, bool) {
 	if st.BacklogAt.IsZero() || now.Sub(st.BacklogAt) < staleAfter {
 		return st, false
@@ -170,6 +171,7 @@ func (w *sourceWatch) extrapolate(st link.Status, now time.Time) (link.Status, b
 	if !last.at.After(base.at) {
 		return st, false
 	}
+	elapsed := now.Sub(st.BacklogAt)
 	st.Topics = slices.Clone(st.Topics)
 	var total int64
 	for i, t := range st.Topics {
@@ -180,7 +182,20 @@ func (w *sourceWatch) extrapolate(st link.Status, now time.Time) (link.Status, b
 			st.Topics[i].BacklogRecords = max(0, t.BacklogRecords+(after-before)-committed)
 		}
 		total += st.Topics[i].BacklogRecords
+		// Like the link's: the topic's oldest unreplicated record is older
+		// by the time since the measurement; without a backlog then, it
+		// came since, and is at most that old. An unknown age stays so.
+		switch {
+		case st.Topics[i].BacklogRecords == 0:
+			st.Topics[i].BacklogAge = 0
+		case t.BacklogRecords == 0:
+			st.Topics[i].BacklogAge = elapsed
+		case t.BacklogAge > 0:
+			st.Topics[i].BacklogAge += elapsed
+		}
 	}
+	// And the time until data loss shrinks as the backlog ages.
+	st.DataLossIn, st.DataLossKnown = link.DataLossIn(st.Topics)
 	st.BacklogRecords = total
 	if st.Records > 0 {
 		st.BacklogBytes = st.BacklogRecords * (st.Bytes / st.Records)
@@ -188,7 +203,7 @@ func (w *sourceWatch) extrapolate(st link.Status, now time.Time) (link.Status, b
 	if st.BacklogRecords > 0 {
 		// The oldest unreplicated record is older by the time since the
 		// measurement (or, without a backlog then, at most that old).
-		st.BacklogAge += now.Sub(st.BacklogAt)
+		st.BacklogAge += elapsed
 	} else {
 		st.BacklogAge = 0
 	}

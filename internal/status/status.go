@@ -163,6 +163,13 @@ type Backlog struct {
 	// DrainETASeconds estimates the time to replicate the backlog at the
 	// recent rate; 0 when unknown or without a backlog.
 	DrainETASeconds float64 `json:"drain_eta_seconds"`
+	// DataLossInSeconds is the time until the source's retention deletes
+	// records not replicated yet, should the link not replicate them
+	// first: the least over the topics with a backlog of retention_seconds
+	// less backlog_age_seconds; 0 when records are being deleted
+	// unreplicated now; null when unknown or none (no backlog, or no topic
+	// with both a retention by age and a known backlog age).
+	DataLossInSeconds *float64 `json:"data_loss_in_seconds"`
 	// MeasuredAt is when the link last measured the backlog; null before
 	// the first measurement.
 	MeasuredAt *time.Time `json:"measured_at"`
@@ -181,6 +188,14 @@ type TopicProgress struct {
 	Records        int64  `json:"records"`
 	Bytes          int64  `json:"bytes"`
 	BacklogRecords int64  `json:"backlog_records"`
+	// BacklogAgeSeconds approximates the age of the topic's oldest
+	// unreplicated record; 0 without a backlog or when unknown (nothing
+	// replicated yet from its partitions with a backlog).
+	BacklogAgeSeconds float64 `json:"backlog_age_seconds"`
+	// RetentionSeconds is how long the source topic keeps records (its
+	// retention.ms); null when it does not delete them by age (retention.ms
+	// -1, or cleanup.policy compact only) or it is unknown.
+	RetentionSeconds *float64 `json:"retention_seconds"`
 }
 
 // Event is something notable that happened to a link.
