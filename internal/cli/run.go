@@ -17,6 +17,7 @@ import (
 
 	"github.com/edgelink/edgelink/internal/agent"
 	"github.com/edgelink/edgelink/internal/config"
+	"github.com/edgelink/edgelink/internal/fleet"
 	"github.com/edgelink/edgelink/internal/kafka"
 	"github.com/edgelink/edgelink/internal/observe"
 	"github.com/edgelink/edgelink/internal/status"
@@ -123,11 +124,25 @@ func probeCluster(ctx context.Context, logger *slog.Logger, c *config.Cluster, t
 // transaction. A second signal exits at once with status 1. SIGHUP reloads
 // cfg.File (see reload).
 func runLinks(ctx context.Context, logger *slog.Logger, cfg *config.Config) error {
-	if len(cfg.Links) == 0 {
+	managed := cfg.Fleet != nil && cfg.Fleet.Managed
+	if len(cfg.Links) == 0 && !managed {
 		return usageError{fmt.Errorf("%s defines no links: nothing to run", cfg.File)}
+	}
+	if cfg.Fleet != nil && cfg.Site == "" {
+		return usageError{fmt.Errorf("%s has a fleet block but no site: the fleet knows each agent by its site (set site, e.g. site: plant-berlin)", cfg.File)}
 	}
 	a := agent.New(cfg, agent.Options{}, logger)
 	model := status.New(status.Options{Links: a, Version: Version(), Logger: logger})
+	var uplink *fleet.Uplink
+	if cfg.Fleet != nil {
+		text, err := os.ReadFile(cfg.File)
+		if err != nil {
+			return fmt.Errorf("read config %s: %w", cfg.File, err)
+		}
+		if uplink, err = fleet.NewUplink(fleet.UplinkOptions{Local: cfg, LocalText: text, Agent: a, Status: model, Logger: logger}); err != nil {
+			return err
+		}
+	}
 	// The HTTP server binds first, so that a taken address fails the start.
 	srv, err := observe.Listen(ctx, observe.Options{HTTP: cfg.HTTP, Status: model, Logger: logger})
 	if err != nil {
@@ -169,7 +184,7 @@ func runLinks(ctx context.Context, logger *slog.Logger, cfg *config.Config) erro
 		for {
 			select {
 			case <-hup:
-				reload(reloadCtx, logger, a, cfg.File, cfg.HTTP)
+				reload(reloadCtx, logger, a, uplink, cfg.File, cfg.HTTP)
 			case <-reloadCtx.Done():
 				return
 			}
@@ -183,6 +198,11 @@ func runLinks(ctx context.Context, logger *slog.Logger, cfg *config.Config) erro
 	wg.Go(func() { defer close(modelDone); model.Run(srvCtx) })
 	srvDone := make(chan error, 1)
 	wg.Go(func() { srvDone <- srv.Run(srvCtx) })
+	// The uplink reports until the links drained, and then that the agent
+	// stopped.
+	if uplink != nil {
+		wg.Go(func() { _ = uplink.Run(srvCtx) })
+	}
 	logger.Info("edgelink running", "links", len(cfg.Links), "config", cfg.File, "status_page", srv.URL())
 
 	// A link that cannot continue stops alone; the others keep running.
@@ -209,11 +229,21 @@ func runLinks(ctx context.Context, logger *slog.Logger, cfg *config.Config) erro
 // applies it to the running agent. An invalid file changes nothing: the
 // links keep running as they are, and the error, the text check prints, is
 // logged. The HTTP server keeps the settings it started with (served).
-func reload(ctx context.Context, logger *slog.Logger, a *agent.Agent, file string, served config.HTTP) {
+func reload(ctx context.Context, logger *slog.Logger, a *agent.Agent, uplink *fleet.Uplink, file string, served config.HTTP) {
 	logger.Info("reloading the configuration (SIGHUP)", "config", file)
-	cfg, err := config.Load(file)
+	text, err := os.ReadFile(file)
 	if err != nil {
 		logger.Error("configuration not reloaded: the links keep running unchanged", "config", file, "err", err)
+		return
+	}
+	cfg, err := config.Parse(file, text)
+	if err != nil {
+		logger.Error("configuration not reloaded: the links keep running unchanged", "config", file, "err", err)
+		return
+	}
+	if uplink != nil && uplink.Reload(ctx, cfg, text) {
+		// A managed site: the fleet's revision runs on top of the file.
+		logger.Info("local configuration handed to the fleet manager", "config", file)
 		return
 	}
 	if !reflect.DeepEqual(cfg.HTTP, served) {

@@ -81,4 +81,3 @@ func ParseRevision(name string, doc []byte, localFile string, local []byte, look
 	}
 	return cfg, nil
 }
-

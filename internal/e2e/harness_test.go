@@ -60,7 +60,17 @@ type agent struct {
 
 func startAgent(t *testing.T, name, cfgPath string) *agent {
 	t.Helper()
-	cmd := exec.Command(binary, "run", "-c", cfgPath, "--log-format", "json")
+	return startProcess(t, name, nil, "run", "-c", cfgPath)
+}
+
+// startProcess starts the edgelink binary with args (and JSON logs), with
+// env added to the test's environment.
+func startProcess(t *testing.T, name string, env []string, args ...string) *agent {
+	t.Helper()
+	cmd := exec.Command(binary, append(args, "--log-format", "json")...)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)

@@ -223,6 +223,7 @@ func (m *Manager) restore(ctx context.Context) {
 	m.applied = &appliedRevision{entry: e, rev: rev, cfg: cfg, at: time.Now()}
 	m.good = m.applied
 	m.publishApplied()
+	m.setState(func(cs *ConfigState) { cs.GoodRevision = rev.Number })
 	m.u.logger.Info("fleet revision restored", "revision", rev.Number)
 }
 
@@ -419,6 +420,7 @@ func (m *Manager) watch(ctx context.Context) {
 		m.pending = nil
 		m.applied, m.good = &p.appliedRevision, &p.appliedRevision
 		m.setState(func(cs *ConfigState) {
+			cs.GoodRevision = p.rev.Number
 			if cs.RefusedRevision > 0 && cs.RefusedRevision < p.rev.Number {
 				cs.Reverted = false
 			}

@@ -130,6 +130,10 @@ type ConfigState struct {
 	Managed bool `json:"managed"`
 	// AppliedRevision is the revision the agent runs (0: its local file).
 	AppliedRevision int64 `json:"applied_revision"`
+	// GoodRevision is the last revision whose changed links all became
+	// live (0: the local file): where the agent returns to when a newer
+	// one fails. It lags AppliedRevision while that one is watched.
+	GoodRevision int64 `json:"good_revision"`
 	// DesiredRevision is the newest revision for the site the agent saw.
 	DesiredRevision int64 `json:"desired_revision"`
 	// RefusedRevision and RefusedReason: the last revision the agent

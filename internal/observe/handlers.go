@@ -1,18 +1,16 @@
 package observe
 
 import (
+	"compress/gzip"
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
-	"net/http/pprof"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/edgelink/edgelink/internal/kafka"
 	"github.com/edgelink/edgelink/internal/link"
@@ -22,25 +20,13 @@ import (
 const translateTimeout = 30 * time.Second
 
 func (s *Server) routes() http.Handler {
-	mux := http.NewServeMux()
-	// Open: probes, and the page's static files (they hold no data).
-	mux.HandleFunc("GET /healthz", s.handleHealthz)
-	mux.HandleFunc("GET /readyz", s.handleReadyz)
-	mux.Handle("GET /static/", http.StripPrefix("/static/", staticHandler()))
+	mux := s.baseRoutes(s.registry, s.model.Ready, s.opts.HTTP.Pprof)
 	// The page renders data only for an authorized request; without one it
 	// asks for the token.
 	mux.HandleFunc("GET /{$}", s.handlePage)
 	// Behind the token, when one is set.
-	mux.Handle("GET /metrics", s.authorize(promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{
-		ErrorLog: promLogger{s}, ErrorHandling: promhttp.ContinueOnError,
-	})))
 	mux.Handle("GET /api/v1/status", s.authorize(http.HandlerFunc(s.handleStatus)))
 	mux.Handle("GET /api/v1/links/{link}/translate", s.authorize(http.HandlerFunc(s.handleTranslate)))
-	if s.opts.HTTP.Pprof {
-		mux.Handle("GET /debug/pprof/", s.authorize(http.HandlerFunc(pprof.Index)))
-		mux.Handle("GET /debug/pprof/profile", s.authorize(http.HandlerFunc(pprof.Profile)))
-		mux.Handle("GET /debug/pprof/trace", s.authorize(http.HandlerFunc(pprof.Trace)))
-	}
 	csrf := http.NewCrossOriginProtection()
 	if s.opts.Control != nil {
 		c := s.opts.Control
@@ -53,53 +39,6 @@ func (s *Server) routes() http.Handler {
 		mux.Handle("POST /api/v1/links/{link}/start-agent", csrf.Handler(s.authorize(s.handleAction(ac.StartAgent, "agent started", "agent_killed", ac.AgentKilled))))
 	}
 	return mux
-}
-
-// promLogger routes the metrics handler's errors to the server's log.
-type promLogger struct{ s *Server }
-
-func (p promLogger) Println(v ...any) { p.s.logger.Error("serve metrics", "err", fmt.Sprint(v...)) }
-
-// authorized reports whether r carries the bearer token, or no token is
-// required.
-func (s *Server) authorized(r *http.Request) bool {
-	if s.token == "" {
-		return true
-	}
-	auth := r.Header.Get("Authorization")
-	scheme, tok, ok := strings.Cut(auth, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return false
-	}
-	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), []byte(s.token)) == 1
-}
-
-// authorize requires the bearer token, when one is set.
-func (s *Server) authorize(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.authorized(r) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="edgelink"`)
-			writeError(w, http.StatusUnauthorized, "missing or wrong bearer token: send Authorization: Bearer <token> (http.token in the configuration)")
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
-}
-
-func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	_, _ = fmt.Fprintln(w, "ok")
-}
-
-func (s *Server) handleReadyz(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	ready, reason := s.model.Ready()
-	if !ready {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = fmt.Fprintln(w, "not ready: "+reason)
-		return
-	}
-	_, _ = fmt.Fprintln(w, "ready")
 }
 
 func (s *Server) handleStatus(w http.ResponseWriter, _ *http.Request) {
@@ -188,10 +127,48 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
+	encodeJSON(w, code, v, "  ")
+}
+
+// writeLargeJSON is writeJSON (200) for answers that grow with the fleet
+// (1,000 sites are about 1.6 MB of JSON): not indented, and gzipped for a
+// client that accepts it.
+func writeLargeJSON(w http.ResponseWriter, r *http.Request, v any) {
+	w.Header().Add("Vary", "Accept-Encoding")
+	if !acceptsGzip(r) {
+		encodeJSON(w, http.StatusOK, v, "")
+		return
+	}
+	zw, _ := gzip.NewWriterLevel(w, gzip.BestSpeed) // a valid level: no error
+	defer func() { _ = zw.Close() }()
+	w.Header().Set("Content-Encoding", "gzip")
+	encodeJSON(gzipResponse{ResponseWriter: w, zw: zw}, http.StatusOK, v, "")
+}
+
+func encodeJSON(w http.ResponseWriter, code int, v any, indent string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
 	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
+	enc.SetIndent("", indent)
 	_ = enc.Encode(v)
+}
+
+// gzipResponse writes a response's body through a gzip writer.
+type gzipResponse struct {
+	http.ResponseWriter
+	zw io.Writer
+}
+
+func (g gzipResponse) Write(b []byte) (int, error) { return g.zw.Write(b) }
+
+// acceptsGzip reports whether the request's Accept-Encoding takes gzip.
+func acceptsGzip(r *http.Request) bool {
+	for part := range strings.SplitSeq(r.Header.Get("Accept-Encoding"), ",") {
+		enc, params, _ := strings.Cut(part, ";")
+		if strings.EqualFold(strings.TrimSpace(enc), "gzip") && strings.ReplaceAll(params, " ", "") != "q=0" {
+			return true
+		}
+	}
+	return false
 }

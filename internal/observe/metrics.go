@@ -62,6 +62,8 @@ var (
 		"Approximate age of the oldest record not yet replicated; 0 without a backlog.", []string{"link"}, nil)
 	descDrainETA = prometheus.NewDesc("edgelink_link_drain_eta_seconds",
 		"Estimated time to replicate the backlog at the recent rate; 0 when unknown or without a backlog.", []string{"link"}, nil)
+	descDataLoss = prometheus.NewDesc("edgelink_link_data_loss_seconds",
+		"Estimated time until source retention deletes records not yet replicated; 0 when it is deleting them now; absent when unknown or without a backlog.", []string{"link"}, nil)
 	descBacklogAt = prometheus.NewDesc("edgelink_link_backlog_measured_timestamp_seconds",
 		"When the backlog was last measured (Unix time); 0 before the first measurement.", []string{"link"}, nil)
 	descTopicRecords = prometheus.NewDesc("edgelink_topic_records_total",
@@ -85,7 +87,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descBuildInfo, descUp, descState, descStateSeconds, descConnected, descRecords, descBytes, descWireBytes,
 		descTransactions, descLost, descSkipped, descPartitions, descSlotsHeld, descSlots, descAgents, descGeneration, descBacklogRecords, descBacklogEstimated, descBacklogBytes,
-		descBacklogAge, descDrainETA, descBacklogAt, descTopicRecords, descTopicBytes, descTopicBacklog,
+		descBacklogAge, descDrainETA, descDataLoss, descBacklogAt, descTopicRecords, descTopicBytes, descTopicBacklog,
 		descTopicPartitions, descTopicPriority,
 	} {
 		ch <- d
@@ -134,6 +136,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descBacklogBytes, float64(l.Backlog.Bytes), name)
 		gauge(descBacklogAge, l.Backlog.AgeSeconds, name)
 		gauge(descDrainETA, l.Backlog.DrainETASeconds, name)
+		if in := l.Backlog.DataLossInSeconds; in != nil {
+			gauge(descDataLoss, *in, name)
+		}
 		at := 0.0
 		if l.Backlog.MeasuredAt != nil {
 			at = float64(l.Backlog.MeasuredAt.UnixMilli()) / 1e3
@@ -156,12 +161,12 @@ func boolValue(b bool) float64 {
 	return 0
 }
 
-// newRegistry returns a registry with the links' metrics and the Go
+// newRegistry returns a registry with a server's metrics (c) and the Go
 // runtime and process metrics.
-func newRegistry(s *Server) *prometheus.Registry {
+func newRegistry(c prometheus.Collector) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
-		collector{s},
+		c,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

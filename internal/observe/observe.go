@@ -1,9 +1,12 @@
-// Package observe serves what an operator needs to see a running agent: the
-// status page, the status API, Prometheus metrics and health checks, on one
-// HTTP server (loopback by default). It renders a status.Model, which its
-// caller creates and runs; it keeps no state of its own about the links.
+// Package observe serves what an operator needs to see a running agent, and
+// the fleet service's view of many: a page, a JSON API, Prometheus metrics
+// and health checks, on one HTTP server (loopback by default). The agent's
+// Server renders a status.Model and the FleetServer a fleet.View, which
+// their callers create and run; neither keeps state of its own about what
+// it shows. Both share the listener, TLS, bearer token, probes and
+// shutdown.
 //
-// Routes:
+// The agent's routes:
 //
 //	GET  /                                  status page (HTML; polls the status API every second)
 //	GET  /api/v1/status                     links, counters, backlog, topics, recent events (JSON)
@@ -28,20 +31,14 @@
 // of the controls that exist, and, per link, the agents sharing it (the
 // snapshot's sharing): each agent with its slots and partitions, and the
 // slots in motion.
+//
+// The FleetServer's routes are listed on its type.
 package observe
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
-	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
-	"os"
-	"strings"
-	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -98,17 +95,11 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// shutdownTimeout bounds the graceful shutdown of the HTTP server.
-const shutdownTimeout = 5 * time.Second
-
-// Server is the HTTP server. Create it with Listen, run it with Run.
+// Server is the agent's HTTP server. Create it with Listen, run it with
+// Run.
 type Server struct {
+	*httpServer
 	opts     Options
-	logger   *slog.Logger
-	token    string
-	ln       net.Listener
-	scheme   string
-	srv      *http.Server
 	registry *prometheus.Registry
 	model    *status.Model
 }
@@ -122,105 +113,14 @@ func Listen(ctx context.Context, opts Options) (*Server, error) {
 	if opts.Status == nil {
 		opts.Status = status.New(status.Options{})
 	}
-	if opts.HTTP.Listen == "" {
-		opts.HTTP.Listen = config.DefaultHTTPListen
-	}
-	s := &Server{
-		opts:   opts,
-		logger: opts.Logger.With("component", "http"),
-		token:  opts.HTTP.Token,
-		scheme: "http",
-		model:  opts.Status,
-	}
-	if opts.HTTP.TokenFile != "" {
-		b, err := os.ReadFile(opts.HTTP.TokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("read http.token_file: %w", err)
-		}
-		s.token = strings.TrimSpace(string(b))
-		if s.token == "" {
-			return nil, fmt.Errorf("http.token_file %s is empty: write the token into it", opts.HTTP.TokenFile)
-		}
-	}
-	var tlsCfg *tls.Config
-	if t := opts.HTTP.TLS; t != nil {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("load http.tls certificate %s and key %s: %w", t.CertFile, t.KeyFile, err)
-		}
-		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
-		s.scheme = "https"
-	}
-	s.registry = newRegistry(s)
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", opts.HTTP.Listen)
+	h, err := newHTTPServer(ctx, opts.HTTP, opts.Logger)
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s (http.listen): %w", opts.HTTP.Listen, err)
+		return nil, err
 	}
-	if tlsCfg != nil {
-		ln = tls.NewListener(ln, tlsCfg)
-	}
-	s.ln = ln
-	s.srv = &http.Server{
-		Handler:           s.routes(),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
-	}
+	s := &Server{httpServer: h, opts: opts, model: opts.Status}
+	s.registry = newRegistry(collector{s})
+	h.setHandler(s.routes())
 	return s, nil
-}
-
-// Addr returns the address the server listens on.
-func (s *Server) Addr() net.Addr { return s.ln.Addr() }
-
-// URL returns the status page's URL; an unspecified host (":9644") is
-// shown as 127.0.0.1.
-func (s *Server) URL() string {
-	host, port, _ := net.SplitHostPort(s.ln.Addr().String())
-	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-		host = "127.0.0.1"
-	}
-	return s.scheme + "://" + net.JoinHostPort(host, port) + "/"
-}
-
-// TokenRequired reports whether the API requires a bearer token.
-func (s *Server) TokenRequired() bool { return s.token != "" }
-
-// Run serves until ctx ends, then shuts the server down gracefully
-// (bounded by 5 s).
-func (s *Server) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	errc := make(chan error, 1)
-	wg.Go(func() { errc <- s.srv.Serve(s.ln) })
-	s.logger.Info("http server listening", "url", s.URL(), "token", s.TokenRequired())
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve http: %w", err)
-	case <-ctx.Done():
-	}
-	shutCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
-	defer stop()
-	err := s.srv.Shutdown(shutCtx)
-	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
-		return fmt.Errorf("serve http: %w", serr)
-	}
-	if err != nil {
-		_ = s.srv.Close()
-		return fmt.Errorf("shut down http server: %w", err)
-	}
-	return nil
-}
-
-// Close releases the listen address of a server that never ran; Run
-// releases it itself.
-func (s *Server) Close() error {
-	if err := s.ln.Close(); err != nil {
-		return fmt.Errorf("close http listener: %w", err)
-	}
-	return nil
 }
 
 // Snapshot returns the model's snapshot as the page renders it: with the

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -38,6 +39,9 @@ type fixture struct {
 	srv    *observe.Server
 	client *http.Client
 	token  string
+	// stopLink stops the link (as an outage would stop its measurements);
+	// the model and the server go on.
+	stopLink func()
 }
 
 func logger(*testing.T) *slog.Logger {
@@ -85,12 +89,16 @@ func startWith(t *testing.T, cfg *config.Config, opts observe.Options) *fixture 
 	srv, err := observe.Listen(t.Context(), opts)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = l.Run(ctx) })
+	lctx, lcancel := context.WithCancel(ctx)
+	var wg, lwg sync.WaitGroup
+	lwg.Go(func() { _ = l.Run(lctx) })
 	wg.Go(func() { m.Run(ctx) })
 	wg.Go(func() { require.NoError(t, srv.Run(ctx)) })
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	return &fixture{cfg: cfg, link: l, model: m, srv: srv, client: &http.Client{Timeout: 30 * time.Second}, token: cfg.HTTP.Token}
+	t.Cleanup(func() { cancel(); lwg.Wait(); wg.Wait() })
+	return &fixture{
+		cfg: cfg, link: l, model: m, srv: srv, client: &http.Client{Timeout: 30 * time.Second}, token: cfg.HTTP.Token,
+		stopLink: func() { lcancel(); lwg.Wait() },
+	}
 }
 
 func (f *fixture) get(t *testing.T, path string, auth bool) (int, string) {
@@ -209,11 +217,13 @@ func TestStatusMetricsAndTranslateFake(t *testing.T) {
 		return nil
 	})
 	tp := f.status(t).Links[0].Topics[0]
-	require.Equal(t, status.TopicProgress{Source: "sensors.temp", Destination: "plant-1.sensors.temp", Partitions: 2, Priority: 1, Records: 200, Bytes: tp.Bytes}, tp)
+	week := (7 * 24 * time.Hour).Seconds() // kfake's default retention.ms
+	require.Equal(t, status.TopicProgress{Source: "sensors.temp", Destination: "plant-1.sensors.temp", Partitions: 2, Priority: 1, Records: 200, Bytes: tp.Bytes, RetentionSeconds: &week}, tp)
+	require.Nil(t, f.status(t).Links[0].Backlog.DataLossInSeconds, "no data loss ahead without a backlog")
 
 	// The JSON is snake_case as documented.
 	_, raw := f.get(t, "/api/v1/status", true)
-	for _, key := range []string{`"links"`, `"state_since"`, `"records_per_second"`, `"backlog"`, `"age_seconds"`, `"drain_eta_seconds"`, `"backlog_records"`, `"wire_bytes"`, `"lost_records"`, `"events"`} {
+	for _, key := range []string{`"links"`, `"state_since"`, `"records_per_second"`, `"backlog"`, `"age_seconds"`, `"drain_eta_seconds"`, `"data_loss_in_seconds"`, `"backlog_records"`, `"backlog_age_seconds"`, `"retention_seconds"`, `"wire_bytes"`, `"lost_records"`, `"events"`} {
 		require.Contains(t, raw, key)
 	}
 
@@ -291,6 +301,56 @@ func TestStatusMetricsAndTranslateFake(t *testing.T) {
 	// No control routes without a Control.
 	code, _ = f.do(t, http.MethodPost, "/api/v1/links/up/cut", true, nil)
 	require.Contains(t, []int{http.StatusNotFound, http.StatusMethodNotAllowed}, code)
+}
+
+// TestDataLossMetricFake: edgelink_link_data_loss_seconds is absent while
+// no data loss is ahead, and during an outage with a backlog it is the
+// source retention less the backlog's age.
+func TestDataLossMetricFake(t *testing.T) {
+	src := testbed.StartFake(t)
+	dst := testbed.StartFake(t)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(src.ListenAddrs()...))
+	require.NoError(t, err)
+	t.Cleanup(cl.Close)
+	resp, err := kadm.NewClient(cl).CreateTopic(t.Context(), 1, 1, map[string]*string{"retention.ms": kadm.StringPtr("3600000")}, "sensors.temp")
+	require.NoError(t, err)
+	require.NoError(t, resp.Err)
+	f := start(t, parseConfig(t, src.ListenAddrs(), dst.ListenAddrs(), ""), nil)
+	produce(t, src.ListenAddrs(), "sensors.temp", 10)
+	testbed.Eventually(t, 30*time.Second, func() error {
+		if l := f.status(t).Links[0]; len(l.Topics) != 1 || l.Topics[0].Records != 10 || l.Backlog.Records != 0 {
+			return fmt.Errorf("topics %+v, backlog %d", l.Topics, l.Backlog.Records)
+		}
+		return nil
+	})
+	const series = `edgelink_link_data_loss_seconds{link="up"}`
+	_, scrape := f.get(t, "/metrics", true)
+	require.Equal(t, -1.0, metricValue(t, scrape, series), "absent without a backlog")
+
+	stopped := time.Now()
+	f.stopLink()
+	// Once the link's last measurement is stale, the model estimates the
+	// backlog from what the source gains.
+	testbed.Eventually(t, 10*time.Second, func() error {
+		if b := f.status(t).Links[0].Backlog; !b.Estimated {
+			return fmt.Errorf("backlog %+v", b)
+		}
+		return nil
+	})
+	produce(t, src.ListenAddrs(), "sensors.temp", 5)
+	var in float64
+	testbed.Eventually(t, 10*time.Second, func() error {
+		_, scrape := f.get(t, "/metrics", true)
+		if in = metricValue(t, scrape, series); in < 0 {
+			return fmt.Errorf("%s absent", series)
+		}
+		return nil
+	})
+	// The new records are at most as old as the last measurement, taken
+	// before the link stopped, and at least the 3 s after which the
+	// backlog is estimated.
+	require.LessOrEqual(t, in, 3600-3.0)
+	require.GreaterOrEqual(t, in, 3600-time.Since(stopped).Seconds()-2)
 }
 
 func goVersion(t *testing.T, scrape string) string {

@@ -1,7 +1,6 @@
 package observe
 
 import (
-	"bytes"
 	"embed"
 	"fmt"
 	"html/template"
@@ -13,8 +12,9 @@ import (
 	"github.com/edgelink/edgelink/internal/status"
 )
 
-// web holds the status page: a server-rendered template and the small
-// script and style sheet it loads.
+// web holds the pages: the agent's status page (index.html) and the fleet
+// page (fleet.html), server-rendered templates sharing the sign-in form
+// (login.html), and the scripts and style sheets they load.
 //
 //go:embed web
 var web embed.FS
@@ -27,35 +27,32 @@ var pageTemplate = template.Must(template.New("index.html").Funcs(template.FuncM
 	"rfc3339":  func(t time.Time) string { return t.Format(time.RFC3339) },
 	"clock":    func(t time.Time) string { return t.Local().Format("15:04:05") },
 	"stateTag": func(s string) string { return "state-" + s },
-}).ParseFS(web, "web/index.html"))
+}).ParseFS(web, "web/index.html", "web/login.html"))
 
-// pageData is what the page template renders.
-type pageData struct {
+// pageAuth is what the sign-in form of a page renders.
+type pageAuth struct {
 	// Authorized is false when a token is required and the request has
 	// none; the page then renders no data and asks for the token.
 	Authorized    bool
 	TokenRequired bool
-	Status        status.Snapshot
+	// Who names what requires the token: "agent", "fleet service".
+	Who string
+}
+
+// pageData is what the status page template renders.
+type pageData struct {
+	pageAuth
+	Status status.Snapshot
 }
 
 func (s *Server) handlePage(w http.ResponseWriter, r *http.Request) {
-	d := pageData{Authorized: s.authorized(r), TokenRequired: s.TokenRequired()}
+	d := pageData{pageAuth: pageAuth{Authorized: s.authorized(r), TokenRequired: s.TokenRequired(), Who: "agent"}}
 	if d.Authorized {
 		d.Status = s.Snapshot()
 	} else {
 		d.Status = status.Snapshot{Version: s.model.Version()}
 	}
-	var buf bytes.Buffer
-	if err := pageTemplate.Execute(&buf, d); err != nil {
-		s.logger.Error("render status page", "err", err)
-		http.Error(w, "render status page: "+err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	_, _ = w.Write(buf.Bytes())
+	s.writePage(w, pageTemplate, d)
 }
 
 // staticHandler serves the page's script and style sheet.

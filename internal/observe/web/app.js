@@ -3,20 +3,11 @@
 "use strict";
 
 (function () {
-  const TOKEN_KEY = "edgelink.token";
+  const { $, esc, fmtCount, fmtBytes, clock } = window.edgelink;
   const HISTORY = 120; // samples kept for the chart (two minutes)
-  const $ = (sel, root) => (root || document).querySelector(sel);
   const history = new Map(); // link name -> [{rps, backlog}]
   let timer = null;
 
-  const fmtCount = (n) => Math.round(n).toLocaleString("en-US");
-  function fmtBytes(n) {
-    if (n < 1024) return n + " B";
-    const units = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    let v = n / 1024, i = 0;
-    while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
-    return v.toFixed(1) + " " + units[i];
-  }
   function fmtSeconds(s) {
     if (!s || s <= 0) return "0s";
     if (s < 1) return Math.round(s * 1000) + "ms";
@@ -25,49 +16,16 @@
     if (s < 86400) return Math.floor(s / 3600) + "h" + String(Math.floor((s % 3600) / 60)).padStart(2, "0") + "m";
     return Math.floor(s / 86400) + "d" + Math.floor((s % 86400) / 3600) + "h";
   }
-  const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
-  const clock = (iso) => new Date(iso).toLocaleTimeString("en-GB", { hour12: false });
-
-  function headers() {
-    const h = { Accept: "application/json" };
-    const t = sessionStorage.getItem(TOKEN_KEY);
-    if (t) h.Authorization = "Bearer " + t;
-    return h;
-  }
-
-  function showLogin(message) {
-    $("#login").hidden = false;
-    $("#links").hidden = true;
-    $("#signout").hidden = true;
-    $("#ready").textContent = "";
-    $("#updated").textContent = "";
-    const err = $("#login-error");
-    err.hidden = !message;
-    err.textContent = message || "";
-    $("#token").focus();
-  }
-
-  function banner(message) {
-    const b = $("#banner");
-    b.hidden = !message;
-    b.textContent = message || "";
-  }
 
   async function poll() {
     clearTimeout(timer);
     try {
-      const res = await fetch("/api/v1/status", { headers: headers(), cache: "no-store" });
-      if (res.status === 401) {
-        const had = sessionStorage.getItem(TOKEN_KEY);
-        sessionStorage.removeItem(TOKEN_KEY);
-        showLogin(had ? "That token was not accepted." : "");
-        return; // polling resumes after signing in
-      }
-      if (!res.ok) throw new Error("status API answered " + res.status);
-      render(await res.json());
-      banner("");
+      const st = await window.edgelink.getJSON("/api/v1/status");
+      if (!st) return; // polling resumes after signing in
+      render(st);
+      window.edgelink.banner("");
     } catch (e) {
-      banner("Cannot reach the agent: " + e.message + ". Retrying…");
+      window.edgelink.banner("Cannot reach the agent: " + e.message + ". Retrying…");
     }
     timer = setTimeout(poll, 1000);
   }
@@ -76,9 +34,7 @@
 
   function render(st) {
     lastStatusTime = new Date(st.time).getTime();
-    $("#login").hidden = true;
-    $("#links").hidden = false;
-    $("#signout").hidden = !sessionStorage.getItem(TOKEN_KEY);
+    window.edgelink.showContent();
     $("#site").textContent = st.site ? "site " + st.site : "";
     $("#version").textContent = st.version || "";
     const ready = $("#ready");
@@ -306,13 +262,13 @@
     button.disabled = true;
     button.dataset.busy = "1"; // killing an agent waits for it to stop
     try {
-      const res = await fetch("/api/v1/links/" + encodeURIComponent(name) + "/" + action, { method: "POST", headers: headers() });
+      const res = await fetch("/api/v1/links/" + encodeURIComponent(name) + "/" + action, { method: "POST", headers: window.edgelink.headers() });
       if (!res.ok) {
         const body = await res.json().catch(() => ({}));
-        banner(action + " failed: " + (body.error || res.status));
+        window.edgelink.banner(action + " failed: " + (body.error || res.status));
       }
     } catch (e) {
-      banner(action + " failed: " + e.message);
+      window.edgelink.banner(action + " failed: " + e.message);
     }
     delete button.dataset.busy;
     poll();
@@ -325,21 +281,14 @@
       const card = button.closest("article.link");
       control(card.dataset.link, button.dataset.action, button);
     });
-    $("#login").addEventListener("submit", (ev) => {
-      ev.preventDefault();
-      sessionStorage.setItem(TOKEN_KEY, $("#token").value.trim());
-      $("#token").value = "";
-      poll();
+    window.edgelink.start({
+      content: "#links",
+      poll,
+      signedOut() {
+        clearTimeout(timer);
+        $("#ready").textContent = "";
+        $("#updated").textContent = "";
+      },
     });
-    $("#signout").addEventListener("click", () => {
-      sessionStorage.removeItem(TOKEN_KEY);
-      clearTimeout(timer);
-      showLogin("");
-    });
-    if (document.body.dataset.authorized === "false" && !sessionStorage.getItem(TOKEN_KEY)) {
-      showLogin("");
-      return;
-    }
-    poll();
   });
 })();
