@@ -187,7 +187,9 @@ func printDemoIntro(w io.Writer, d *demo.Demo, f demoFlags, logPath string) {
 	fmt.Fprintf(w, "  logs     %s\n", logPath)
 	fmt.Fprintf(w, "\n  status page: %s\n", d.URL())
 	fmt.Fprintf(w, "  \"Cut link\" there takes the WAN down; \"Restore link\" brings it back.\n")
-	fmt.Fprintf(w, "  \"Kill agent\" kills agent B: A takes its slots over; \"Start agent\" brings B back. Ctrl-C stops.\n\n")
+	fmt.Fprintf(w, "  \"Kill agent\" kills agent B: A takes its slots over; \"Start agent\" brings B back. Ctrl-C stops.\n")
+	fmt.Fprintf(w, "  fleet page:  %s\n", d.FleetURL())
+	fmt.Fprintf(w, "  this site among %d simulated ones: some lagging, one cut off, one silent, one on an older version.\n\n", demo.SimulatedSites)
 }
 
 // demoTerminal prints the link's events as they happen and a compact live

@@ -144,7 +144,7 @@ func runLinks(ctx context.Context, logger *slog.Logger, cfg *config.Config) erro
 		}
 	}
 	// The HTTP server binds first, so that a taken address fails the start.
-	srv, err := observe.Listen(ctx, observe.Options{HTTP: cfg.HTTP, Status: model, Logger: logger})
+	srv, err := observe.Listen(ctx, observe.Options{HTTP: cfg.HTTP, Status: model, Fleet: uplinkState(uplink), Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -260,4 +260,13 @@ func reload(ctx context.Context, logger *slog.Logger, a *agent.Agent, uplink *fl
 	}
 	logger.Info("config reloaded", "config", file,
 		"added", ch.Added, "removed", ch.Removed, "restarted", ch.Restarted, "kept", ch.Kept)
+}
+
+// uplinkState returns what the agent's status API shows of its fleet
+// connection; nil without one.
+func uplinkState(u *fleet.Uplink) func() any {
+	if u == nil {
+		return nil
+	}
+	return func() any { return u.State() }
 }

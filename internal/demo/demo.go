@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,6 +42,8 @@ import (
 	"github.com/edgelink/edgelink/internal/agent"
 	"github.com/edgelink/edgelink/internal/config"
 	"github.com/edgelink/edgelink/internal/faultnet"
+	"github.com/edgelink/edgelink/internal/fleet"
+	"github.com/edgelink/edgelink/internal/kafka"
 	"github.com/edgelink/edgelink/internal/link"
 	"github.com/edgelink/edgelink/internal/observe"
 	"github.com/edgelink/edgelink/internal/status"
@@ -85,10 +88,15 @@ type Demo struct {
 	edge, cloud *kfake.Cluster
 	wan         *faultnet.Network
 	cfg         *config.Config
+	cfgText     []byte
 	agent       *agent.Agent // agent A, which the status page shows
 	partner     *partner     // agent B, which the status page kills and starts
 	model       *status.Model
 	srv         *observe.Server
+	uplink      *fleet.Uplink
+	fleetView   *fleet.View
+	fleetSrv    *observe.FleetServer
+	sims        *simulated
 	ctl         *control
 	producer    *kgo.Client
 	work        *workload
@@ -139,7 +147,7 @@ func (d *Demo) start(ctx context.Context) (err error) {
 		kfake.DataDir(filepath.Join(opts.DataDir, "cloud")), kfake.WithLogger(kl)); err != nil {
 		return fmt.Errorf("start the cloud cluster in %s: %w", opts.DataDir, err)
 	}
-	if d.cfg, err = demoConfig(d.edge.ListenAddrs(), d.cloud.ListenAddrs(), opts.Listen); err != nil {
+	if d.cfg, d.cfgText, err = demoConfig(d.edge.ListenAddrs(), d.cloud.ListenAddrs(), opts.Listen); err != nil {
 		return err
 	}
 	d.wan = faultnet.New(opts.Logger.With("network", "wan"))
@@ -165,8 +173,12 @@ func (d *Demo) start(ctx context.Context) (err error) {
 	d.model = status.New(status.Options{
 		Links: d.agent, Version: opts.Version, Logger: opts.Logger, SampleInterval: opts.SampleInterval,
 	})
+	if err := d.startFleet(ctx); err != nil {
+		return err
+	}
 	if d.srv, err = observe.Listen(ctx, observe.Options{
 		HTTP: d.cfg.HTTP, Status: d.model, Control: d.ctl, AgentControl: d.partner, Logger: opts.Logger,
+		Fleet: func() any { return d.uplink.State() }, FleetURL: d.fleetSrv.URL(),
 	}); err != nil {
 		return err
 	}
@@ -181,9 +193,35 @@ func (d *Demo) start(ctx context.Context) (err error) {
 	return nil
 }
 
+// startFleet prepares the demo's fleet: agent A's uplink (through the
+// simulated WAN), the simulated sites and the fleet service, on a port of
+// its own next to the status page.
+func (d *Demo) startFleet(ctx context.Context) error {
+	var err error
+	d.uplink, err = fleet.NewUplink(fleet.UplinkOptions{
+		Local: d.cfg, LocalText: d.cfgText, Agent: d.agent, Status: d.model,
+		Dial: kafka.Dial{Raw: d.wan.Dialer(), Timeout: 2 * time.Second}, Logger: d.opts.Logger.With("agent", "A"),
+	})
+	if err != nil {
+		return err
+	}
+	if d.sims, err = newSimulated(d.cloud.ListenAddrs(), d.opts.Version, d.logger); err != nil {
+		return err
+	}
+	d.fleetView = fleet.NewView(nil)
+	listen := d.cfg.HTTP
+	host, _, err := net.SplitHostPort(listen.Listen)
+	if err != nil {
+		return fmt.Errorf("fleet page address: %w", err)
+	}
+	listen.Listen = net.JoinHostPort(host, "0")
+	d.fleetSrv, err = observe.ListenFleet(ctx, observe.FleetOptions{HTTP: listen, View: d.fleetView, Logger: d.opts.Logger})
+	return err
+}
+
 // demoConfig is the demo's configuration, parsed and validated like any
 // configuration file.
-func demoConfig(edge, cloud []string, listen string) (*config.Config, error) {
+func demoConfig(edge, cloud []string, listen string) (*config.Config, []byte, error) {
 	quote := func(addrs []string) string {
 		q := make([]string, len(addrs))
 		for i, a := range addrs {
@@ -209,12 +247,16 @@ links:
     membership: {session_timeout: 6s, heartbeat_interval: 500ms, rebalance_timeout: 5s}
 http:
   listen: %q
+# The site reports to the fleet in the cloud cluster; the demo's fleet
+# page shows it among simulated sites.
+site_labels: {region: eu-central, tier: plant}
+fleet: {cluster: cloud, interval: 2s}
 `, Site, quote(edge), quote(cloud), LinkName, listen)
 	cfg, err := config.Parse("demo.yaml", []byte(y))
 	if err != nil {
-		return nil, fmt.Errorf("demo configuration: %w", err)
+		return nil, nil, fmt.Errorf("demo configuration: %w", err)
 	}
-	return cfg, nil
+	return cfg, []byte(y), nil
 }
 
 // Prepare creates a demo data directory, or checks that an existing one is
@@ -294,7 +336,17 @@ func (d *Demo) Run(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error { return d.srv.Run(gctx) })
-	d.logger.Info("demo running", "url", d.srv.URL(), "data_dir", d.opts.DataDir, "resumed", d.resumed, "rate", d.opts.Rate)
+	g.Go(func() error { return d.uplink.Run(gctx) })
+	g.Go(func() error { return d.sims.run(gctx) })
+	g.Go(func() error {
+		return fleet.NewReader(kgoSeeds(d.cloud.ListenAddrs()), fleet.TopicsOf(""), d.fleetView, d.opts.Logger).Run(gctx)
+	})
+	g.Go(func() error {
+		sweep(gctx, d.fleetView)
+		return nil
+	})
+	g.Go(func() error { return d.fleetSrv.Run(gctx) })
+	d.logger.Info("demo running", "url", d.srv.URL(), "fleet", d.fleetSrv.URL(), "data_dir", d.opts.DataDir, "resumed", d.resumed, "rate", d.opts.Rate)
 	return g.Wait()
 }
 
@@ -306,6 +358,14 @@ func (d *Demo) Close() {
 			if err := d.srv.Close(); err != nil {
 				d.logger.Warn("close the status page's listener", "err", err)
 			}
+		}
+		if d.fleetSrv != nil && !d.ran {
+			if err := d.fleetSrv.Close(); err != nil {
+				d.logger.Warn("close the fleet page's listener", "err", err)
+			}
+		}
+		if d.sims != nil && !d.ran {
+			d.sims.cl.Close()
 		}
 		if d.producer != nil {
 			d.producer.Close()
@@ -326,6 +386,12 @@ func (d *Demo) Close() {
 
 // URL is the status page's address.
 func (d *Demo) URL() string { return d.srv.URL() }
+
+// FleetURL is the fleet page's address.
+func (d *Demo) FleetURL() string { return d.fleetSrv.URL() }
+
+// Fleet is the fleet as the demo's fleet service sees it.
+func (d *Demo) Fleet() fleet.Fleet { return d.fleetView.Fleet(0) }
 
 // Resumed reports whether the data directory held an earlier demo's data.
 func (d *Demo) Resumed() bool { return d.resumed }
@@ -438,3 +504,6 @@ func (k kfakeLogger) Logf(level kfake.LogLevel, format string, args ...any) {
 	default:
 	}
 }
+
+// kgoSeeds are the options of a client of the brokers at addrs.
+func kgoSeeds(addrs []string) []kgo.Opt { return []kgo.Opt{kgo.SeedBrokers(addrs...)} }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -73,6 +74,10 @@ type Manager struct {
 	mu sync.Mutex
 	st ConfigState
 }
+
+// idleFetchWait is how long the fleet cluster may hold a managed site's
+// fetch of the config topic when there is nothing new.
+const idleFetchWait = 10 * time.Second
 
 type appliedRevision struct {
 	entry revisionEntry
@@ -152,7 +157,10 @@ func (m *Manager) reload(ctx context.Context, local *config.Config, text []byte)
 // run follows the config and state topics until ctx ends.
 func (m *Manager) run(ctx context.Context) {
 	topics := []string{m.u.topics.Config, m.u.topics.State}
-	err := follow(ctx, m.u.copts, topics, m.add, func() {
+	// A revision answers a waiting fetch at once: the long wait only
+	// spares a slow link the requests of an idle channel.
+	opts := append(slices.Clone(m.u.copts), kgo.FetchMaxWait(idleFetchWait))
+	err := follow(ctx, opts, topics, m.add, func() {
 		m.caughtUp = true
 		m.restore(ctx)
 		m.dirty = true

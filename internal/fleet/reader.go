@@ -20,11 +20,12 @@ import (
 // off sees everything published meanwhile before it acts). It returns
 // ctx's cause, or an error when the topics cannot be listed.
 func follow(ctx context.Context, opts []kgo.Opt, topics []string, handle func(*kgo.Record), caughtUp func(), after func(atEnd bool)) error {
-	cl, err := kgo.NewClient(append(opts,
+	// The caller's options come last, so that they can override the
+	// fetch wait.
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.FetchMaxWait(time.Second)}, append(opts,
 		kgo.ConsumeTopics(topics...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchMaxWait(time.Second),
-	)...)
+	)...)...)
 	if err != nil {
 		return fmt.Errorf("create fleet reader: %w", err)
 	}

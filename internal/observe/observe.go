@@ -91,6 +91,13 @@ type Options struct {
 	Control Control
 	// AgentControl, when set, adds the kill-agent and start-agent actions.
 	AgentControl AgentControl
+	// Fleet, when set, returns the state of the agent's connection to the
+	// fleet (fleet.UplinkState), shown as "fleet" in the status API and
+	// on the page.
+	Fleet func() any
+	// FleetURL, when set, is the address of a fleet page the status page
+	// links to (the demo runs one).
+	FleetURL string
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -143,6 +150,11 @@ func (s *Server) Snapshot() status.Snapshot {
 type StatusResponse struct {
 	status.Snapshot
 	Links []LinkResponse `json:"links"`
+	// Fleet is the agent's connection to the fleet; absent without a
+	// fleet block.
+	Fleet any `json:"fleet,omitempty"`
+	// FleetURL is the fleet page's address, when the server knows one.
+	FleetURL string `json:"fleet_url,omitempty"`
 }
 
 // LinkResponse is one link of a StatusResponse.
@@ -156,8 +168,11 @@ type LinkResponse struct {
 // Status returns what GET /api/v1/status answers.
 func (s *Server) Status() StatusResponse {
 	snap := s.Snapshot()
-	out := StatusResponse{Snapshot: snap, Links: make([]LinkResponse, len(snap.Links))}
+	out := StatusResponse{Snapshot: snap, Links: make([]LinkResponse, len(snap.Links)), FleetURL: s.opts.FleetURL}
 	out.Snapshot.Links = nil
+	if s.opts.Fleet != nil {
+		out.Fleet = s.opts.Fleet()
+	}
 	for i, l := range snap.Links {
 		out.Links[i] = LinkResponse{LinkStatus: l}
 		if ac := s.opts.AgentControl; ac != nil {

@@ -42,6 +42,7 @@
     ready.className = "badge " + (st.ready ? "ok" : "bad");
     ready.title = st.reason || "";
     $("#updated").textContent = "updated " + clock(st.time);
+    renderFleet(st);
 
     const container = $("#links");
     const seen = new Set();
@@ -60,6 +61,30 @@
     }
     for (const p of container.querySelectorAll("p.empty")) p.remove();
     if (st.links.length === 0) container.insertAdjacentHTML("beforeend", '<p class="empty">No links are configured.</p>');
+  }
+
+  // renderFleet shows the agent's connection to the fleet and, when the
+  // server knows one, a link to the fleet page.
+  function renderFleet(st) {
+    const f = st.fleet;
+    const el = $("#fleet");
+    el.hidden = !f;
+    if (f) {
+      let text = "fleet " + f.cluster;
+      if (f.last_error) {
+        text += ": not reporting (" + f.last_error + ")";
+        el.classList.add("bad");
+      } else {
+        text += f.last_published ? ": reported " + clock(f.last_published) : ": connecting";
+        el.classList.remove("bad");
+      }
+      if (f.managed) text += " · revision " + f.config.applied_revision;
+      el.textContent = text;
+      el.title = f.config && f.config.refused_reason ? "refused revision " + f.config.refused_revision + ": " + f.config.refused_reason : "";
+    }
+    const a = $("#fleet-link");
+    a.hidden = !st.fleet_url;
+    if (st.fleet_url) a.href = st.fleet_url;
   }
 
   function createCard(name) {
