@@ -306,7 +306,7 @@ func runFleetApply(cmd *cobra.Command, g *globals, f fleetApplyFlags) error {
 	}
 	if err := fleet.Validate(doc, site); err != nil {
 		if !f.force {
-			return fmt.Errorf("%s does not validate (fix it, or publish anyway with --force):\n%s", f.doc, indent(strings.ReplaceAll(err.Error(), "document:", f.doc+":")))
+			return usageError{fmt.Errorf("%s does not validate (fix it, or publish anyway with --force):\n%s", f.doc, indent(strings.ReplaceAll(err.Error(), "document:", f.doc+":")))}
 		}
 		fmt.Fprintf(g.stderr, "warning: %s does not validate; publishing anyway (--force):\n%s\n", f.doc, indent(err.Error()))
 	}

@@ -70,9 +70,8 @@ func ParseRevision(name string, doc []byte, localFile string, local []byte, look
 			}
 		}
 	}
-	if len(d.errs) > 0 {
-		return nil, d.errs
-	}
+	// The rest of the document is checked too, so that every problem is
+	// reported at once.
 	cfg := &Config{File: name}
 	rootBlock.read(d, entry{val: merged}, cfg, rootBlock.what)
 	if len(d.errs) > 0 {

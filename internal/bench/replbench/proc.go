@@ -1,19 +1,11 @@
 package main
 
 import (
-	"bytes"
-	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
-)
 
-// clockTick is the unit of utime and stime in /proc/<pid>/stat: USER_HZ,
-// which is 100 on every Linux architecture Go supports.
-const clockTick = 10 * time.Millisecond
+	"github.com/edgelink/edgelink/internal/bench/procstat"
+)
 
 // procUsage is what /proc says about a process and its live descendants.
 type procUsage struct {
@@ -66,77 +58,14 @@ func readUsage(pid int) (procUsage, error) {
 	return u, nil
 }
 
-// readCPU returns utime+stime+cutime+cstime of pid.
-func readCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return 0, fmt.Errorf("read cpu time of %d: %w", pid, err)
-	}
-	// The command name (field 2) may hold spaces; fields resume after its ")".
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("parse /proc/%d/stat: no command name", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	// f[0] is field 3 (state); utime..cstime are fields 14..17.
-	if len(f) < 15 {
-		return 0, fmt.Errorf("parse /proc/%d/stat: %d fields", pid, len(f))
-	}
-	var ticks int64
-	for _, s := range f[11:15] {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("parse /proc/%d/stat: %w", pid, err)
-		}
-		ticks += n
-	}
-	return time.Duration(ticks) * clockTick, nil
-}
+// readCPU returns the CPU time of pid (see procstat.CPU).
+func readCPU(pid int) (time.Duration, error) { return procstat.CPU(pid) }
 
 // readMem returns VmRSS and VmHWM of pid in bytes.
-func readMem(pid int) (rss, hwm int64, err error) {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
-	if err != nil {
-		return 0, 0, fmt.Errorf("read memory of %d: %w", pid, err)
-	}
-	for line := range strings.Lines(string(b)) {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok || (k != "VmRSS" && k != "VmHWM") {
-			continue
-		}
-		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		if err != nil {
-			return 0, 0, fmt.Errorf("parse %s of %d: %w", k, pid, err)
-		}
-		if k == "VmRSS" {
-			rss = kb << 10
-		} else {
-			hwm = kb << 10
-		}
-	}
-	return rss, hwm, nil
-}
+func readMem(pid int) (rss, hwm int64, err error) { return procstat.Memory(pid) }
 
 // children lists the child processes of every thread of pid.
-func children(pid int) []int {
-	tasks, err := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "task"))
-	if err != nil {
-		return nil
-	}
-	var out []int
-	for _, t := range tasks {
-		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "task", t.Name(), "children"))
-		if err != nil {
-			continue
-		}
-		for _, f := range strings.Fields(string(b)) {
-			if c, err := strconv.Atoi(f); err == nil {
-				out = append(out, c)
-			}
-		}
-	}
-	return out
-}
+func children(pid int) []int { return procstat.Children(pid) }
 
 // sampler follows processes' memory every interval, so that the peak of a
 // process tree (whose VmHWM only covers the top process) is known too. With
