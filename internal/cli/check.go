@@ -18,6 +18,7 @@ import (
 	"github.com/edgelink/edgelink/internal/config"
 	"github.com/edgelink/edgelink/internal/kafka"
 	"github.com/edgelink/edgelink/internal/link"
+	"github.com/edgelink/edgelink/internal/signing"
 )
 
 func newCheckCmd(g *globals) *cobra.Command {
@@ -55,6 +56,9 @@ func newCheckCmd(g *globals) *cobra.Command {
 					fmt.Fprintf(g.stdout, " except %q", l.Topics.Exclude)
 				}
 				fmt.Fprintln(g.stdout)
+			}
+			if err := describeFleet(g.stdout, cfg); err != nil {
+				return err
 			}
 			if print {
 				fmt.Fprintln(g.stdout)
@@ -328,4 +332,29 @@ func plural(n int, word string) string {
 		return fmt.Sprintf("1 %s", word)
 	}
 	return fmt.Sprintf("%d %ss", n, word)
+}
+
+// describeFleet prints what the fleet block does; it checks, as the agent
+// will at its start, that a managed agent's trusted keys load.
+func describeFleet(w io.Writer, cfg *config.Config) error {
+	f := cfg.Fleet
+	if f == nil {
+		return nil
+	}
+	if cfg.Site == "" {
+		fmt.Fprintf(w, "  fleet: %s (no site: for fleet serve, status and apply; edgelink run needs a site)\n", f.Cluster)
+		return nil
+	}
+	fmt.Fprintf(w, "  fleet: reports to %s every %s", f.Cluster, f.Interval)
+	if !f.Managed {
+		fmt.Fprintln(w)
+		return nil
+	}
+	ring, err := signing.LoadKeyring(f.TrustedKeys)
+	if err != nil {
+		fmt.Fprintln(w)
+		return fmt.Errorf("fleet.trusted_keys: %w", err)
+	}
+	fmt.Fprintf(w, "; managed, trusting %s (%s), reverting after %s\n", plural(ring.Len(), "key"), strings.Join(ring.KeyIDs(), ", "), f.RevertAfter)
+	return nil
 }

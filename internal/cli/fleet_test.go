@@ -85,3 +85,21 @@ func TestFleetCommands(t *testing.T) {
 	require.Equal(t, 2, r.code)
 	require.Contains(t, r.stderr, "has no fleet block")
 }
+
+// TestCheckFleet: check describes the fleet block and loads a managed
+// agent's trusted keys.
+func TestCheckFleet(t *testing.T) {
+	dir := t.TempDir()
+	require.Equal(t, 0, edgelink(t, nil, "keygen", "--out", filepath.Join(dir, "ops")).code)
+	conf := func(keys string) string {
+		return writeFile(t, "site.yaml", fmt.Sprintf("site: plant-a\nclusters:\n  cloud: {bootstrap: [\"127.0.0.1:9093\"]}\nfleet: {cluster: cloud, managed: true, trusted_keys: [%s]}\n", keys))
+	}
+	r := edgelink(t, nil, "check", "-c", conf(filepath.Join(dir, "ops.pub")))
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Regexp(t, `fleet: reports to cloud every 10s; managed, trusting 1 key \(ed25519:[0-9a-f]{16}\), reverting after 5m0s`, r.stdout)
+	r = edgelink(t, nil, "check", "-c", conf(filepath.Join(dir, "missing.pub")))
+	require.Equal(t, 1, r.code, r.stdout)
+	require.Contains(t, r.stderr, "fleet.trusted_keys")
+	r = edgelink(t, nil, "check", "-c", conf(filepath.Join(dir, "ops.key")))
+	require.Equal(t, 1, r.code, r.stdout)
+}
