@@ -48,7 +48,7 @@ func newFleetServeCmd(g *globals) *cobra.Command {
 			logger.Info("fleet service running", "cluster", cfg.Fleet.Cluster, "page", srv.URL())
 			var wg sync.WaitGroup
 			defer wg.Wait()
-			errc := make(chan error, 2)
+			errc := make(chan error, 3)
 			wg.Go(func() { errc <- srv.Run(ctx) })
 			wg.Go(func() {
 				if err := fleet.CreateTopics(ctx, opts, topics); err != nil && ctx.Err() == nil {
@@ -57,8 +57,9 @@ func newFleetServeCmd(g *globals) *cobra.Command {
 				errc <- fleet.NewReader(opts, topics, view, logger).Run(ctx)
 			})
 			wg.Go(func() { sweep(ctx, view) })
+			wg.Go(func() { errc <- fleet.Tidy(ctx, opts, topics, view, logger) })
 			var errs []error
-			for range 2 {
+			for range 3 {
 				if err := <-errc; err != nil {
 					errs = append(errs, err)
 					stop()

@@ -561,3 +561,29 @@ func lossOrder(p *float64) float64 {
 	}
 	return *p
 }
+
+// Superseded returns the report keys of agents that have not reported for
+// age while another agent of their site has since: agents that were
+// replaced (a restart is a new instance) and whose last report would
+// otherwise stay in the compacted topic for good.
+func (v *View) Superseded(age time.Duration) []string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	now := v.now()
+	var out []string
+	for name, s := range v.sites {
+		var newest time.Time
+		for _, a := range s.agents {
+			if a.seen.After(newest) {
+				newest = a.seen
+			}
+		}
+		for inst, a := range s.agents {
+			if now.Sub(a.seen) > age && newest.After(a.seen) {
+				out = append(out, reportKey(name, inst))
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}

@@ -69,6 +69,11 @@ func TestViewSites(t *testing.T) {
 	require.False(t, s1.Stale)
 	require.Len(t, s1.Agents, 1)
 	require.Equal(t, "restarted", s1.Agents[0].Instance)
+	require.Empty(t, v.Superseded(24*time.Hour), "kept for a day")
+	now = now.Add(25 * time.Hour)
+	addReport(t, v, restarted, now)
+	require.ElementsMatch(t, []string{"site-0001/" + sims[0].Instance, "site-0001/other"}, v.Superseded(24*time.Hour),
+		"the replaced agents of site-0001; silent sites keep their last report")
 
 	// A tombstone removes an agent; a site without agents is gone.
 	require.True(t, v.AddReport("site-0003/"+sims[2].Instance, nil, now))
