@@ -20,6 +20,7 @@ import (
 	"github.com/edgelink/edgelink/internal/config"
 	"github.com/edgelink/edgelink/internal/fleet"
 	"github.com/edgelink/edgelink/internal/kafka"
+	"github.com/edgelink/edgelink/internal/observe"
 	"github.com/edgelink/edgelink/internal/signing"
 )
 
@@ -163,13 +164,13 @@ func printFleet(w io.Writer, sum fleet.Summary, sites []fleet.Site) {
 		}
 		loss := "-"
 		if s.DataLossInSeconds != nil {
-			loss = humanSeconds(*s.DataLossInSeconds)
+			loss = observe.FormatSeconds(*s.DataLossInSeconds)
 		}
 		lag := "-"
 		if s.LagRecords > 0 {
-			lag = fmt.Sprintf("%d (%s)", s.LagRecords, humanSeconds(s.LagSeconds))
+			lag = fmt.Sprintf("%d (%s)", s.LagRecords, observe.FormatSeconds(s.LagSeconds))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s ago\t%s\t%s\t%s\t%s\t%s\n", s.Site, st, humanSeconds(s.SilentSeconds), lag, loss,
+		fmt.Fprintf(tw, "%s\t%s\t%s ago\t%s\t%s\t%s\t%s\t%s\n", s.Site, st, observe.FormatSeconds(s.SilentSeconds), lag, loss,
 			s.Version, revisionCell(s.Config), labelList(s.Labels))
 	}
 	_ = tw.Flush()
@@ -206,21 +207,6 @@ func labelList(labels map[string]string) string {
 	}
 	slices.Sort(parts)
 	return strings.Join(parts, ",")
-}
-
-// humanSeconds writes a duration in seconds the way the page does: "45 s",
-// "12 min", "5 h 12 min", "3 d 4 h".
-func humanSeconds(s float64) string {
-	d := time.Duration(s * float64(time.Second))
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%d s", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%d min", int(d.Minutes()))
-	case d < 24*time.Hour:
-		return fmt.Sprintf("%d h %d min", int(d.Hours()), int(d.Minutes())%60)
-	}
-	return fmt.Sprintf("%d d %d h", int(d.Hours())/24, int(d.Hours())%24)
 }
 
 type fleetApplyFlags struct {

@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/edgelink/edgelink/internal/config"
+	"github.com/edgelink/edgelink/internal/fleet"
 	"github.com/edgelink/edgelink/internal/observe"
 	"github.com/edgelink/edgelink/internal/status"
 )
@@ -83,6 +84,12 @@ func runStatus(ctx context.Context, g *globals, f statusFlags) error {
 		return fmt.Errorf("read the status from %s: %w", target, err)
 	}
 	printStatus(g.stdout, &st, time.Now())
+	var withFleet struct {
+		Fleet *fleet.UplinkState `json:"fleet"`
+	}
+	if err := json.Unmarshal(body, &withFleet); err == nil && withFleet.Fleet != nil {
+		printUplink(g.stdout, withFleet.Fleet, time.Now())
+	}
 	return nil
 }
 
@@ -315,4 +322,34 @@ func printSharing(w io.Writer, l status.LinkStatus) {
 		fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\t%d\n", name, a.Host, a.PID, strings.Join(slots, ","), a.Partitions)
 	}
 	_ = tw.Flush()
+}
+
+// printUplink prints the agent's connection to the fleet.
+func printUplink(w io.Writer, u *fleet.UplinkState, now time.Time) {
+	line := "fleet: reports to " + u.Cluster
+	switch {
+	case u.LastError != "":
+		line += fmt.Sprintf(": NOT REPORTING (%d failed attempts): %s", u.Failed, u.LastError)
+	case u.LastPublished != nil:
+		line += ", last " + observe.FormatSeconds(now.Sub(*u.LastPublished).Seconds()) + " ago"
+	default:
+		line += ": connecting"
+	}
+	fmt.Fprintln(w, "\n"+line)
+	if !u.Managed {
+		return
+	}
+	c := u.Config
+	line = fmt.Sprintf("configuration: managed, revision %d applied (last good %d, newest %d)", c.AppliedRevision, c.GoodRevision, c.DesiredRevision)
+	if c.AppliedBy != "" {
+		line += ", signed by " + c.AppliedBy
+	}
+	fmt.Fprintln(w, line)
+	if c.RefusedRevision > 0 {
+		verb := "refused"
+		if c.Reverted {
+			verb = "reverted"
+		}
+		fmt.Fprintf(w, "revision %d %s: %s\n", c.RefusedRevision, verb, c.RefusedReason)
+	}
 }
