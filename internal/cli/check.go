@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/edgelink/edgelink/internal/config"
+	"github.com/edgelink/edgelink/internal/fleet"
 	"github.com/edgelink/edgelink/internal/kafka"
 	"github.com/edgelink/edgelink/internal/link"
 	"github.com/edgelink/edgelink/internal/signing"
@@ -173,8 +174,26 @@ func checkAccess(ctx context.Context, w io.Writer, logger *slog.Logger, cfg *con
 				problems = append(problems, fmt.Sprintf("link %s: check %s %s: %v", lc.Name, s.role, s.cluster, err))
 				continue
 			}
-			p, l := report(w, lc.Name, s.role, s.cluster, s.r.principal, findings, missing)
+			p, l := report(w, "link "+lc.Name, s.role, s.cluster, s.r.principal, findings, missing)
 			problems, later = append(problems, p...), later+l
+		}
+	}
+	if f := cfg.Fleet; f != nil && cfg.Site != "" {
+		fmt.Fprintf(w, "fleet (%s):\n", f.Cluster)
+		if r := clusters[f.Cluster]; r == nil {
+			fmt.Fprintf(w, "  not checked: cluster %s unreachable\n", f.Cluster)
+		} else {
+			cctx, cancel := context.WithTimeout(ctx, timeout)
+			findings, err := kafka.CheckAccess(cctx, r.cl, fleet.Needs(f))
+			cancel()
+			if err != nil {
+				err = kafka.Explain(err, cfg.Clusters[f.Cluster])
+				fmt.Fprintf(w, "  FAILED: %v\n", err)
+				problems = append(problems, fmt.Sprintf("fleet: check %s: %v", f.Cluster, err))
+			} else {
+				p, l := report(w, "fleet", "cluster", f.Cluster, r.principal, findings, missing)
+				problems, later = append(problems, p...), later+l
+			}
 		}
 	}
 	if len(missing) > 0 {
@@ -199,7 +218,7 @@ func checkAccess(ctx context.Context, w io.Writer, logger *slog.Logger, cfg *con
 // report prints one side's findings and adds its missing ACLs to missing;
 // it returns the problems (missing required permissions) and the number of
 // missing permissions needed only later.
-func report(w io.Writer, linkName, role, cluster, principal string, findings []kafka.Finding, missing map[string][]kafka.ACL) (problems []string, laterMissing int) {
+func report(w io.Writer, what, role, cluster, principal string, findings []kafka.Finding, missing map[string][]kafka.ACL) (problems []string, laterMissing int) {
 	var req, later, unknown []kafka.Finding
 	needed := 0
 	for _, f := range findings {
@@ -226,7 +245,7 @@ func report(w io.Writer, linkName, role, cluster, principal string, findings []k
 		for _, f := range req {
 			printMissing(w, principal, f, cluster, missing)
 		}
-		problems = append(problems, fmt.Sprintf("link %s: %s missing on %s cluster %s", linkName, plural(len(req), "permission"), role, cluster))
+		problems = append(problems, fmt.Sprintf("%s: %s missing on %s cluster %s", what, plural(len(req), "permission"), role, cluster))
 	}
 	if len(later) > 0 {
 		fmt.Fprintf(w, "  %s %s: %s needed later, when the source topics change, missing for %s:\n", role, cluster, plural(len(later), "permission"), principal)

@@ -26,6 +26,7 @@ import (
 	"github.com/edgelink/edgelink/internal/config"
 	"github.com/edgelink/edgelink/internal/kafka"
 	"github.com/edgelink/edgelink/internal/link"
+	"github.com/edgelink/edgelink/internal/signing"
 	"github.com/edgelink/edgelink/internal/testbed"
 	"github.com/edgelink/edgelink/internal/verify"
 )
@@ -194,7 +195,8 @@ links:
     rename: "oauth.{topic}"
     on_error: skip-and-record
 http: {token: "${HTTP_TOKEN}"}
-`, strings.Join(c.Bootstrap(), ","), sasl, mtls, sasl, mtls, idp.TokenURL)
+fleet: {cluster: cloud, managed: true, trusted_keys: [%q]}
+`, strings.Join(c.Bootstrap(), ","), sasl, mtls, sasl, mtls, idp.TokenURL, opsKey(t))
 		file := writeFile(t, "edgelink.yaml", y)
 		// plant-1 may already describe and write its own topics, no more.
 		_, err := adm.CreateACLs(ctx, kadm.NewACLs().Allow("User:plant-1").
@@ -218,6 +220,20 @@ http: {token: "${HTTP_TOKEN}"}
 			grantAs("prefixed", "Write", "transactional-id", "edgelink-plant-1:up-"),
 			grant("AlterConfigs", "topic", "plant-1.sensors.temp"),
 			grant("Alter", "topic", "plant-1.sensors.temp"),
+			// cloud, for the fleet: report, follow the configuration channel.
+			grant("Describe", "topic", "__edgelink.fleet.reports"),
+			grant("Create", "topic", "__edgelink.fleet.reports"),
+			grant("Describe", "topic", "__edgelink.fleet.config"),
+			grant("Create", "topic", "__edgelink.fleet.config"),
+			grant("Describe", "topic", "__edgelink.fleet.state"),
+			grant("Create", "topic", "__edgelink.fleet.state"),
+			grant("Describe", "topic", "__edgelink.fleet.history"),
+			grant("Create", "topic", "__edgelink.fleet.history"),
+			grant("Write", "topic", "__edgelink.fleet.reports"),
+			grant("Read", "topic", "__edgelink.fleet.config"),
+			grant("Read", "topic", "__edgelink.fleet.state"),
+			grant("Write", "topic", "__edgelink.fleet.state"),
+			grant("Write", "topic", "__edgelink.fleet.history"),
 			// cloud-oauth (the same Kafka cluster, another name), for link up-oauth.
 			grant("Describe", "topic", "oauth.sensors.temp"),
 			grant("DescribeConfigs", "topic", "oauth.sensors.temp"),
@@ -252,6 +268,8 @@ http: {token: "${HTTP_TOKEN}"}
 		require.Contains(t, r.stdout, "ALLOW User:plant-1 Create on topic plant-1.sensors.temp (literal): to create the mirror topic")
 		require.Contains(t, r.stdout, "destination cloud: 2 permissions needed later, when the source topics change, missing for User:plant-1:")
 		require.Contains(t, r.stderr, "permissions missing on destination cluster cloud")
+		require.Contains(t, r.stdout, "fleet (cloud):\n  cluster cloud: 13 permissions of 13 MISSING for User:plant-1:")
+		require.Contains(t, r.stdout, "ALLOW User:plant-1 Read on topic __edgelink.fleet.config (literal): to read the site's configuration revisions")
 
 		// Granting exactly what check printed is enough.
 		for _, cmd := range aclCommands(r.stdout) {
@@ -267,6 +285,7 @@ http: {token: "${HTTP_TOKEN}"}
 		})
 		seen.WriteString(r.stdout + r.stderr)
 		require.Contains(t, r.stdout, "destination cloud: 11 permissions granted to User:plant-1")
+		require.Contains(t, r.stdout, "cluster cloud: 13 permissions granted to User:plant-1")
 		require.Contains(t, r.stdout, "every link has the permissions it needs")
 
 		cfg, err := config.ParseWithEnv(file, []byte(y), expand)
@@ -520,4 +539,12 @@ func (s *safeBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// opsKey writes an operator's key pair and returns its public key file.
+func opsKey(t *testing.T) string {
+	t.Helper()
+	base := filepath.Join(t.TempDir(), "ops")
+	require.NoError(t, signing.WriteKeyPair(base))
+	return base + ".pub"
 }

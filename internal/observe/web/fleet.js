@@ -274,10 +274,11 @@
     const rows = [
       ["managed", c.managed ? "yes: takes signed revisions from the fleet" : "no: runs its local file"],
       ["applied", c.applied_revision + (c.applied_by ? " · signed by " + c.applied_by : "") + (c.applied_at ? " · " + fmtSeen(c.applied_at) : "")],
+      ["last good", String(c.good_revision || 0)],
       ["desired", String(c.desired_revision)],
     ];
     if (c.refused_revision > 0) rows.push(["refused", c.refused_revision + (c.reverted ? " (reverted)" : "") + ": " + (c.refused_reason || "")]);
-    return '<dl class="config">' + rows.map(([k, v]) => '<dt>' + k + '</dt><dd data-field="config-' + k + '"' +
+    return '<dl class="config">' + rows.map(([k, v]) => '<dt>' + k + '</dt><dd data-field="config-' + k.replace(" ", "-") + '"' +
       (k === "refused" ? ' class="bad-text"' : "") + ">" + esc(v) + "</dd>").join("") + "</dl>";
   }
 
