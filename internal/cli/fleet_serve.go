@@ -56,7 +56,7 @@ func newFleetServeCmd(g *globals) *cobra.Command {
 				}
 				errc <- fleet.NewReader(opts, topics, view, logger).Run(ctx)
 			})
-			wg.Go(func() { sweep(ctx, view) })
+			wg.Go(func() { view.SweepEvery(ctx, time.Second) })
 			wg.Go(func() { errc <- fleet.Tidy(ctx, opts, topics, view, logger) })
 			var errs []error
 			for range 3 {
@@ -73,20 +73,6 @@ func newFleetServeCmd(g *globals) *cobra.Command {
 	}
 	addConfigFlag(cmd, &file)
 	return cmd
-}
-
-// sweep lets the view notice sites falling silent, every second.
-func sweep(ctx context.Context, view *fleet.View) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			view.Sweep()
-		}
-	}
 }
 
 // signalContext is ctx, ended by SIGINT or SIGTERM.

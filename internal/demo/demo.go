@@ -342,7 +342,7 @@ func (d *Demo) Run(ctx context.Context) error {
 		return fleet.NewReader(kgoSeeds(d.cloud.ListenAddrs()), fleet.TopicsOf(""), d.fleetView, d.opts.Logger).Run(gctx)
 	})
 	g.Go(func() error {
-		sweep(gctx, d.fleetView)
+		d.fleetView.SweepEvery(gctx, time.Second)
 		return nil
 	})
 	g.Go(func() error { return d.fleetSrv.Run(gctx) })

@@ -76,17 +76,3 @@ func (s *simulated) run(ctx context.Context) error {
 		}
 	}
 }
-
-// sweep lets the fleet view notice sites falling silent.
-func sweep(ctx context.Context, v *fleet.View) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			v.Sweep()
-		}
-	}
-}

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"context"
 	"encoding/json"
 	"maps"
 	"slices"
@@ -586,4 +587,19 @@ func (v *View) Superseded(age time.Duration) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// SweepEvery calls Sweep every d until ctx ends: whoever serves the view
+// runs it, so that sites falling silent show as changed.
+func (v *View) SweepEvery(ctx context.Context, d time.Duration) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			v.Sweep()
+		}
+	}
 }
