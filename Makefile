@@ -5,7 +5,7 @@ BIN           := $(CURDIR)/bin
 TEST_TIMEOUT  ?= 25m
 FUZZTIME      ?= 200000x
 
-.PHONY: build setup test test-unit test-integration fuzz lint tidy-check kafka bench bench-mirror bench-checkpoints clean
+.PHONY: build setup test test-unit test-integration fuzz lint tidy-check kafka bench bench-mirror bench-checkpoints bench-fleet clean
 
 build:
 	$(GO) build -o $(BIN)/edgelink ./cmd/edgelink
@@ -62,6 +62,17 @@ bench-mirror: setup
 bench-checkpoints: setup
 	@mkdir -p $(BIN); EDGELINK_KAFKA=required $(GO) test -count=1 -run '^TestRealKafkaCheckpointReadAtScale$$' -v ./internal/link/ > $(BIN)/bench-checkpoints.log 2>&1; status=$$?; \
 	grep -E 'checkpoint read|wrote|load [0-9]|^(ok|FAIL|---)' $(BIN)/bench-checkpoints.log; exit $$status
+
+## bench-fleet: the fleet service (bin/edgelink fleet serve) at 1,000 simulated
+## sites reporting every 10 s on a real Kafka broker: CPU, memory, API latency
+## under load, the page's first paint in Chromium and one site's bytes on the
+## wire per day; rewrites its section of BENCHMARKS.md (about 6 minutes; e.g.
+## make bench-fleet FLEET_DURATION=10m FLEET_ARGS="-viewers 20")
+FLEET_SITES    ?= 1000
+FLEET_DURATION ?= 3m
+FLEET_ARGS     ?=
+bench-fleet: setup build
+	$(GO) run ./internal/bench/fleetbench -edgelink bin/edgelink -sites $(FLEET_SITES) -interval 10s -duration $(FLEET_DURATION) -write BENCHMARKS.md $(FLEET_ARGS)
 
 ## kafka: fetch and verify the Apache Kafka jars
 kafka:

@@ -22,8 +22,10 @@ const ReportFormat = 1
 // every site pays on its WAN at every interval.
 const (
 	// maxReportEvents is how many recent events (all links together) a
-	// report carries.
+	// report carries, of those at most maxEventAge old: a quiet site's
+	// reports carry none, instead of the same old ones at every interval.
 	maxReportEvents = 10
+	maxEventAge     = time.Hour
 	// maxReportLinks is how many links a report details; a site with
 	// more reports the rest in Report.MoreLinks.
 	maxReportLinks = 64
@@ -68,7 +70,8 @@ type Report struct {
 	// LastError is the most recent error of any link, or of the fleet
 	// connection itself.
 	LastError string `json:"last_error"`
-	// Events are the most recent events of all links, newest first.
+	// Events are the most recent events of all links (of the last hour, at
+	// most 10), newest first.
 	Events []ReportEvent `json:"events"`
 }
 
@@ -216,6 +219,9 @@ func Build(in ReportInput) Report {
 		}
 		r.Links = append(r.Links, lr)
 		for _, e := range ls.Events {
+			if snap.Time.Sub(e.Time) > maxEventAge {
+				continue
+			}
 			r.Events = append(r.Events, ReportEvent{Time: e.Time, Link: ls.Name, Kind: e.Kind, Message: clip(e.Message)})
 		}
 		if ls.LastError != "" && r.LastError == "" && ls.State != "live" {

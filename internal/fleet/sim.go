@@ -9,8 +9,9 @@ import (
 // Simulated sites stand in for real agents where a fleet is needed without
 // hundreds of processes: the demo's fleet, the fleet service's tests and
 // its benchmark. Their reports are shaped like real ones (two links with
-// lag, rates, budgets, slots, events and certificates), so they weigh what
-// real reports weigh on the wire and in the service.
+// lag, rates, budgets, slots, certificates and, for the troubled ones, an
+// event); a real agent's report also names its topics' sources in its
+// events and errors, so it weighs a little more (see BENCHMARKS.md).
 
 // SimKind is how a simulated site behaves.
 type SimKind int

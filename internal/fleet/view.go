@@ -52,6 +52,10 @@ type View struct {
 	loadedOnce sync.Once
 	// reportBytes counts the report bytes read, for the wire-size figures.
 	reportBytes, reports int64
+	// summary is the summary as of summarySeq: polls between changes
+	// share it.
+	summary    Summary
+	summarySeq int64
 }
 
 type siteEntry struct {
@@ -286,7 +290,12 @@ func (v *View) Fleet(since int64) Fleet {
 	defer v.mu.Unlock()
 	now := v.now()
 	f := Fleet{Time: now.UTC(), Seq: v.seq, Since: since, Sites: []Site{}, Loaded: v.isLoaded()}
-	f.Summary = v.summaryLocked(now)
+	// Nothing in the summary changes but through a change (a site falling
+	// silent is one, see Sweep).
+	if v.summarySeq != v.seq || v.seq == 0 {
+		v.summary, v.summarySeq = v.summaryLocked(now), v.seq
+	}
+	f.Summary = v.summary
 	for _, name := range slices.Sorted(maps.Keys(v.sites)) {
 		if v.sites[name].seq <= since {
 			continue
