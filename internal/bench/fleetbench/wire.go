@@ -155,6 +155,9 @@ type wireResult struct {
 	// reportJSON is the size of the uplink's last report, zstd that of
 	// its report compressed as its producer does.
 	reportJSON, zstd int
+	// quietZstd is the same report without its events, compressed: what
+	// an agent that had no event for an hour sends.
+	quietZstd int
 	// report is the uplink's report at the end of the window (JSON), with
 	// links, events and certificates.
 	report                      []byte
@@ -180,6 +183,13 @@ func (s *site) result(a, b wireMark, comp kgo.Compressor) (wireResult, error) {
 	}
 	r.report, r.links, r.events, r.certificates = value, len(report.Links), len(report.Events), len(report.Certificates)
 	r.zstd = zstdSize(comp, value)
+	quiet := report
+	quiet.Events = []fleet.ReportEvent{}
+	quietValue, err := quiet.Marshal()
+	if err != nil {
+		return r, err
+	}
+	r.quietZstd = zstdSize(comp, quietValue)
 	day := (24 * time.Hour).Seconds() / r.window.Seconds()
 	r.perDayUp, r.perDayDown = float64(r.up)*day, float64(r.down)*day
 	if r.reports == 0 {
