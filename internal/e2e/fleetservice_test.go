@@ -383,7 +383,14 @@ http: {listen: "127.0.0.1:0"}
 	})
 	_, appliedSkipped := appliedAt(s3.agent, skipped)
 	require.False(t, appliedSkipped, "a revision superseded while the site was offline is never applied")
-	t.Logf("offline site: newest revision applied %s after the link returned", at.Sub(back).Round(time.Millisecond))
+	testbed.Eventually(t, 30*time.Second, func() error {
+		d, err := api.site(ctx, "site-3")
+		if err != nil || d.Config.AppliedRevision != newest {
+			return fmt.Errorf("site-3 config %+v (%w)", d.Config, err)
+		}
+		return nil
+	})
+	t.Logf("offline site: newest revision applied %s and reported %s after the link returned", at.Sub(back).Round(time.Millisecond), time.Since(back).Round(time.Millisecond))
 
 	// A restarted fleet service has everything back from the topics.
 	svc.kill()
@@ -403,6 +410,7 @@ http: {listen: "127.0.0.1:0"}
 	require.Contains(t, out, "site-2")
 	require.Contains(t, out, "reverted")
 	t.Logf("edgelink fleet status --site 'site-*':\n%s", out)
+
 	stopAgents(t, s1.agent, s2.agent, s3.agent)
 }
 

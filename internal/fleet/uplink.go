@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -101,7 +102,12 @@ func (u *Uplink) Reload(ctx context.Context, local *config.Config, text []byte) 
 // says the agent stopped (within a few seconds). It returns once
 // everything it started returned.
 func (u *Uplink) Run(ctx context.Context) error {
-	cl, err := kgo.NewClient(append(u.copts,
+	// Reports are last-writer-wins: a report that waited through an
+	// outage is dropped rather than delivered after the link returns (see
+	// reporter.publish), which needs a producer without idempotence (its
+	// sequence numbers would not survive the purge).
+	cl, err := kgo.NewClient(append(slices.Clone(u.copts),
+		kgo.DisableIdempotentWrite(),
 		kgo.ProducerBatchCompression(kgo.ZstdCompression(), kgo.NoCompression()),
 		kgo.RecordDeliveryTimeout(publishTimeout),
 		kgo.ProduceRequestTimeout(publishTimeout),
@@ -118,7 +124,17 @@ func (u *Uplink) Run(ctx context.Context) error {
 	defer wg.Wait()
 	wg.Go(func() { u.ensureTopics(ctx, cl) })
 	if u.manager != nil {
-		u.manager.cl = cl
+		// The manager's records (state, history) are written once each,
+		// idempotently.
+		mcl, err := kgo.NewClient(append(slices.Clone(u.copts),
+			kgo.ProducerBatchCompression(kgo.ZstdCompression(), kgo.NoCompression()),
+			kgo.RecordDeliveryTimeout(publishTimeout),
+		)...)
+		if err != nil {
+			return fmt.Errorf("fleet uplink: create client: %w", err)
+		}
+		defer mcl.Close()
+		u.manager.cl = mcl
 		wg.Go(func() { u.manager.run(ctx) })
 	}
 	u.reporter.run(ctx)
@@ -184,7 +200,8 @@ type UplinkState struct {
 // publishTimeout bounds one attempt to publish a report.
 const publishTimeout = 5 * time.Second
 
-// maxBufferedReports bounds the reports waiting for the fleet cluster.
+// maxBufferedReports bounds the reports waiting for the fleet cluster
+// (one is, normally: each failed attempt drops what waits).
 const maxBufferedReports = 4
 
 // reporter publishes the agent's reports.
@@ -247,9 +264,10 @@ func (r *reporter) publish(ctx context.Context, stopping bool) error {
 		return err
 	}
 	rec := &kgo.Record{Topic: r.u.topics.Reports, Key: []byte(reportKey(r.u.site, r.u.self.Instance)), Value: value}
-	// A report not acknowledged in time counts as failed but stays
-	// buffered (a few at most): it goes out as soon as the connection
-	// returns, and a fresh one follows within a second.
+	// A report not acknowledged in time counts as failed and is dropped,
+	// with whatever else waits: the next attempt, a second later, sends a
+	// fresh one, so that the fleet never takes an outage's stale report
+	// for the site's latest.
 	done := make(chan error, 1)
 	r.cl.TryProduce(context.WithoutCancel(ctx), rec, func(_ *kgo.Record, err error) { done <- err })
 	t := time.NewTimer(publishTimeout)
@@ -261,6 +279,9 @@ func (r *reporter) publish(ctx context.Context, stopping bool) error {
 		err = context.Cause(ctx)
 	}
 	t.Stop()
+	if err != nil {
+		r.cl.PurgeTopicsFromProducing(r.u.topics.Reports)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.st.ReportBytes = len(value)
