@@ -29,6 +29,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -209,10 +210,18 @@ func (d *Demo) startFleet(ctx context.Context) error {
 		return err
 	}
 	d.fleetView = fleet.NewView(nil)
+	// The fleet page listens on the port after the status page's (9645
+	// by default), or on any free one.
 	listen := d.cfg.HTTP
-	host, _, err := net.SplitHostPort(listen.Listen)
+	host, port, err := net.SplitHostPort(listen.Listen)
 	if err != nil {
 		return fmt.Errorf("fleet page address: %w", err)
+	}
+	if p, err := strconv.Atoi(port); err == nil && p > 0 && p < 65535 {
+		listen.Listen = net.JoinHostPort(host, strconv.Itoa(p+1))
+		if d.fleetSrv, err = observe.ListenFleet(ctx, observe.FleetOptions{HTTP: listen, View: d.fleetView, Logger: d.opts.Logger}); err == nil {
+			return nil
+		}
 	}
 	listen.Listen = net.JoinHostPort(host, "0")
 	d.fleetSrv, err = observe.ListenFleet(ctx, observe.FleetOptions{HTTP: listen, View: d.fleetView, Logger: d.opts.Logger})
