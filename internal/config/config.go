@@ -280,6 +280,25 @@ type Link struct {
 	Slots int
 	// Membership tunes how the agents sharing the link notice each other.
 	Membership Membership
+	// Transforms apply in order to every record of the link at the
+	// source side, before the WAN; empty when absent.
+	Transforms []Transform
+}
+
+// Transform is one transform of a link: exactly one of its kinds is set.
+// The configuration holds them as written, validated (an expression
+// compiles and type-checks); the link compiles them again when it starts
+// (see internal/transform).
+type Transform struct {
+	// Filter keeps the records for which the CEL expression is true.
+	Filter string
+	// Project rewrites a JSON value to the paths it keeps or drops.
+	Project *Projection
+}
+
+// Projection keeps (Keep) or drops (Drop) JSON paths of a record's value.
+type Projection struct {
+	Keep, Drop []string
 }
 
 // Slot counts.

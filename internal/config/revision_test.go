@@ -62,3 +62,18 @@ func TestParseRevisionRefusesLocalKeys(t *testing.T) {
 	_, err := config.ParseRevision("revision 5", []byte("site: plant-a\nclusters: {cloud: {bootstrap: [\"127.0.0.1:9093\"]}}\n"), "edgelink.yaml", []byte(localFile), nil)
 	require.NoError(t, err, "the site's own name may stay in the document")
 }
+
+func TestTransforms(t *testing.T) {
+	cfg, err := config.Load("testdata/transforms.good.yaml")
+	require.NoError(t, err)
+	tr := cfg.Links[0].Transforms
+	require.Len(t, tr, 2)
+	require.Equal(t, `json.temp > 80.0 && topic.startsWith("sensors.")`, tr[0].Filter)
+	require.Nil(t, tr[0].Project)
+	require.Equal(t, &config.Projection{Drop: []string{"debug", "reading.raw"}}, tr[1].Project)
+	out, err := cfg.YAML()
+	require.NoError(t, err)
+	again, err := config.Parse("again.yaml", out)
+	require.NoError(t, err)
+	require.Equal(t, tr, again.Links[0].Transforms)
+}

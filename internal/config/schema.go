@@ -184,7 +184,31 @@ var linkBlock = block[Link]{
 			return &integer{p: &l.Slots, def: DefaultSlots, min: 1, max: MaxSlots, note: "the most agents that can share the link; change it only with every agent of the site stopped (see README)"}
 		}},
 		{name: "membership", value: func(l *Link) value { return &sub[Membership]{p: &l.Membership, b: &membershipBlock} }},
+		{name: "transforms", value: func(l *Link) value {
+			return &list[Transform]{p: &l.Transforms, b: &transformBlock, want: `a list of transforms, e.g. [{filter: "json.temp > 80.0"}]`}
+		}},
 	},
+}
+
+// transformBlock is one item of a link's transforms: exactly one of its
+// kinds.
+var transformBlock = block[Transform]{
+	what: "a transform",
+	keys: []key[Transform]{
+		{name: "filter", excludes: "project", value: func(t *Transform) value { return &expression{p: &t.Filter} }},
+		{name: "project", excludes: "filter", value: func(t *Transform) value { return &subPtr[Projection]{p: &t.Project, b: &projectionBlock} }},
+	},
+	check: checkTransformKind,
+}
+
+// projectionBlock is a projection: the JSON paths it keeps or drops.
+var projectionBlock = block[Projection]{
+	what: "a projection",
+	keys: []key[Projection]{
+		{name: "keep", excludes: "drop", value: func(p *Projection) value { return &jsonPaths{p: &p.Keep} }},
+		{name: "drop", excludes: "keep", value: func(p *Projection) value { return &jsonPaths{p: &p.Drop, drop: true} }},
+	},
+	check: checkProjection,
 }
 
 // membershipBlock tunes how agents sharing a link notice each other.
@@ -308,6 +332,20 @@ var httpTLSBlock = block[HTTPTLS]{
 }
 
 // Rules between keys.
+
+// checkTransformKind reports a transform of no kind.
+func checkTransformKind(m *mapping[Transform]) {
+	if !m.has("filter") && !m.has("project") {
+		m.d.fail(m.e.pos(), m.e.path, "a transform needs a kind", `use filter: "<CEL>" or project: {keep: [paths]} / {drop: [paths]}`)
+	}
+}
+
+// checkProjection reports a projection that neither keeps nor drops.
+func checkProjection(m *mapping[Projection]) {
+	if !m.has("keep") && !m.has("drop") {
+		m.d.fail(m.e.pos(), m.e.path, "a projection needs keep or drop", "e.g. project: {keep: [id, reading.temp]}")
+	}
+}
 
 // checkManaged reports a managed agent that trusts no key: it could never
 // accept a revision.

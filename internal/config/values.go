@@ -12,7 +12,10 @@ import (
 	"strings"
 	"time"
 
+	"cel.dev/cel-go/cel"
 	"go.yaml.in/yaml/v4"
+
+	"github.com/edgelink/edgelink/internal/transform"
 )
 
 // The kinds of value a key can take. Each parses a value, holds its default
@@ -923,3 +926,92 @@ func (v *labels) encode() *yaml.Node {
 }
 
 func (v *labels) redact(bool) { *v.p = maps.Clone(*v.p) }
+
+// expression is a CEL filter expression, compiled and type-checked as it
+// is decoded. A problem is reported at its position in the file: within a
+// one-line expression at its column, else with the line and column in the
+// expression.
+type expression struct {
+	p *string
+}
+
+func (v *expression) reset() { *v.p = "" }
+
+func (v *expression) decode(d *decoder, e entry, k keyInfo) bool {
+	s, ok := d.text(e, k, true)
+	if !ok {
+		return false
+	}
+	_, err := transform.Compile(s, cel.BoolType)
+	var ce *transform.CompileError
+	switch {
+	case errors.As(err, &ce):
+		n, msg := *e.val, ce.Msg
+		oneLine := !strings.Contains(s, "\n") && (e.val.Style == 0 || e.val.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0)
+		if oneLine && ce.Column > 0 && s == e.val.Value {
+			n.Column += ce.Column - 1
+			if e.val.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 {
+				n.Column++
+			}
+		} else if ce.Line > 0 {
+			msg = fmt.Sprintf("line %d, column %d of the expression: %s", ce.Line, ce.Column, msg)
+		}
+		d.fail(&n, e.path, "invalid CEL expression: "+firstLine(msg), ce.Hint)
+		return false
+	case err != nil:
+		d.fail(e.val, e.path, "invalid CEL expression: "+err.Error(), "")
+		return false
+	}
+	*v.p = s
+	return true
+}
+
+// firstLine is s up to its first line break (CEL adds a source excerpt).
+func firstLine(s string) string {
+	first, _, _ := strings.Cut(s, "\n")
+	return first
+}
+
+func (v *expression) encode() *yaml.Node { return strNode(*v.p) }
+
+func (v *expression) redact(bool) {}
+
+// jsonPaths is a projection's list of JSON paths, checked as it is
+// decoded.
+type jsonPaths struct {
+	p    *[]string
+	drop bool
+}
+
+func (v *jsonPaths) reset() { *v.p = nil }
+
+func (v *jsonPaths) decode(d *decoder, e entry, _ keyInfo) bool {
+	items, ok := d.list(e, "a list of JSON paths, e.g. [id, reading.temp]")
+	if !ok {
+		return false
+	}
+	var paths []string
+	for _, it := range items {
+		s, sok := d.str(it, false)
+		if !sok {
+			return false
+		}
+		paths = append(paths, s.value)
+	}
+	if len(paths) == 0 {
+		d.fail(e.pos(), e.path, "no paths listed", "list at least one JSON path, e.g. [id, reading.temp]")
+		return false
+	}
+	_, err := transform.NewProjection(paths, v.drop)
+	var pe *transform.PathError
+	if errors.As(err, &pe) {
+		d.fail(items[pe.Index].pos(), items[pe.Index].path, pe.Error(), "")
+		return false
+	}
+	*v.p = paths
+	return true
+}
+
+func (v *jsonPaths) encode() *yaml.Node { return seqOf(*v.p) }
+
+func (v *jsonPaths) redact(bool) { *v.p = slices.Clone(*v.p) }
