@@ -233,6 +233,8 @@ func stopMessage(err error) string {
 		return "link stopped: its checkpoints were written for another source cluster"
 	case errors.Is(err, ErrRefused):
 		return "link stopped: the destination refused a record (on_error: stop)"
+	case errors.Is(err, ErrTransform):
+		return "link stopped: a transform could not handle a record (on_error: stop)"
 	}
 	return "link stopped"
 }

@@ -20,6 +20,10 @@ var (
 	ErrFenced = errors.New("fenced by another instance of this link")
 	// ErrRefused reports a record the destination refused, with on_error: stop.
 	ErrRefused = errors.New("record refused by the destination")
+	// ErrTransform reports a record a transform could not handle (a value
+	// that is not JSON where it must be, an expression that failed), with
+	// on_error: stop.
+	ErrTransform = errors.New("record not transformed")
 )
 
 // action is what a link does about an error.
@@ -60,7 +64,7 @@ func decide(err error, onError config.OnError) action {
 			return skip
 		}
 		return stop
-	case errorsIsAny(err, ErrFenced, ErrSourceChanged, ErrRefused):
+	case errorsIsAny(err, ErrFenced, ErrSourceChanged, ErrRefused, ErrTransform):
 		return stop
 	case errors.As(err, &capped):
 		return adjust

@@ -218,11 +218,17 @@ func (s *session) setup(ctx context.Context) error {
 		return err
 	}
 	s.install(opened)
-	s.stages = []stage{
-		loopStage{dstID: s.dstID, looped: func(n int64) { l.update(func(st *Status) { st.SkippedLoops += n }) }},
-		newMirrorStage(provenance.NewEncoder(s.srcID, l.id.Site), l.destination),
-		skipStage{l: l},
+	s.stages = []stage{loopStage{dstID: s.dstID, looped: func(n int64) { l.update(func(st *Status) { st.SkippedLoops += n }) }}}
+	if ts, err := newTransformStage(l); err != nil {
+		closeSlots(opened)
+		return err
+	} else if ts != nil {
+		ts.filtered = func(_ string, n int64) { l.update(func(st *Status) { st.FilteredRecords += n }) }
+		s.stages = append(s.stages, ts)
 	}
+	s.stages = append(s.stages,
+		newMirrorStage(provenance.NewEncoder(s.srcID, l.id.Site), l.destination),
+		skipStage{l: l})
 	actx, cancel := context.WithTimeout(ctx, s.tune.adminTimeout())
 	defer cancel()
 	err = s.startReading(actx, ready)
@@ -516,7 +522,10 @@ func (s *session) copy(ctx context.Context, k tp, recs []*kgo.Record) error {
 		if len(recs) == 0 {
 			return nil
 		}
-		recs = st.process(k, recs)
+		var err error
+		if recs, err = st.process(k, recs); err != nil {
+			return err
+		}
 	}
 	if len(recs) == 0 {
 		return nil

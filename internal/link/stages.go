@@ -4,9 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"cel.dev/cel-go/cel"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/edgelink/edgelink/internal/config"
 	"github.com/edgelink/edgelink/internal/provenance"
+	"github.com/edgelink/edgelink/internal/transform"
 )
 
 // A stage works on the records of one source partition on their way from
@@ -19,8 +22,11 @@ import (
 // The stages of a link run in this order: loop prevention, mirror (rename
 // and provenance), refused-record skips. Filters, projections and
 // aggregates go between loop prevention and mirror.
+//
+// A stage's error stops the copy: the session ends with it and the policy
+// table decides (a transform's error under on_error: stop is ErrTransform).
 type stage interface {
-	process(k tp, recs []*kgo.Record) []*kgo.Record
+	process(k tp, recs []*kgo.Record) ([]*kgo.Record, error)
 }
 
 // loopStage drops records that came from the destination cluster in the
@@ -32,7 +38,7 @@ type loopStage struct {
 	looped func(n int64)
 }
 
-func (s loopStage) process(_ tp, recs []*kgo.Record) []*kgo.Record {
+func (s loopStage) process(_ tp, recs []*kgo.Record) ([]*kgo.Record, error) {
 	n := 0 // records kept so far; recs[:n] is the result
 	for i, r := range recs {
 		if len(r.Headers) > 0 {
@@ -48,7 +54,7 @@ func (s loopStage) process(_ tp, recs []*kgo.Record) []*kgo.Record {
 	if dropped := len(recs) - n; dropped > 0 {
 		s.looped(int64(dropped))
 	}
-	return recs[:n]
+	return recs[:n], nil
 }
 
 // mirrorStage addresses each record to its mirror topic (same partition)
@@ -66,7 +72,7 @@ func newMirrorStage(origin provenance.Encoder, mirror func(string) string) *mirr
 	return &mirrorStage{origin: origin, mirror: mirror, names: make(map[string]string)}
 }
 
-func (s *mirrorStage) process(k tp, recs []*kgo.Record) []*kgo.Record {
+func (s *mirrorStage) process(k tp, recs []*kgo.Record) ([]*kgo.Record, error) {
 	dst, ok := s.names[k.Topic]
 	if !ok {
 		dst = s.mirror(k.Topic)
@@ -87,7 +93,108 @@ func (s *mirrorStage) process(k tp, recs []*kgo.Record) []*kgo.Record {
 		r.Topic = dst
 		r.Headers = headers[from:len(headers):len(headers)]
 	}
-	return recs
+	return recs, nil
+}
+
+// transformStage applies the link's transforms (links[].transforms) in
+// order: filters drop records, projections rewrite JSON values. A record a
+// transform cannot handle (a value that is not JSON where it must be, an
+// expression that fails or runs over its cost limit) follows on_error: under
+// skip-and-record it is recorded in SkippedTopic instead (by skipStage,
+// after the mirror stage), under stop the link stops with ErrTransform.
+// Records it drops still count as replicated source offsets: the
+// checkpoints move past them.
+type transformStage struct {
+	l     *Link
+	steps []transformStep
+	// filtered counts the records dropped by filters, by source topic.
+	filtered func(topic string, n int64)
+}
+
+type transformStep struct {
+	filter  *transform.Program
+	project *transform.Projection
+}
+
+// newTransformStage compiles the link's transforms; nil when it has none.
+func newTransformStage(l *Link) (*transformStage, error) {
+	if len(l.cfg.Transforms) == 0 {
+		return nil, nil
+	}
+	st := &transformStage{l: l}
+	for i, t := range l.cfg.Transforms {
+		var step transformStep
+		var err error
+		switch {
+		case t.Filter != "":
+			step.filter, err = transform.Compile(t.Filter, cel.BoolType)
+		case t.Project != nil && len(t.Project.Keep) > 0:
+			step.project, err = transform.NewProjection(t.Project.Keep, false)
+		case t.Project != nil:
+			step.project, err = transform.NewProjection(t.Project.Drop, true)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("transforms[%d]: %w", i, err)
+		}
+		st.steps = append(st.steps, step)
+	}
+	return st, nil
+}
+
+func (s *transformStage) process(k tp, recs []*kgo.Record) ([]*kgo.Record, error) {
+	n := 0 // records kept so far; recs[:n] is the result
+	var in transform.Record
+	for _, r := range recs {
+		keep, err := s.apply(r, &in)
+		if err != nil {
+			if s.l.cfg.OnError != config.OnErrorSkip {
+				return nil, fmt.Errorf("%w: %s offset %d: %w", ErrTransform, k, r.Offset, err)
+			}
+			// skipStage, after the mirror stage, records it.
+			if s.l.skip[k] == nil {
+				s.l.skip[k] = make(map[int64]string)
+			}
+			s.l.skip[k][r.Offset] = "transform: " + err.Error()
+			keep = true
+		}
+		if !keep {
+			continue
+		}
+		recs[n] = r
+		n++
+	}
+	if dropped := len(recs) - n; dropped > 0 && s.filtered != nil {
+		s.filtered(k.Topic, int64(dropped))
+	}
+	return recs[:n], nil
+}
+
+// apply runs the transforms on r; in is reused for the expressions' view
+// of the record.
+func (s *transformStage) apply(r *kgo.Record, in *transform.Record) (bool, error) {
+	*in = transform.Record{
+		Key: r.Key, Value: r.Value, Headers: in.Headers[:0],
+		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp,
+	}
+	for _, h := range r.Headers {
+		in.Headers = append(in.Headers, transform.Header{Key: h.Key, Value: h.Value})
+	}
+	for _, step := range s.steps {
+		switch {
+		case step.filter != nil:
+			ok, err := step.filter.Bool(in)
+			if err != nil || !ok {
+				return false, err
+			}
+		case step.project != nil:
+			v, err := step.project.Apply(r.Value)
+			if err != nil {
+				return false, err
+			}
+			r.Value, in.Value = v, v
+		}
+	}
+	return true, nil
 }
 
 // skipStage replaces records the destination refused before (on_error:
@@ -98,17 +205,17 @@ type skipStage struct {
 	l *Link
 }
 
-func (s skipStage) process(k tp, recs []*kgo.Record) []*kgo.Record {
+func (s skipStage) process(k tp, recs []*kgo.Record) ([]*kgo.Record, error) {
 	skip := s.l.skip[k]
 	if len(skip) == 0 {
-		return recs
+		return recs, nil
 	}
 	for i, r := range recs {
 		if reason, ok := skip[r.Offset]; ok {
 			recs[i] = s.l.skippedEntry(k, r, reason)
 		}
 	}
-	return recs
+	return recs, nil
 }
 
 // skippedRecord is the value of a SkippedTopic record.
@@ -128,7 +235,7 @@ type skippedRecord struct {
 // skippedEntry is the SkippedTopic record of a refused source record r of
 // k (already mirrored: its last header is the provenance).
 func (l *Link) skippedEntry(k tp, r *kgo.Record, reason string) *kgo.Record {
-	l.logger.Error("record refused by the destination: skipped and recorded",
+	l.logger.Error("record skipped and recorded",
 		"topic", k.Topic, "partition", k.Partition, "offset", r.Offset, "reason", reason, "recorded_in", SkippedTopic)
 	v, _ := json.Marshal(skippedRecord{
 		Site: l.id.Site, Link: l.id.Link, Topic: k.Topic, Partition: k.Partition, Offset: r.Offset,
@@ -139,6 +246,6 @@ func (l *Link) skippedEntry(k tp, r *kgo.Record, reason string) *kgo.Record {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.status.SkippedRecords++
-	l.eventLocked(EventSkipped, fmt.Sprintf("%s offset %d refused by the destination (%s); recorded in %s", k, r.Offset, reason, SkippedTopic))
+	l.eventLocked(EventSkipped, fmt.Sprintf("%s offset %d skipped (%s); recorded in %s", k, r.Offset, reason, SkippedTopic))
 	return entry
 }

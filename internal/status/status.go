@@ -100,7 +100,9 @@ type LinkStatus struct {
 	LostRecords    int64 `json:"lost_records"`
 	SkippedRecords int64 `json:"skipped_records"`
 	SkippedLoops   int64 `json:"skipped_loops"`
-	Partitions     int   `json:"partitions"`
+	// FilteredRecords were dropped by the link's filters (transforms).
+	FilteredRecords int64 `json:"filtered_records"`
+	Partitions      int   `json:"partitions"`
 	// Backlog is what is left to replicate.
 	Backlog Backlog `json:"backlog"`
 	// Topics holds each replicated source topic, sorted by name.
