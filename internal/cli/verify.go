@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/edgelink/edgelink/internal/kafka"
+	"github.com/edgelink/edgelink/internal/link"
 	"github.com/edgelink/edgelink/internal/verify"
 )
 
@@ -56,6 +57,10 @@ func newVerifyCmd(g *globals) *cobra.Command {
 			}
 			defer dst.Close()
 			opts.Source, opts.Destination = src, dst
+			// A link's filters and projections shape what its mirror holds.
+			if opts.Transform, err = link.RecordTransform(l); err != nil {
+				return err
+			}
 
 			ctx, cancel := timeoutContext(cmd, opts.Timeout)
 			defer cancel()

@@ -118,11 +118,18 @@ type transformStep struct {
 
 // newTransformStage compiles the link's transforms; nil when it has none.
 func newTransformStage(l *Link) (*transformStage, error) {
-	if len(l.cfg.Transforms) == 0 {
-		return nil, nil
+	steps, err := compileTransforms(l.cfg.Transforms)
+	if err != nil || steps == nil {
+		return nil, err
 	}
-	st := &transformStage{l: l}
-	for i, t := range l.cfg.Transforms {
+	return &transformStage{l: l, steps: steps}, nil
+}
+
+// compileTransforms compiles transforms (validated with the
+// configuration); nil when there are none.
+func compileTransforms(ts []config.Transform) ([]transformStep, error) {
+	var steps []transformStep
+	for i, t := range ts {
 		var step transformStep
 		var err error
 		switch {
@@ -136,9 +143,27 @@ func newTransformStage(l *Link) (*transformStage, error) {
 		if err != nil {
 			return nil, fmt.Errorf("transforms[%d]: %w", i, err)
 		}
-		st.steps = append(st.steps, step)
+		steps = append(steps, step)
 	}
-	return st, nil
+	return steps, nil
+}
+
+// RecordTransform returns what link lc's transforms do to one source
+// record, for checking its mirror (verify.Options.Transform): it rewrites
+// the record's value as a projection does and reports whether the record
+// crosses. Nil when the link has no transforms. It may be called from
+// several goroutines at once.
+func RecordTransform(lc *config.Link) (func(*kgo.Record) (bool, error), error) {
+	steps, err := compileTransforms(lc.Transforms)
+	if err != nil || steps == nil {
+		return nil, err
+	}
+	st := &transformStage{steps: steps}
+	// Safe for concurrent use: each call has its own view of the record.
+	return func(r *kgo.Record) (bool, error) {
+		var in transform.Record
+		return st.apply(r, &in)
+	}, nil
 }
 
 func (s *transformStage) process(k tp, recs []*kgo.Record) ([]*kgo.Record, error) {

@@ -47,6 +47,7 @@ type result struct {
 	srcRecords, dstRecords                                   int64
 	lost, duplicated, reordered, corrupted, phantom, foreign int64
 	expectedLost, belowStart, ahead, otherSource             int64
+	filtered, transformErrors                                int64
 
 	examples []Example
 	perKind  map[Kind]int
@@ -67,6 +68,8 @@ func (r *result) addTo(rep *Report) {
 	rep.BelowSourceStart += r.belowStart
 	rep.Ahead += r.ahead
 	rep.OtherSource += r.otherSource
+	rep.Filtered += r.filtered
+	rep.TransformErrors += r.transformErrors
 }
 
 // run reads the source partition into fingerprints, then streams the
@@ -98,6 +101,16 @@ func (c *partitionCheck) run(ctx context.Context, srcCl, dstCl *kgo.Client, seed
 		r := &partitionReader{cl: srcCl, topic: c.pair.Source, partition: c.partition, leader: -1}
 		var err error
 		deleted, err = r.read(ctx, srcStart, srcEnd, func(rec *kgo.Record) {
+			if t := c.opts.Transform; t != nil {
+				keep, err := t(rec)
+				if err != nil {
+					res.transformErrors++
+				}
+				if !keep || err != nil {
+					res.filtered++
+					return
+				}
+			}
 			table = append(table, sourceRecord{offset: rec.Offset, copied: -1, fingerprint: fingerprintOf(seed, rec, -1)})
 		})
 		if err != nil {

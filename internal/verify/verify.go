@@ -140,6 +140,14 @@ type Options struct {
 	// they were replicated, say). Lost records inside them are counted as
 	// expected lost.
 	ExpectedLost map[string]map[int32][]Range
+	// Transform, when set, is what the link does to each source record
+	// before it crosses (its filters and projections): it may rewrite the
+	// record's value, and it reports whether the record is to be found at
+	// the destination. A record it drops, or cannot handle (an error: the
+	// link recorded it as skipped), is expected nowhere: it is counted as
+	// filtered, and a destination record naming it is a phantom. Lost keeps
+	// its meaning: a kept record missing from the destination.
+	Transform func(rec *kgo.Record) (keep bool, err error)
 }
 
 // Kind is a kind of finding.
@@ -203,7 +211,8 @@ type Report struct {
 	// checked.
 	Topics, Partitions int
 	// SourceRecords counts the committed source records in the checked
-	// ranges; DestinationRecords every committed destination record read.
+	// ranges (those Options.Transform keeps); DestinationRecords every
+	// committed destination record read.
 	SourceRecords, DestinationRecords int64
 
 	// Discrepancies; see the package documentation.
@@ -211,6 +220,9 @@ type Report struct {
 
 	// Information; see the package documentation.
 	ExpectedLost, BelowSourceStart, Ahead, OtherSource int64
+	// Filtered counts the source records Options.Transform dropped (or
+	// could not handle: TransformErrors of them).
+	Filtered, TransformErrors int64
 
 	// AllowForeign is Options.AllowForeign, which OK honours.
 	AllowForeign bool
@@ -257,6 +269,9 @@ func (r *Report) String() string {
 	}
 	fmt.Fprintf(&b, "\nexpected lost %d, below source start %d, ahead %d, other source %d\n",
 		r.ExpectedLost, r.BelowSourceStart, r.Ahead, r.OtherSource)
+	if r.Filtered > 0 {
+		fmt.Fprintf(&b, "filtered by the link's transforms %d (%d of them could not be transformed and were recorded as skipped)\n", r.Filtered, r.TransformErrors)
+	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "note: %s\n", n)
 	}
