@@ -208,10 +208,10 @@ func (s *session) measureBacklog(ctx context.Context) error {
 	topicOldest := make(map[string]time.Time, len(topics))
 	perTopic := make(map[string]*TopicStatus, len(topics))
 	for _, t := range topics {
-		n := l.done[t]
+		n, in := l.done[t], l.doneIn[t]
 		perTopic[t] = &TopicStatus{
 			Source: t, Destination: l.destination(t), Priority: l.cfg.PriorityOf(t), Records: n.records, Bytes: n.bytes,
-			Retention: s.retention[t],
+			RecordsIn: in.records, BytesIn: in.bytes, Retention: s.retention[t],
 		}
 	}
 	for k := range parts {

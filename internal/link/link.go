@@ -143,6 +143,9 @@ type Link struct {
 	// start. Both are owned by the goroutine running Run.
 	lastTS map[tp]time.Time
 	done   map[string]counts
+	// doneIn counts, per source topic, the source records (and payload)
+	// that went into the stages, for links with transforms.
+	doneIn map[string]counts
 	// batchCap, when set, caps the producer's batches below the
 	// profile's: the smallest max.message.bytes of the mirror topics.
 	batchCap int
@@ -172,6 +175,7 @@ func New(cfg *config.Config, lc *config.Link, opts Options, logger *slog.Logger)
 		skip:   make(map[tp]map[int64]string),
 		lastTS: make(map[tp]time.Time),
 		done:   make(map[string]counts),
+		doneIn: make(map[string]counts),
 	}
 	l.slots.init(lc.Slots, !opts.Shared, opts.LostRetry)
 	if lc.Bandwidth > 0 || len(lc.BandwidthSchedule) > 0 {

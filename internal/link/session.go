@@ -37,6 +37,9 @@ type session struct {
 	store  *store
 	in     *intake
 	stages []stage
+	// transforming is set when the stages include the link's transforms:
+	// what goes in is then counted apart from what comes out.
+	transforming bool
 	// slots are the slots the session holds (see slots.go).
 	slots map[int]*slot
 	// reach tells whether the destination answers, from the hooks of the
@@ -225,6 +228,7 @@ func (s *session) setup(ctx context.Context) error {
 	} else if ts != nil {
 		ts.filtered = func(_ string, n int64) { l.update(func(st *Status) { st.FilteredRecords += n }) }
 		s.stages = append(s.stages, ts)
+		s.transforming = true
 	}
 	s.stages = append(s.stages,
 		newMirrorStage(provenance.NewEncoder(s.srcID, l.id.Site), l.destination),
@@ -518,6 +522,13 @@ func (s *session) copy(ctx context.Context, k tp, recs []*kgo.Record) error {
 		return nil // the slot was handed over while the chunk waited
 	}
 	recs = sl.pos.admit(k, recs)
+	if s.transforming && len(recs) > 0 {
+		var size int64
+		for _, r := range recs {
+			size += int64(len(r.Key) + len(r.Value))
+		}
+		sl.txIn[k.Topic] = sl.txIn[k.Topic].add(int64(len(recs)), size)
+	}
 	for _, st := range s.stages {
 		if len(recs) == 0 {
 			return nil
@@ -596,6 +607,16 @@ func (s *session) committed(sl *slot) {
 	for t, n := range sl.txTopics {
 		l.done[t] = l.done[t].add(n.records, n.bytes)
 	}
+	// What went into the stages: without transforms, what came out.
+	in := sl.txTopics
+	if s.transforming {
+		in = sl.txIn
+	}
+	var inRecs, inBytes int64
+	for t, n := range in {
+		l.doneIn[t] = l.doneIn[t].add(n.records, n.bytes)
+		inRecs, inBytes = inRecs+n.records, inBytes+n.bytes
+	}
 	if dt := time.Since(s.rateAt).Seconds(); dt > 0 {
 		// An exponentially weighted rate with a time constant of ~10 s.
 		w := min(dt/10, 1)
@@ -605,12 +626,18 @@ func (s *session) committed(sl *slot) {
 	l.update(func(st *Status) {
 		st.Records += int64(recs)
 		st.Bytes += int64(bytes)
+		st.RecordsIn += inRecs
+		st.BytesIn += inBytes
 		st.Transactions++
 		st.Topics = slices.Clone(st.Topics) // snapshots share the old array
 		for i := range st.Topics {
 			if n, ok := sl.txTopics[st.Topics[i].Source]; ok {
 				st.Topics[i].Records += n.records
 				st.Topics[i].Bytes += n.bytes
+			}
+			if n, ok := in[st.Topics[i].Source]; ok {
+				st.Topics[i].RecordsIn += n.records
+				st.Topics[i].BytesIn += n.bytes
 			}
 		}
 	})

@@ -50,7 +50,11 @@ type slot struct {
 	// The open transaction: its payload, records, per-topic counts.
 	txBytes, txRecs int
 	txTopics        map[string]counts
-	txStarted       time.Time
+	// txIn counts, per source topic, the records (and payload) that went
+	// into the stages of a link with transforms since the last commit,
+	// kept or not: they commit with the next transaction or checkpoint.
+	txIn      map[string]counts
+	txStarted time.Time
 	// txSize is the payload at which the open transaction commits; see
 	// session.txLimit and sizeTransactions. Zero until the first one.
 	txSize float64
@@ -70,6 +74,7 @@ func (sl *slot) pendingDue(interval time.Duration) time.Time {
 
 func (sl *slot) forgetTransaction() {
 	clear(sl.txTopics)
+	clear(sl.txIn)
 	sl.txBytes, sl.txRecs = 0, 0
 	sl.markSent = false
 }
@@ -130,7 +135,7 @@ func (s *session) initSlots(ctx context.Context, indexes []int) (map[int]*slot, 
 				}
 				return
 			}
-			out[i] = &slot{index: i, out: out1, txTopics: make(map[string]counts)}
+			out[i] = &slot{index: i, out: out1, txTopics: make(map[string]counts), txIn: make(map[string]counts)}
 		})
 	}
 	wg.Wait()

@@ -62,6 +62,10 @@ type Status struct {
 	// Records and Bytes count records and payload bytes committed at the
 	// destination since start.
 	Records, Bytes int64
+	// RecordsIn and BytesIn count the source records (and their payload)
+	// the link took in since start, committed: with transforms, what the
+	// filters and projections reduced to Records and Bytes.
+	RecordsIn, BytesIn int64
 	// Transactions counts committed destination transactions.
 	Transactions int64
 	// LostRecords counts source records deleted by retention before they
@@ -101,8 +105,10 @@ type TopicStatus struct {
 	// Priority is the topic's weight when the link has a backlog.
 	Priority int
 	// Records and Bytes count records and payload bytes committed at the
-	// destination since start.
-	Records, Bytes int64
+	// destination since start; RecordsIn and BytesIn the source records
+	// they came from (more with transforms).
+	Records, Bytes     int64
+	RecordsIn, BytesIn int64
 	// BacklogRecords is the number of source offsets not yet replicated.
 	BacklogRecords int64
 	// BacklogAge approximates the age of the topic's oldest unreplicated

@@ -51,6 +51,9 @@ func TestTransformsFake(t *testing.T) {
 		}
 		return nil
 	})
+	st := l.Status()
+	require.EqualValues(t, 5000, st.RecordsIn, "every source record went in")
+	require.Less(t, st.Bytes*100, st.BytesIn, "the filter and projection cut the payload a hundredfold")
 	got := readAll(t, dst.ListenAddrs(), "sensors.temp", 50)
 	require.Len(t, got, 50)
 	for i, r := range got {

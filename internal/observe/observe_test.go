@@ -218,7 +218,7 @@ func TestStatusMetricsAndTranslateFake(t *testing.T) {
 	})
 	tp := f.status(t).Links[0].Topics[0]
 	week := (7 * 24 * time.Hour).Seconds() // kfake's default retention.ms
-	require.Equal(t, status.TopicProgress{Source: "sensors.temp", Destination: "plant-1.sensors.temp", Partitions: 2, Priority: 1, Records: 200, Bytes: tp.Bytes, RetentionSeconds: &week}, tp)
+	require.Equal(t, status.TopicProgress{Source: "sensors.temp", Destination: "plant-1.sensors.temp", Partitions: 2, Priority: 1, Records: 200, Bytes: tp.Bytes, RecordsIn: 200, BytesIn: tp.Bytes, RetentionSeconds: &week}, tp, "without transforms, what goes in comes out")
 	require.Nil(t, f.status(t).Links[0].Backlog.DataLossInSeconds, "no data loss ahead without a backlog")
 
 	// The JSON is snake_case as documented.

@@ -301,7 +301,7 @@ func (m *Model) linkStatus(cfg *config.Config, l *link.Link, now time.Time) Link
 	for _, t := range st.Topics {
 		tp := TopicProgress{
 			Source: t.Source, Destination: t.Destination, Partitions: t.Partitions, Priority: t.Priority,
-			Records: t.Records, Bytes: t.Bytes, BacklogRecords: t.BacklogRecords,
+			Records: t.Records, Bytes: t.Bytes, RecordsIn: t.RecordsIn, BytesIn: t.BytesIn, BacklogRecords: t.BacklogRecords,
 			BacklogAgeSeconds: roundSeconds(t.BacklogAge),
 		}
 		if t.Retention > 0 {

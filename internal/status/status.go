@@ -85,9 +85,13 @@ type LinkStatus struct {
 	// Records and Bytes count records and payload bytes committed at the
 	// destination since the agent started; WireBytes counts what was sent
 	// to the destination brokers (framing and compression included).
-	Records      int64 `json:"records"`
-	Bytes        int64 `json:"bytes"`
-	WireBytes    int64 `json:"wire_bytes"`
+	Records   int64 `json:"records"`
+	Bytes     int64 `json:"bytes"`
+	WireBytes int64 `json:"wire_bytes"`
+	// RecordsIn and BytesIn count the source records and payload the link
+	// took in: with transforms, what they reduced to Records and Bytes.
+	RecordsIn    int64 `json:"records_in"`
+	BytesIn      int64 `json:"bytes_in"`
 	Transactions int64 `json:"transactions"`
 	// RecordsPerSecond and BytesPerSecond are the rates over the last
 	// few seconds.
@@ -189,6 +193,8 @@ type TopicProgress struct {
 	Priority       int    `json:"priority"`
 	Records        int64  `json:"records"`
 	Bytes          int64  `json:"bytes"`
+	RecordsIn      int64  `json:"records_in"`
+	BytesIn        int64  `json:"bytes_in"`
 	BacklogRecords int64  `json:"backlog_records"`
 	// BacklogAgeSeconds approximates the age of the topic's oldest
 	// unreplicated record; 0 without a backlog or when unknown (nothing
