@@ -57,6 +57,16 @@ func newCheckCmd(g *globals) *cobra.Command {
 					fmt.Fprintf(g.stdout, " except %q", l.Topics.Exclude)
 				}
 				fmt.Fprintln(g.stdout)
+				for _, t := range l.Transforms {
+					switch {
+					case t.Filter != "":
+						fmt.Fprintf(g.stdout, "    filter %s\n", t.Filter)
+					case t.Project != nil && len(t.Project.Keep) > 0:
+						fmt.Fprintf(g.stdout, "    project: keep %s\n", strings.Join(t.Project.Keep, ", "))
+					case t.Project != nil:
+						fmt.Fprintf(g.stdout, "    project: drop %s\n", strings.Join(t.Project.Drop, ", "))
+					}
+				}
 			}
 			if err := describeFleet(g.stdout, cfg); err != nil {
 				return err

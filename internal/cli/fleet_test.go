@@ -103,3 +103,28 @@ func TestCheckFleet(t *testing.T) {
 	r = edgelink(t, nil, "check", "-c", conf(filepath.Join(dir, "ops.key")))
 	require.Equal(t, 1, r.code, r.stdout)
 }
+
+// TestCheckTransforms: check lists a link's transforms, and reports a bad
+// expression at its position with exit status 2.
+func TestCheckTransforms(t *testing.T) {
+	conf := func(filter string) string {
+		return writeFile(t, "t.yaml", fmt.Sprintf(`clusters:
+  edge: {bootstrap: ["127.0.0.1:9092"]}
+  cloud: {bootstrap: ["127.0.0.1:9093"]}
+links:
+  - name: up
+    from: edge
+    to: cloud
+    topics: {include: [s]}
+    transforms:
+      - filter: %s
+      - project: {keep: [id, reading.temp]}
+`, filter))
+	}
+	r := edgelink(t, nil, "check", "-c", conf(`json.temp > 80.0`))
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "    filter json.temp > 80.0\n    project: keep id, reading.temp\n")
+	r = edgelink(t, nil, "check", "-c", conf(`json.temp > "hot" &&`))
+	require.Equal(t, 2, r.code, r.stdout)
+	require.Regexp(t, `t\.yaml:10:\d+: links\[0\]\.transforms\[0\]\.filter: invalid CEL expression: Syntax error`, r.stderr)
+}
