@@ -358,13 +358,7 @@ func TestRefusedRecordPolicyFake(t *testing.T) {
 
 			l, stop := runLink(t, cfg, fastOpts)
 			if policy == config.OnErrorStop {
-				testbed.Eventually(t, 20*time.Second, func() error {
-					if s := l.Status(); s.State != link.StateFailed {
-						return fmt.Errorf("state %s", s.State)
-					}
-					return nil
-				})
-				err := stop()
+				err := stopWhenFailed(t, l, stop)
 				require.ErrorIs(t, err, link.ErrRefused)
 				require.ErrorContains(t, err, fmt.Sprintf("alerts[0] offset %d", bigOffset))
 				require.Contains(t, l.Status().LastError, "on_error: skip-and-record")
@@ -381,6 +375,19 @@ func TestRefusedRecordPolicyFake(t *testing.T) {
 			require.NoError(t, stop())
 		})
 	}
+}
+
+// stopWhenFailed waits until l stopped for good, and returns what its Run
+// returned.
+func stopWhenFailed(t *testing.T, l *link.Link, stop func() error) error {
+	t.Helper()
+	testbed.Eventually(t, 20*time.Second, func() error {
+		if s := l.Status(); s.State != link.StateFailed {
+			return fmt.Errorf("state %s", s.State)
+		}
+		return nil
+	})
+	return stop()
 }
 
 func TestIllegalMirrorNameIsReportedFake(t *testing.T) {

@@ -107,13 +107,7 @@ func TestTransformErrorPolicyFake(t *testing.T) {
 
 			l, stop := runLink(t, cfg, fastOpts)
 			if policy == config.OnErrorStop {
-				testbed.Eventually(t, 20*time.Second, func() error {
-					if s := l.Status(); s.State != link.StateFailed {
-						return fmt.Errorf("state %s", s.State)
-					}
-					return nil
-				})
-				err := stop()
+				err := stopWhenFailed(t, l, stop)
 				require.ErrorIs(t, err, link.ErrTransform)
 				require.ErrorContains(t, err, fmt.Sprintf("sensors.temp[0] offset %d", bad))
 				require.ErrorContains(t, err, "value is not JSON")
