@@ -36,7 +36,7 @@ func run(ctx context.Context, o options) (rep *report, err error) {
 		}
 		os.RemoveAll(work)
 	}()
-	rep.machine = describeMachine(ctx)
+	rep.machine = procstat.Machine(ctx)
 	rep.version = binaryVersion(ctx, o.edgelink)
 	if rep.sim, err = simReportSizes(o.sites, o.interval); err != nil {
 		return nil, err

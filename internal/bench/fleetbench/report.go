@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -280,41 +278,6 @@ func count(n int) string {
 		s = s[:i] + "," + s[i:]
 	}
 	return s
-}
-
-// describeMachine returns the CPU, cores, memory, kernel and Java of this
-// machine.
-func describeMachine(ctx context.Context) string {
-	cpu := "unknown CPU"
-	if f, err := os.Open("/proc/cpuinfo"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-				cpu = strings.TrimSpace(v)
-				break
-			}
-		}
-		f.Close()
-	}
-	mem := ""
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		for line := range strings.Lines(string(b)) {
-			if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
-				kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-				mem = fmt.Sprintf(", %.0f GiB RAM", kb/(1<<20))
-			}
-		}
-	}
-	kernel := ""
-	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		kernel = ", Linux " + strings.TrimSpace(string(b))
-	}
-	java := ""
-	if out, err := exec.CommandContext(ctx, "java", "-version").CombinedOutput(); err == nil {
-		first, _, _ := strings.Cut(string(out), "\n")
-		java = ", " + strings.TrimSpace(first)
-	}
-	return fmt.Sprintf("%s, %d vCPUs%s%s%s", cpu, runtime.NumCPU(), mem, kernel, java)
 }
 
 // binaryVersion describes the edgelink binary: what it says of itself and,

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/edgelink/edgelink/internal/bench/procstat"
+
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -124,7 +126,7 @@ func run(ctx context.Context, o options) (*report, error) {
 		return nil, err
 	}
 	defer b.stopClusters()
-	rep.machine = describeMachine(ctx)
+	rep.machine = procstat.Machine(ctx)
 	for _, p := range o.profiles {
 		records := max(o.volume/int64(keySize+p.size), int64(o.partitions))
 		d := dataset{profile: p, partitions: o.partitions, records: records}
