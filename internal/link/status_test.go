@@ -102,8 +102,9 @@ func TestTimeUntilDataLossFake(t *testing.T) {
 		}
 		require.NoError(t, cl.ProduceSync(t.Context(), recs...).FirstErr())
 	}
-	// 200 kB/s and a small producer buffer: the backlog drains for seconds.
-	cfg := linkConfig(t, src.ListenAddrs(), dst.ListenAddrs(), "    bandwidth: 1.6Mbit/s\n    compression: none")
+	// 100 kB/s and a small producer buffer: the backlog drains for about
+	// 12 s, long enough to be measured on a busy machine.
+	cfg := linkConfig(t, src.ListenAddrs(), dst.ListenAddrs(), "    bandwidth: 800kbit/s\n    compression: none")
 	l := link.New(cfg, cfg.Links[0], fastOpts, testLogger(t))
 	link.SetProduceBuffer(l, 16<<10)
 	stop := start(t, l)
@@ -143,7 +144,7 @@ func TestTimeUntilDataLossFake(t *testing.T) {
 	require.GreaterOrEqual(t, st.BacklogAge, 6*24*time.Hour, "the link's backlog age is its oldest topic's")
 
 	// Once drained, no data loss is ahead.
-	testbed.Eventually(t, 30*time.Second, func() error { return isLive(l) })
+	testbed.Eventually(t, 60*time.Second, func() error { return isLive(l) })
 	st = l.Status()
 	require.False(t, st.DataLossKnown)
 	require.Zero(t, st.DataLossIn)
