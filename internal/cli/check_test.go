@@ -213,6 +213,7 @@ fleet: {cluster: cloud, managed: true, trusted_keys: [%q]}
 			// cloud, for link up: required, then needed later.
 			grant("DescribeConfigs", "topic", "plant-1.sensors.temp"),
 			grant("Create", "topic", "plant-1.sensors.temp"),
+			grant("Read", "topic", "plant-1.sensors.temp"),
 			grant("Describe", "topic", "__edgelink.checkpoints"),
 			grant("Create", "topic", "__edgelink.checkpoints"),
 			grant("Read", "topic", "__edgelink.checkpoints"),
@@ -239,6 +240,7 @@ fleet: {cluster: cloud, managed: true, trusted_keys: [%q]}
 			grant("DescribeConfigs", "topic", "oauth.sensors.temp"),
 			grant("Create", "topic", "oauth.sensors.temp"),
 			grant("Write", "topic", "oauth.sensors.temp"),
+			grant("Read", "topic", "oauth.sensors.temp"),
 			grant("Describe", "topic", "__edgelink.checkpoints"),
 			grant("Create", "topic", "__edgelink.checkpoints"),
 			grant("Read", "topic", "__edgelink.checkpoints"),
@@ -263,7 +265,7 @@ fleet: {cluster: cloud, managed: true, trusted_keys: [%q]}
 		require.Contains(t, r.stdout, "connected as User:plant-1 (SASL SCRAM-SHA-512, TLS with client certificate)")
 		require.Contains(t, r.stdout, "connected as User:plant-1 (SASL OAUTHBEARER, TLS with client certificate)")
 		require.Contains(t, r.stdout, "source edge: 4 permissions granted to User:ANONYMOUS")
-		require.Contains(t, r.stdout, "destination cloud: 7 permissions of 11 MISSING for User:plant-1:")
+		require.Contains(t, r.stdout, "destination cloud: 8 permissions of 12 MISSING for User:plant-1:")
 		require.Contains(t, r.stdout, "ALLOW User:plant-1 Write on transactional id edgelink-plant-1:up- (prefixed): to write exactly once, in transactions")
 		require.Contains(t, r.stdout, "ALLOW User:plant-1 Create on topic plant-1.sensors.temp (literal): to create the mirror topic")
 		require.Contains(t, r.stdout, "destination cloud: 2 permissions needed later, when the source topics change, missing for User:plant-1:")
@@ -284,7 +286,7 @@ fleet: {cluster: cloud, managed: true, trusted_keys: [%q]}
 			return nil
 		})
 		seen.WriteString(r.stdout + r.stderr)
-		require.Contains(t, r.stdout, "destination cloud: 11 permissions granted to User:plant-1")
+		require.Contains(t, r.stdout, "destination cloud: 12 permissions granted to User:plant-1")
 		require.Contains(t, r.stdout, "cluster cloud: 13 permissions granted to User:plant-1")
 		require.Contains(t, r.stdout, "every link has the permissions it needs")
 

@@ -112,6 +112,11 @@ func startProcess(t *testing.T, name string, env []string, args ...string) *agen
 			}
 		}
 		a.kill()
+		if dir := os.Getenv("EDGELINK_E2E_LOGS"); dir != "" { // whole logs, for a failure that needs more than the tail
+			a.mu.Lock()
+			_ = os.WriteFile(filepath.Join(dir, t.Name()+"-"+name+".log"), a.raw.Bytes(), 0o644)
+			a.mu.Unlock()
+		}
 		if t.Failed() {
 			a.mu.Lock()
 			b := a.raw.Bytes()
@@ -321,6 +326,7 @@ func checkUntilClean(t *testing.T, edge, cloud *testbed.Cluster, pairs []verify.
 		}
 		if rep.Duplicated+rep.Reordered+rep.Corrupted+rep.Phantom > 0 {
 			t.Logf("checker (not converging):\n%s", rep)
+			explainDuplicates(t, cloud, rep)
 			return rep // waiting cannot repair these
 		}
 		time.Sleep(2 * time.Second)
@@ -335,4 +341,73 @@ func requireClean(t *testing.T, rep *verify.Report) {
 	require.Zero(t, rep.Corrupted, "corrupted")
 	require.Zero(t, rep.Phantom, "phantom (aborted or control records replicated)")
 	require.True(t, rep.OK(), "%s", rep)
+}
+
+// explainDuplicates logs, for the first duplicated example, the destination
+// batches around both copies as a read_uncommitted reader sees them: each
+// batch's producer, epoch, and whether it is transactional or a marker. It
+// tells a transaction written twice from two transactions committed twice.
+func explainDuplicates(t *testing.T, cloud *testbed.Cluster, rep *verify.Report) {
+	t.Helper()
+	var ex *verify.Example
+	for i := range rep.Examples {
+		if rep.Examples[i].Kind == verify.KindDuplicated {
+			ex = &rep.Examples[i]
+			break
+		}
+	}
+	if ex == nil {
+		return
+	}
+	from := max(ex.DestinationOffset-200, 0)
+	cl, err := cloud.Client(
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{ex.Destination: {ex.Partition: kgo.NewOffset().At(from)}}),
+		kgo.FetchIsolationLevel(kgo.ReadUncommitted()),
+		kgo.KeepControlRecords(),
+	)
+	if err != nil {
+		t.Logf("explain duplicates: %v", err)
+		return
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	var b strings.Builder
+	fmt.Fprintf(&b, "destination %s[%d] from offset %d, read uncommitted (runs of records of one producer epoch):\n", ex.Destination, ex.Partition, from)
+	var run struct {
+		first, last int64
+		pid         int64
+		epoch       int16
+		txn, ctl    bool
+		n           int
+	}
+	flush := func() {
+		if run.n > 0 {
+			fmt.Fprintf(&b, "  %d-%d producer %d epoch %d transactional=%v control=%v (%d)\n", run.first, run.last, run.pid, run.epoch, run.txn, run.ctl, run.n)
+		}
+	}
+	for ctx.Err() == nil {
+		fs := cl.PollFetches(ctx)
+		done := false
+		fs.EachRecord(func(r *kgo.Record) {
+			if done {
+				return
+			}
+			txn, ctl := r.Attrs.IsTransactional(), r.Attrs.IsControl()
+			if run.n == 0 || r.ProducerID != run.pid || r.ProducerEpoch != run.epoch || txn != run.txn || ctl != run.ctl || ctl {
+				flush()
+				run.first, run.pid, run.epoch, run.txn, run.ctl, run.n = r.Offset, r.ProducerID, r.ProducerEpoch, txn, ctl, 0
+			}
+			run.last = r.Offset
+			run.n++
+			if r.Offset > ex.DestinationOffset+200 {
+				done = true
+			}
+		})
+		if done {
+			break
+		}
+	}
+	flush()
+	t.Log(b.String())
 }

@@ -69,8 +69,11 @@ func Needs(site string, lc *config.Link, srcTopics []string) (src, dst []kafka.N
 			mk(describe, "find the mirror topic and its partitions"),
 			mk(describeConfigs, "compare the mirror topic's configs with the source's"),
 			c,
-			mk(write, "write records to the mirror topic"),
-			ac, al)
+			mk(write, "write records to the mirror topic"))
+		if lc.Delivery != config.DeliveryAtLeastOnce {
+			dst = append(dst, mk(read, "find transactions a broker left without markers (exactly-once)"))
+		}
+		dst = append(dst, ac, al)
 	}
 	cp := lc.CheckpointTopic
 	if cp == "" {

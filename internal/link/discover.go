@@ -22,6 +22,7 @@ func (s *session) discover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.ready = ready
 	return s.startReading(ctx, ready)
 }
 

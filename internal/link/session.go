@@ -42,6 +42,9 @@ type session struct {
 	transforming bool
 	// slots are the slots the session holds (see slots.go).
 	slots map[int]*slot
+	// ready holds the source topics ready to replicate and their
+	// partition counts, as the last look found them.
+	ready map[string]int32
 	// reach tells whether the destination answers, from the hooks of the
 	// producers the session builds; watchReach reads it.
 	reach *reach
@@ -211,7 +214,8 @@ func (s *session) setup(ctx context.Context) error {
 		closeSlots(inits)
 		return err
 	}
-	opened, err := s.loadSlots(ctx, inits)
+	s.ready = ready
+	opened, err := s.loadSlots(ctx, inits, ready)
 	if err != nil {
 		return err
 	}
@@ -253,7 +257,7 @@ func (s *session) setup(ctx context.Context) error {
 func (s *session) loadOptions() loadOptions {
 	return loadOptions{
 		client: s.dstOpts, cl: s.dstCl, adm: s.dstAdm, source: s.srcID, timeout: s.tune.adminTimeout() + s.l.opts.TransactionTimeout,
-		producers: make(map[int64]int16),
+		producers: make(map[int64]int16), hanging: make(map[int64][]int32),
 	}
 }
 

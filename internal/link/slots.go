@@ -105,12 +105,12 @@ type openResult struct {
 // openSlots opens slots: it creates and initialises their producers in
 // parallel (fencing earlier holders and settling their transactions), then
 // reads the checkpoints of all of them in one pass.
-func (s *session) openSlots(ctx context.Context, indexes []int) (map[int]*slot, error) {
+func (s *session) openSlots(ctx context.Context, indexes []int, mirrors map[string]int32) (map[int]*slot, error) {
 	inits, err := s.initSlots(ctx, indexes)
 	if err != nil {
 		return nil, err
 	}
-	return s.loadSlots(ctx, inits)
+	return s.loadSlots(ctx, inits, mirrors)
 }
 
 // initSlots creates and initialises the producers of slots, in parallel.
@@ -147,9 +147,11 @@ func (s *session) initSlots(ctx context.Context, indexes []int) (map[int]*slot, 
 }
 
 // loadSlots reads the checkpoints of slots whose producers are
-// initialised, in one pass, and sets up their positions. On error it
-// closes them.
-func (s *session) loadSlots(ctx context.Context, out map[int]*slot) (map[int]*slot, error) {
+// initialised, in one pass, settles what their earlier epochs left
+// hanging (see hanging.go) in the checkpoints and in the mirror partitions
+// of mirrors (source topics and their partition counts), and sets up
+// their positions. On error it closes them.
+func (s *session) loadSlots(ctx context.Context, out map[int]*slot, mirrors map[string]int32) (map[int]*slot, error) {
 	if len(out) == 0 {
 		return out, nil
 	}
@@ -168,6 +170,9 @@ func (s *session) loadSlots(ctx context.Context, out map[int]*slot) (map[int]*sl
 				break
 			}
 		}
+	}
+	if err == nil && s.eos {
+		err = s.settleHanging(ctx, out, mirrors, o.hanging, saved)
 	}
 	if err != nil {
 		closeSlots(out)
@@ -238,11 +243,12 @@ func (s *session) reconcile(ctx context.Context) {
 		return
 	}
 	slices.Sort(add)
+	mirrors := maps.Clone(s.ready)
 	s.opening = true
 	s.bg.Add(1)
 	go func() {
 		defer s.bg.Done()
-		opened, err := s.openSlots(ctx, add)
+		opened, err := s.openSlots(ctx, add, mirrors)
 		s.opened <- openResult{opened, err}
 		s.signal()
 	}()
@@ -756,8 +762,15 @@ func (l *Link) Report(err error) {
 // while its checkpoint record, in another partition, got no marker at all:
 // data and checkpoint must commit together, so the link uses the explicit
 // add, which Kafka 4 still serves.
+//
+// EndTxn is capped below version 5 and AddPartitionsToTxn below 4 to
+// match: the transactions of nothing but markers that settle hanging
+// transactions (see hanging.go) are sent as requests of the producer, and
+// an EndTxn of version 5 would bump its epoch under it.
 func explicitTxnVersions() *kversion.Versions {
 	v := kversion.Stable()
 	v.SetMaxKeyVersion(int16(kmsg.Produce), 11)
+	v.SetMaxKeyVersion(int16(kmsg.EndTxn), 4)
+	v.SetMaxKeyVersion(int16(kmsg.AddPartitionsToTxn), 3)
 	return v
 }

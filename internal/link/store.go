@@ -51,7 +51,10 @@ import (
 // transactions. Before it reads, the session has initialised its
 // transactional producer, which fences earlier instances and settles their
 // open transaction (the coordinator writes the markers before answering),
-// so every record of the link below the high watermark is settled.
+// so every record of the link below the high watermark is settled, but
+// for a transaction a broker left without markers: such a record of an
+// earlier epoch counts as aborted, and the session aborts it for good
+// before the slot writes again (see hanging.go).
 //
 // # When the link's partition holds nothing (or an old layout)
 //
@@ -290,11 +293,13 @@ type loadOptions struct {
 	// producers holds, by producer id, the epoch of each transactional
 	// producer initialised for the slots being opened (and of any fenced
 	// on the way). A record such a producer wrote under an earlier epoch
-	// and that no marker follows can never commit: initialising the
-	// producer aborted its transaction, and a record the coordinator did
-	// not know belonged to it (a hanging transaction, seen after a broker
-	// restart) gets no marker at all. It counts as aborted.
+	// that no marker follows is a hanging transaction's (see hanging.go):
+	// initialising the producer would have settled any transaction the
+	// coordinator still held open. It counts as aborted, and hanging
+	// learns where it is, so that the session aborts it for good before
+	// the producer writes there again.
 	producers map[int64]int16
+	hanging   map[int64][]int32
 }
 
 // load returns the latest committed checkpoints of the partitions of the
@@ -491,13 +496,17 @@ type linkState struct {
 
 // unmarked settles what is still pending once the high watermark was
 // read: records no marker follows. A record of a producer initialised
-// since (see loadOptions.producers) was aborted; one older than any
+// since (see loadOptions.producers) hangs and counts as aborted (the
+// session aborts it, see hanging.go); one older than any
 // transaction may stay open lost its marker to compaction and counts as
 // committed; any other is in a transaction still open (open says which).
-func (st *linkState) unmarked(id Identity, topic string, producers map[int64]int16) {
+func (st *linkState) unmarked(id Identity, topic string, producers map[int64]int16, hanging map[int64][]int32) {
 	for pid, recs := range st.pending {
 		last := recs[len(recs)-1]
 		if epoch, ok := producers[pid]; ok && last.ProducerEpoch < epoch {
+			if hanging != nil && !slices.Contains(hanging[pid], last.Partition) {
+				hanging[pid] = append(hanging[pid], last.Partition)
+			}
 			continue
 		}
 		if time.Since(last.Timestamp) < settleAfter {
@@ -804,7 +813,7 @@ func (r checkpointReader) read(ctx context.Context, parts []int32, ids ...Identi
 	}
 	for _, states := range out {
 		for id, st := range states {
-			st.unmarked(id, topic, o.producers)
+			st.unmarked(id, topic, o.producers, o.hanging)
 		}
 	}
 	return out, layoutOf, nil

@@ -170,20 +170,22 @@ func TestUnmarkedRecordsOfAnInitialisedProducerAreAborted(t *testing.T) {
 	}
 
 	st := state(rec(5, 98, 59295, time.Second))
-	st.unmarked(id, "cp", map[int64]int16{5: 100})
+	hanging := make(map[int64][]int32)
+	st.unmarked(id, "cp", map[int64]int16{5: 100}, hanging)
 	require.NoError(t, st.open)
-	require.Empty(t, st.cps, "aborted by the initialisation")
+	require.Empty(t, st.cps, "a hanging transaction's, which the session aborts")
+	require.Equal(t, map[int64][]int32{5: {0}}, hanging, "where it hangs, for the session to abort it")
 
 	st = state(rec(5, 98, 59295, time.Second))
-	st.unmarked(id, "cp", map[int64]int16{7: 100})
+	st.unmarked(id, "cp", map[int64]int16{7: 100}, nil)
 	require.ErrorContains(t, st.open, "producer id 5")
 
 	st = state(rec(5, 98, 59295, time.Second))
-	st.unmarked(id, "cp", map[int64]int16{5: 98})
+	st.unmarked(id, "cp", map[int64]int16{5: 98}, nil)
 	require.Error(t, st.open, "the producer's own epoch: not settled by its initialisation")
 
 	st = state(rec(5, 98, 59295, settleAfter+time.Minute))
-	st.unmarked(id, "cp", nil)
+	st.unmarked(id, "cp", nil, nil)
 	require.NoError(t, st.open)
 	require.EqualValues(t, 59295, st.cps[tp{"alerts", 0}].Next, "its marker was compacted away")
 }
