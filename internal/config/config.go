@@ -283,6 +283,10 @@ type Link struct {
 	// Transforms apply in order to every record of the link at the
 	// source side, before the WAN; empty when absent.
 	Transforms []Transform
+	// MaxState bounds the memory of the link's stateful transform, in
+	// bytes (DefaultMaxState when absent): a link that would exceed it
+	// stops rather than drop anything.
+	MaxState int
 }
 
 // Transform is one transform of a link: exactly one of its kinds is set.
@@ -294,7 +298,52 @@ type Transform struct {
 	Filter string
 	// Project rewrites a JSON value to the paths it keeps or drops.
 	Project *Projection
+	// Downsample, Dedupe and Aggregate keep state per source partition
+	// (at most one of them per link).
+	Downsample *Downsample
+	Dedupe     *Dedupe
+	Aggregate  *Aggregate
 }
+
+// Stateful reports whether t keeps state across records.
+func (t Transform) Stateful() bool {
+	return t.Downsample != nil || t.Dedupe != nil || t.Aggregate != nil
+}
+
+// Downsample keeps the first record per key per event-time interval
+// ([n*Every, (n+1)*Every) of the record's timestamp).
+type Downsample struct {
+	// Key is a CEL expression; its value, as text, is the key.
+	Key   string
+	Every time.Duration
+}
+
+// Dedupe drops a record whose key was seen within Horizon of its
+// timestamp (event time).
+type Dedupe struct {
+	Key     string
+	Horizon time.Duration
+}
+
+// Aggregate rolls records up into tumbling event-time windows per source
+// partition and key.
+type Aggregate struct {
+	// Window is the windows' length; Grace how long past a window's end
+	// (in event time) records are still taken into it.
+	Window, Grace time.Duration
+	Key           string
+	// Values are CEL expressions giving numbers, by name.
+	Values map[string]string
+	// Functions apply to every value, in AggregateFunctions' order.
+	Functions []string
+}
+
+// AggregateFunctions are the functions an aggregate can apply, in the
+// order they appear in its output.
+var AggregateFunctions = []string{"min", "max", "mean", "count", "sum", "first", "last"}
+
+// DefaultMaxState bounds the state of a link's stateful transform.
+const DefaultMaxState = 64 << 20
 
 // Projection keeps (Keep) or drops (Drop) JSON paths of a record's value.
 type Projection struct {

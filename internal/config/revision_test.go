@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -67,13 +68,21 @@ func TestTransforms(t *testing.T) {
 	cfg, err := config.Load("testdata/transforms.good.yaml")
 	require.NoError(t, err)
 	tr := cfg.Links[0].Transforms
-	require.Len(t, tr, 2)
+	require.Len(t, tr, 3)
 	require.Equal(t, `json.temp > 80.0 && topic.startsWith("sensors.")`, tr[0].Filter)
 	require.Nil(t, tr[0].Project)
 	require.Equal(t, &config.Projection{Drop: []string{"debug", "reading.raw"}}, tr[1].Project)
+	require.Equal(t, &config.Aggregate{
+		Window: time.Minute, Grace: 10 * time.Second, Key: "json.machine",
+		Values:    map[string]string{"temp": "json.temp", "rpm": "json.rpm"},
+		Functions: []string{"min", "max", "mean", "count"},
+	}, tr[2].Aggregate)
+	require.True(t, tr[2].Stateful())
+	require.Equal(t, 128<<20, cfg.Links[0].MaxState)
 	out, err := cfg.YAML()
 	require.NoError(t, err)
 	again, err := config.Parse("again.yaml", out)
 	require.NoError(t, err)
 	require.Equal(t, tr, again.Links[0].Transforms)
+	require.Equal(t, cfg.Links[0].MaxState, again.Links[0].MaxState)
 }

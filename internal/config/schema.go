@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -186,6 +187,9 @@ var linkBlock = block[Link]{
 		{name: "membership", value: func(l *Link) value { return &sub[Membership]{p: &l.Membership, b: &membershipBlock} }},
 		{name: "transforms", value: func(l *Link) value {
 			return &list[Transform]{p: &l.Transforms, b: &transformBlock, want: `a list of transforms, e.g. [{filter: "json.temp > 80.0"}]`}
+		}, check: checkOneStateful},
+		{name: "max_state", value: func(l *Link) value {
+			return &size{p: &l.MaxState, min: 1 << 20, max: 64 << 30, note: "the memory of the link's downsample, dedupe or aggregate"}
 		}},
 	},
 }
@@ -197,8 +201,49 @@ var transformBlock = block[Transform]{
 	keys: []key[Transform]{
 		{name: "filter", excludes: "project", value: func(t *Transform) value { return &expression{p: &t.Filter} }},
 		{name: "project", excludes: "filter", value: func(t *Transform) value { return &subPtr[Projection]{p: &t.Project, b: &projectionBlock} }},
+		{name: "downsample", value: func(t *Transform) value { return &subPtr[Downsample]{p: &t.Downsample, b: &downsampleBlock} }},
+		{name: "dedupe", value: func(t *Transform) value { return &subPtr[Dedupe]{p: &t.Dedupe, b: &dedupeBlock} }},
+		{name: "aggregate", value: func(t *Transform) value { return &subPtr[Aggregate]{p: &t.Aggregate, b: &aggregateBlock} }},
 	},
 	check: checkTransformKind,
+}
+
+// downsampleBlock keeps the first record per key per interval.
+var downsampleBlock = block[Downsample]{
+	what: "a downsample",
+	keys: []key[Downsample]{
+		{name: "key", required: true, hint: `e.g. key: json.machine`, value: func(t *Downsample) value { return &expression{p: &t.Key, any: true} }},
+		{name: "every", required: true, hint: "e.g. every: 10s", value: func(t *Downsample) value {
+			return &duration{p: &t.Every, min: time.Millisecond, max: 24 * time.Hour}
+		}},
+	},
+}
+
+// dedupeBlock drops records whose key was seen within the horizon.
+var dedupeBlock = block[Dedupe]{
+	what: "a dedupe",
+	keys: []key[Dedupe]{
+		{name: "key", required: true, hint: `e.g. key: json.id`, value: func(t *Dedupe) value { return &expression{p: &t.Key, any: true} }},
+		{name: "horizon", required: true, hint: "e.g. horizon: 10m", value: func(t *Dedupe) value {
+			return &duration{p: &t.Horizon, min: time.Millisecond, max: 7 * 24 * time.Hour}
+		}},
+	},
+}
+
+// aggregateBlock rolls records up into tumbling event-time windows.
+var aggregateBlock = block[Aggregate]{
+	what: "an aggregate",
+	keys: []key[Aggregate]{
+		{name: "window", required: true, hint: "e.g. window: 1m", value: func(t *Aggregate) value {
+			return &duration{p: &t.Window, min: time.Millisecond, max: 7 * 24 * time.Hour}
+		}},
+		{name: "grace", value: func(t *Aggregate) value {
+			return &duration{p: &t.Grace, min: 0, max: 7 * 24 * time.Hour}
+		}},
+		{name: "key", required: true, hint: `e.g. key: json.machine`, value: func(t *Aggregate) value { return &expression{p: &t.Key, any: true} }},
+		{name: "values", required: true, hint: "e.g. values: {temp: json.temp}", value: func(t *Aggregate) value { return &expressions{p: &t.Values} }},
+		{name: "functions", value: func(t *Aggregate) value { return &functions{p: &t.Functions} }},
+	},
 }
 
 // projectionBlock is a projection: the JSON paths it keeps or drops.
@@ -335,8 +380,31 @@ var httpTLSBlock = block[HTTPTLS]{
 
 // checkTransformKind reports a transform of no kind.
 func checkTransformKind(m *mapping[Transform]) {
-	if !m.has("filter") && !m.has("project") {
-		m.d.fail(m.e.pos(), m.e.path, "a transform needs a kind", `use filter: "<CEL>" or project: {keep: [paths]} / {drop: [paths]}`)
+	var kinds []string
+	for _, k := range []string{"filter", "project", "downsample", "dedupe", "aggregate"} {
+		if m.has(k) {
+			kinds = append(kinds, k)
+		}
+	}
+	switch {
+	case len(kinds) == 0:
+		m.d.fail(m.e.pos(), m.e.path, "a transform needs a kind", `use filter: "<CEL>", project: {keep: [paths]} / {drop: [paths]}, downsample, dedupe or aggregate`)
+	case len(kinds) > 1 && !slices.Equal(kinds, []string{"filter", "project"}): // that pair is reported by excludes
+		m.d.fail(m.e.pos(), m.e.path, "a transform has one kind, this one has "+strings.Join(kinds, " and "), "write each as its own item of the list, in the order they apply")
+	}
+}
+
+// checkOneStateful reports a link with more than one stateful transform:
+// their state is rebuilt from one position of the source.
+func checkOneStateful(m *mapping[Link], e entry) {
+	n := 0
+	for _, t := range m.t.Transforms {
+		if t.Stateful() {
+			n++
+		}
+	}
+	if n > 1 {
+		m.d.fail(e.pos(), e.path, "a link has at most one downsample, dedupe or aggregate", "run the others on a second link reading the first one's output")
 	}
 }
 

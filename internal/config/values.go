@@ -933,6 +933,9 @@ func (v *labels) redact(bool) { *v.p = maps.Clone(*v.p) }
 // expression.
 type expression struct {
 	p *string
+	// any accepts an expression of any type (a key), number one giving
+	// a number (an aggregate's value); else it must give a bool (a filter).
+	any, number bool
 }
 
 func (v *expression) reset() { *v.p = "" }
@@ -942,7 +945,14 @@ func (v *expression) decode(d *decoder, e entry, k keyInfo) bool {
 	if !ok {
 		return false
 	}
-	_, err := transform.Compile(s, cel.BoolType)
+	want, hint := cel.BoolType, "a filter must be true or false, e.g. json.temp > 80.0"
+	switch {
+	case v.any:
+		want = nil
+	case v.number:
+		want, hint = cel.DoubleType, "a value must be a number, e.g. json.temp (or double(json.count))"
+	}
+	_, err := transform.CompileFor(s, want, hint)
 	var ce *transform.CompileError
 	switch {
 	case errors.As(err, &ce):
@@ -1015,3 +1025,101 @@ func (v *jsonPaths) decode(d *decoder, e entry, _ keyInfo) bool {
 func (v *jsonPaths) encode() *yaml.Node { return seqOf(*v.p) }
 
 func (v *jsonPaths) redact(bool) { *v.p = slices.Clone(*v.p) }
+
+// expressions maps names to CEL expressions giving numbers (an
+// aggregate's values).
+type expressions struct {
+	p *map[string]string
+}
+
+func (v *expressions) reset() { *v.p = nil }
+
+func (v *expressions) decode(d *decoder, e entry, _ keyInfo) bool {
+	pairs, ok := d.pairs(e, "a mapping of names to CEL expressions, e.g. {temp: json.temp}")
+	if !ok {
+		return false
+	}
+	if len(pairs) == 0 {
+		d.fail(e.pos(), e.path, "no values named", "name at least one, e.g. values: {temp: json.temp}")
+		return false
+	}
+	for _, pe := range pairs {
+		name := pe.key.Value
+		if !labelRE.MatchString(name) || name == "count" || name == "window_start" || name == "window_end" {
+			d.fail(pe.key, pe.path, "invalid value name "+quote(name), "use letters, digits, \".\", \"_\" and \"-\"; count, window_start and window_end are taken")
+			ok = false
+			continue
+		}
+		var src string
+		if !(&expression{p: &src, number: true}).decode(d, pe, keyInfo{name: name, required: true}) {
+			ok = false
+			continue
+		}
+		if *v.p == nil {
+			*v.p = make(map[string]string, len(pairs))
+		}
+		(*v.p)[name] = src
+	}
+	return ok
+}
+
+func (v *expressions) encode() *yaml.Node {
+	if len(*v.p) == 0 {
+		return nil
+	}
+	n := mapNode()
+	for _, k := range slices.Sorted(maps.Keys(*v.p)) {
+		n.Content = append(n.Content, keyNode(k), strNode((*v.p)[k]))
+	}
+	return n
+}
+
+func (v *expressions) redact(bool) { *v.p = maps.Clone(*v.p) }
+
+// functions is an aggregate's list of functions, kept in
+// AggregateFunctions' order; absent means all of them.
+type functions struct {
+	p *[]string
+}
+
+func (v *functions) reset() { *v.p = nil }
+
+func (v *functions) decode(d *decoder, e entry, _ keyInfo) bool {
+	items, ok := d.list(e, "a list of functions, e.g. [min, max, mean]")
+	if !ok {
+		return false
+	}
+	want := make(map[string]bool)
+	for _, it := range items {
+		s, sok := d.str(it, false)
+		if !sok {
+			return false
+		}
+		if !slices.Contains(AggregateFunctions, s.value) {
+			d.fail(it.pos(), it.path, "unknown function "+quote(s.value), "use "+strings.Join(AggregateFunctions, ", "))
+			return false
+		}
+		want[s.value] = true
+	}
+	if len(want) == 0 {
+		d.fail(e.pos(), e.path, "no functions listed", "list at least one of "+strings.Join(AggregateFunctions, ", "))
+		return false
+	}
+	var out []string
+	for _, f := range AggregateFunctions {
+		if want[f] {
+			out = append(out, f)
+		}
+	}
+	*v.p = out
+	return true
+}
+
+func (v *functions) encode() *yaml.Node {
+	if len(*v.p) == 0 {
+		return nil
+	}
+	return seqOf(*v.p)
+}
+
+func (v *functions) redact(bool) { *v.p = slices.Clone(*v.p) }

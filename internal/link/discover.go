@@ -89,7 +89,7 @@ func (s *session) startReading(ctx context.Context, ready map[string]int32) erro
 				fresh[i] = append(fresh[i], k)
 				continue
 			}
-			resume[k] = next
+			resume[k] = s.readFrom(k, next)
 		}
 	}
 	if len(renewed) > 0 {

@@ -239,6 +239,8 @@ func stopMessage(err error) string {
 		return "link stopped: the destination refused a record (on_error: stop)"
 	case errors.Is(err, ErrTransform):
 		return "link stopped: a transform could not handle a record (on_error: stop)"
+	case errors.Is(err, ErrStateLimit):
+		return "link stopped: its transform's state outgrew max_state"
 	}
 	return "link stopped"
 }

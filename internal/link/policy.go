@@ -64,7 +64,7 @@ func decide(err error, onError config.OnError) action {
 			return skip
 		}
 		return stop
-	case errorsIsAny(err, ErrFenced, ErrSourceChanged, ErrRefused, ErrTransform):
+	case errorsIsAny(err, ErrFenced, ErrSourceChanged, ErrRefused, ErrTransform, ErrStateLimit):
 		return stop
 	case errors.As(err, &capped):
 		return adjust

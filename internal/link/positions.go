@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/edgelink/edgelink/internal/transform"
 )
 
 // positions tracks, per source partition, the next source offset to
@@ -27,6 +29,12 @@ type positions struct {
 	// deleted at the source before they were replicated, or (usually)
 	// aborted records, markers or compaction.
 	gap func(k tp, expected, got int64)
+	// rebuild, for a link with a stateful transform, gives where
+	// replaying k rebuilds its state at next (nil: keep the position of
+	// the committed checkpoint). rebuilds hold those of the committed
+	// checkpoints, writing those the commit under way writes.
+	rebuild           func(k tp, next int64) *transform.Position
+	rebuilds, writing map[tp]transform.Position
 }
 
 func newPositions(st slotStore, source string, saved map[tp]checkpoint, gap func(tp, int64, int64)) *positions {
@@ -34,13 +42,32 @@ func newPositions(st slotStore, source string, saved map[tp]checkpoint, gap func
 		store: st, source: source, gap: gap,
 		committed: make(map[tp]int64, len(saved)), dirty: make(map[tp]int64, len(saved)),
 		topicIDs: make(map[tp]string, len(saved)),
+		rebuilds: make(map[tp]transform.Position), writing: make(map[tp]transform.Position),
 	}
 	// The session's first commit writes every checkpoint it knows, under
 	// its own generation (see store).
 	for k, cp := range saved {
 		p.committed[k], p.dirty[k], p.topicIDs[k] = cp.Next, cp.Next, cp.TopicID
+		if rb := cp.Rebuild; rb != nil && rb.Offset <= cp.Next {
+			pos := transform.Position{Offset: rb.Offset, Watermark: transform.NoWatermark}
+			if rb.Watermark != nil {
+				pos.Watermark = *rb.Watermark
+			}
+			p.rebuilds[k] = pos
+		}
 	}
 	return p
+}
+
+// rebuildFrom returns where replaying k rebuilds the state of its committed
+// checkpoint: its rebuild position, or the checkpoint itself when it has
+// none.
+func (p *positions) rebuildFrom(k tp) transform.Position {
+	if pos, ok := p.rebuilds[k]; ok {
+		return pos
+	}
+	next, _ := p.saved(k)
+	return transform.Position{Offset: next, Watermark: transform.NoWatermark}
 }
 
 // saved returns a partition's committed position.
@@ -103,7 +130,21 @@ func (p *positions) marks(currentIDs map[string]string) []*kgo.Record {
 		if id := currentIDs[k.Topic]; id != "" && p.topicIDs[k] == "" {
 			p.topicIDs[k] = id // a checkpoint from before ids were recorded
 		}
-		out = append(out, p.store.checkpointRecord(k, checkpoint{Next: next, Source: p.source, TopicID: p.topicIDs[k]}))
+		c := checkpoint{Next: next, Source: p.source, TopicID: p.topicIDs[k]}
+		if p.rebuild != nil {
+			pos, ok := p.rebuilds[k]
+			if rb := p.rebuild(k, next); rb != nil {
+				pos, ok = *rb, true
+			}
+			if ok {
+				p.writing[k] = pos
+				c.Rebuild = &rebuildAt{Offset: pos.Offset}
+				if pos.Watermark != transform.NoWatermark {
+					c.Rebuild.Watermark = &pos.Watermark
+				}
+			}
+		}
+		out = append(out, p.store.checkpointRecord(k, c))
 	}
 	return out
 }
@@ -114,11 +155,16 @@ func (p *positions) committedNow() {
 		p.committed[k] = next
 	}
 	clear(p.dirty)
+	for k, pos := range p.writing {
+		p.rebuilds[k] = pos
+	}
+	clear(p.writing)
 }
 
 // rewind forgets the open transaction's positions: every position is
 // written again at the next commit.
 func (p *positions) rewind() {
+	clear(p.writing)
 	clear(p.dirty)
 	for k, v := range p.committed {
 		p.dirty[k] = v

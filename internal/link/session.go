@@ -38,8 +38,10 @@ type session struct {
 	in     *intake
 	stages []stage
 	// transforming is set when the stages include the link's transforms:
-	// what goes in is then counted apart from what comes out.
+	// what goes in is then counted apart from what comes out; keyed is
+	// the link's stateful transform, if any (see state.go).
 	transforming bool
+	tstage       *transformStage
 	// slots are the slots the session holds (see slots.go).
 	slots map[int]*slot
 	// ready holds the source topics ready to replicate and their
@@ -224,16 +226,17 @@ func (s *session) setup(ctx context.Context) error {
 		closeSlots(opened)
 		return err
 	}
-	s.install(opened)
 	s.stages = []stage{loopStage{dstID: s.dstID, looped: func(n int64) { l.update(func(st *Status) { st.SkippedLoops += n }) }}}
 	if ts, err := newTransformStage(l); err != nil {
 		closeSlots(opened)
 		return err
 	} else if ts != nil {
 		ts.filtered = func(_ string, n int64) { l.update(func(st *Status) { st.FilteredRecords += n }) }
+		ts.late = func(_ string, n int64) { l.update(func(st *Status) { st.LateRecords += n }) }
 		s.stages = append(s.stages, ts)
-		s.transforming = true
+		s.transforming, s.tstage = true, ts
 	}
+	s.install(opened)
 	s.stages = append(s.stages,
 		newMirrorStage(provenance.NewEncoder(s.srcID, l.id.Site), l.destination),
 		skipStage{l: l})
@@ -525,6 +528,9 @@ func (s *session) copy(ctx context.Context, k tp, recs []*kgo.Record) error {
 	if sl == nil {
 		return nil // the slot was handed over while the chunk waited
 	}
+	if s.tstage != nil && s.tstage.keyed != nil {
+		recs = s.tstage.replay(k, recs)
+	}
 	recs = sl.pos.admit(k, recs)
 	if s.transforming && len(recs) > 0 {
 		var size int64
@@ -705,8 +711,21 @@ func (s *session) rewind(ctx context.Context, why error) error {
 	s.nextDiscovery = time.Now()
 	return s.in.rewind(func(k tp) int64 {
 		v, _ := s.slotFor(k).pos.saved(k)
-		return v
+		return s.readFrom(k, v)
 	})
+}
+
+// readFrom returns where to read partition k, resumed at its checkpoint
+// next: there, or, for a link with a stateful transform, at the
+// checkpoint's rebuild position, with k's state starting over to be
+// replayed up to next (see state.go).
+func (s *session) readFrom(k tp, next int64) int64 {
+	if s.tstage == nil || s.tstage.keyed == nil {
+		return next
+	}
+	from := s.slotFor(k).pos.rebuildFrom(k)
+	s.tstage.keyed.begin(k, from, next)
+	return from.Offset
 }
 
 // watchReach cancels the session's work with errUnreachable once the

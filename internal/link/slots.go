@@ -204,6 +204,9 @@ func (s *session) install(opened map[int]*slot) {
 	for _, i := range slices.Sorted(maps.Keys(opened)) {
 		opened[i].opened = now
 		s.slots[i] = opened[i]
+		if s.tstage != nil && s.tstage.keyed != nil {
+			opened[i].pos.rebuild = s.tstage.keyed.rebuild
+		}
 	}
 	s.nextDiscovery = time.Now()
 	s.l.slotsHeld(s.held(), sortedSlots(opened), nil)
@@ -291,6 +294,11 @@ func (s *session) drop(sl *slot) {
 		}
 	}
 	s.in.remove(parts)
+	if s.tstage != nil && s.tstage.keyed != nil {
+		for _, k := range parts {
+			s.tstage.keyed.forget(k)
+		}
+	}
 	delete(s.slots, sl.index)
 	s.l.update(func(st *Status) { st.Partitions = len(s.in.assigned) })
 }

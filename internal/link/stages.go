@@ -107,13 +107,18 @@ func (s *mirrorStage) process(k tp, recs []*kgo.Record) ([]*kgo.Record, error) {
 type transformStage struct {
 	l     *Link
 	steps []transformStep
-	// filtered counts the records dropped by filters, by source topic.
-	filtered func(topic string, n int64)
+	// filtered counts the records dropped by filters (and by a downsample
+	// or dedupe), by source topic; late the records a stateful transform
+	// found late.
+	filtered, late func(topic string, n int64)
+	// keyed is the link's stateful transform, if any (see state.go).
+	keyed *keyedState
 }
 
 type transformStep struct {
-	filter  *transform.Program
-	project *transform.Projection
+	filter   *transform.Program
+	project  *transform.Projection
+	stateful transform.Stateful
 }
 
 // newTransformStage compiles the link's transforms; nil when it has none.
@@ -122,7 +127,13 @@ func newTransformStage(l *Link) (*transformStage, error) {
 	if err != nil || steps == nil {
 		return nil, err
 	}
-	return &transformStage{l: l, steps: steps}, nil
+	ts := &transformStage{l: l, steps: steps}
+	for i, st := range steps {
+		if st.stateful != nil {
+			ts.keyed = newKeyedState(st.stateful, i, int64(l.cfg.MaxState))
+		}
+	}
+	return ts, nil
 }
 
 // compileTransforms compiles transforms (validated with the
@@ -139,6 +150,8 @@ func compileTransforms(ts []config.Transform) ([]transformStep, error) {
 			step.project, err = transform.NewProjection(t.Project.Keep, false)
 		case t.Project != nil:
 			step.project, err = transform.NewProjection(t.Project.Drop, true)
+		case t.Stateful():
+			step.stateful, err = compileStateful(t)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("transforms[%d]: %w", i, err)
@@ -158,6 +171,11 @@ func RecordTransform(lc *config.Link) (func(*kgo.Record) (bool, error), error) {
 	if err != nil || steps == nil {
 		return nil, err
 	}
+	for _, step := range steps {
+		if step.stateful != nil {
+			return nil, fmt.Errorf("a link with a %s: checking its mirror against the source is not supported yet", step.stateful.Kind())
+		}
+	}
 	st := &transformStage{steps: steps}
 	// Safe for concurrent use: each call has its own view of the record.
 	return func(r *kgo.Record) (bool, error) {
@@ -167,19 +185,17 @@ func RecordTransform(lc *config.Link) (func(*kgo.Record) (bool, error), error) {
 }
 
 func (s *transformStage) process(k tp, recs []*kgo.Record) ([]*kgo.Record, error) {
+	if s.keyed != nil {
+		return s.processKeyed(k, recs)
+	}
 	n := 0 // records kept so far; recs[:n] is the result
 	var in transform.Record
 	for _, r := range recs {
 		keep, err := s.apply(r, &in)
 		if err != nil {
-			if s.l.cfg.OnError != config.OnErrorSkip {
-				return nil, fmt.Errorf("%w: %s offset %d: %w", ErrTransform, k, r.Offset, err)
+			if err = s.failed(k, r, err); err != nil {
+				return nil, err
 			}
-			// skipStage, after the mirror stage, records it.
-			if s.l.skip[k] == nil {
-				s.l.skip[k] = make(map[int64]string)
-			}
-			s.l.skip[k][r.Offset] = "transform: " + err.Error()
 			keep = true
 		}
 		if !keep {
@@ -194,9 +210,29 @@ func (s *transformStage) process(k tp, recs []*kgo.Record) ([]*kgo.Record, error
 	return recs[:n], nil
 }
 
+// failed handles a record a transform could not handle, per on_error: the
+// error that stops the link, or nil when the record is to be recorded in
+// SkippedTopic (by skipStage, after the mirror stage) and passed on.
+func (s *transformStage) failed(k tp, r *kgo.Record, err error) error {
+	if s.l.cfg.OnError != config.OnErrorSkip {
+		return fmt.Errorf("%w: %s offset %d: %w", ErrTransform, k, r.Offset, err)
+	}
+	if s.l.skip[k] == nil {
+		s.l.skip[k] = make(map[int64]string)
+	}
+	s.l.skip[k][r.Offset] = "transform: " + err.Error()
+	return nil
+}
+
 // apply runs the transforms on r; in is reused for the expressions' view
 // of the record.
 func (s *transformStage) apply(r *kgo.Record, in *transform.Record) (bool, error) {
+	return applySteps(s.steps, r, in)
+}
+
+// applySteps runs stateless steps on r (projections rewrite its value) and
+// reports whether it is kept; in is the expressions' view of r, reused.
+func applySteps(steps []transformStep, r *kgo.Record, in *transform.Record) (bool, error) {
 	*in = transform.Record{
 		Key: r.Key, Value: r.Value, Headers: in.Headers[:0],
 		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp,
@@ -204,7 +240,7 @@ func (s *transformStage) apply(r *kgo.Record, in *transform.Record) (bool, error
 	for _, h := range r.Headers {
 		in.Headers = append(in.Headers, transform.Header{Key: h.Key, Value: h.Value})
 	}
-	for _, step := range s.steps {
+	for _, step := range steps {
 		switch {
 		case step.filter != nil:
 			ok, err := step.filter.Bool(in)

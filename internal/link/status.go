@@ -74,8 +74,10 @@ type Status struct {
 	// SkippedLoops counts records not replicated because they came from the
 	// destination cluster in the first place.
 	SkippedLoops int64
-	// FilteredRecords counts records the link's filters dropped.
-	FilteredRecords int64
+	// FilteredRecords counts records the link's filters dropped (and a
+	// downsample or dedupe); LateRecords those its downsample, dedupe or
+	// aggregate found late.
+	FilteredRecords, LateRecords int64
 	// SkippedRecords counts records the destination refused that were
 	// recorded in SkippedTopic instead (on_error: skip-and-record).
 	SkippedRecords int64

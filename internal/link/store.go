@@ -106,6 +106,16 @@ type checkpoint struct {
 	// of releases before slots (one producer, slot 0's id).
 	Slot  int `json:"slot,omitempty"`
 	Slots int `json:"slots,omitempty"`
+	// Rebuild, for a link with a stateful transform, is where replaying
+	// the source rebuilds the transform's state at Next (see state.go).
+	Rebuild *rebuildAt `json:"rebuild,omitempty"`
+}
+
+// rebuildAt is a checkpoint's rebuild position.
+type rebuildAt struct {
+	Offset int64 `json:"offset"`
+	// Watermark is in Unix milliseconds; absent when none.
+	Watermark *int64 `json:"watermark,omitempty"`
 }
 
 // slotMark is the value of a slot's marker, "<identity>/slot/<slot>",

@@ -274,6 +274,7 @@ func (m *Model) linkStatus(cfg *config.Config, l *link.Link, now time.Time) Link
 		SkippedRecords:  st.SkippedRecords,
 		SkippedLoops:    st.SkippedLoops,
 		FilteredRecords: st.FilteredRecords,
+		LateRecords:     st.LateRecords,
 		Partitions:      st.Partitions,
 		Backlog: Backlog{
 			Records:         st.BacklogRecords,

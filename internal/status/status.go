@@ -104,8 +104,10 @@ type LinkStatus struct {
 	LostRecords    int64 `json:"lost_records"`
 	SkippedRecords int64 `json:"skipped_records"`
 	SkippedLoops   int64 `json:"skipped_loops"`
-	// FilteredRecords were dropped by the link's filters (transforms).
+	// FilteredRecords were dropped by the link's filters (transforms);
+	// LateRecords came after their window, interval or horizon.
 	FilteredRecords int64 `json:"filtered_records"`
+	LateRecords     int64 `json:"late_records"`
 	Partitions      int   `json:"partitions"`
 	// Backlog is what is left to replicate.
 	Backlog Backlog `json:"backlog"`

@@ -116,15 +116,23 @@ func (p *Program) UsesJSON() bool { return p.usesJSON }
 // for a filter; nil for any type). Problems come back as *CompileError,
 // the first one.
 func Compile(expr string, want *cel.Type) (*Program, error) {
+	return CompileFor(expr, want, "a filter must be true or false, e.g. json.temp > 80.0")
+}
+
+// CompileFor is Compile with the hint given when the expression's type is
+// not want. A number (cel.DoubleType) may also be an int or a uint.
+func CompileFor(expr string, want *cel.Type, hint string) (*Program, error) {
 	ast, iss := env.Compile(expr)
 	if iss != nil && iss.Err() != nil {
 		return nil, compileError(iss.Errors()[0])
 	}
-	if want != nil && !ast.OutputType().IsExactType(want) && !ast.OutputType().IsExactType(cel.DynType) {
+	out := ast.OutputType()
+	number := want != nil && want.IsExactType(cel.DoubleType) && (out.IsExactType(cel.IntType) || out.IsExactType(cel.UintType))
+	if want != nil && !number && !out.IsExactType(want) && !out.IsExactType(cel.DynType) {
 		return nil, &CompileError{
 			Line: 1, Column: 1,
-			Msg:  fmt.Sprintf("the expression gives %s, not %s", ast.OutputType(), want),
-			Hint: "a filter must be true or false, e.g. json.temp > 80.0",
+			Msg:  fmt.Sprintf("the expression gives %s, not %s", out, want),
+			Hint: hint,
 		}
 	}
 	prg, err := env.Program(ast, cel.CostLimit(CostLimit), cel.EvalOptions(cel.OptOptimize))
@@ -187,7 +195,14 @@ func activation(r *Record) map[string]any {
 
 // Eval evaluates the expression on r.
 func (p *Program) Eval(r *Record) (ref.Val, error) {
-	out, _, err := p.prg.Eval(activation(r))
+	return p.evalIn(activation(r))
+}
+
+// evalIn evaluates the expression with the variables act (activation's).
+// The expressions evaluated on one record may share act: its value,
+// parsed as JSON on first use, stays parsed in it.
+func (p *Program) evalIn(act map[string]any) (ref.Val, error) {
+	out, _, err := p.prg.Eval(act)
 	if err != nil {
 		if p.usesJSON && strings.Contains(err.Error(), ErrNotJSON.Error()) {
 			return nil, fmt.Errorf("%w: %w", ErrNotJSON, err)

@@ -1,0 +1,152 @@
+package link_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/edgelink/edgelink/internal/config"
+	"github.com/edgelink/edgelink/internal/link"
+	"github.com/edgelink/edgelink/internal/testbed"
+	"github.com/edgelink/edgelink/internal/transform"
+)
+
+// machineReadings returns n readings a second of machines over dur of event
+// time from base, spread over partitions by machine, with some jitter in
+// the timestamps (out of order within a few seconds), and a few late ones.
+func machineReadings(machines, partitions int, base time.Time, dur time.Duration, seed uint64) []*kgo.Record {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	var out []*kgo.Record
+	for s := range int(dur / time.Second) {
+		for m := range machines {
+			ts := base.Add(time.Duration(s) * time.Second).Add(time.Duration(rng.IntN(3000)-1500) * time.Millisecond)
+			if rng.IntN(500) == 0 {
+				ts = ts.Add(-3 * time.Minute) // late
+			}
+			v := fmt.Sprintf(`{"machine":"m%02d","temp":%d.%d,"rpm":%d}`, m, 20+rng.IntN(60), rng.IntN(10), 1000+rng.IntN(2000))
+			out = append(out, &kgo.Record{
+				Topic: "sensors.temp", Partition: int32(m % partitions),
+				Key: fmt.Appendf(nil, "m%02d", m), Value: []byte(v), Timestamp: ts,
+			})
+		}
+	}
+	return out
+}
+
+// expectedWindows runs the aggregate over each partition's records in
+// order, as an uninterrupted link would, and returns what it emits.
+func expectedWindows(t *testing.T, spec transform.AggregateSpec, recs []*kgo.Record) (map[int32][]transform.Output, int) {
+	t.Helper()
+	op, err := transform.NewAggregate(spec)
+	require.NoError(t, err)
+	states := make(map[int32]transform.PartitionState)
+	offsets := make(map[int32]int64)
+	out := make(map[int32][]transform.Output)
+	late := 0
+	for _, r := range recs {
+		st := states[r.Partition]
+		if st == nil {
+			st = op.Partition(r.Partition)
+			st.Restore(transform.Position{Watermark: transform.NoWatermark})
+			states[r.Partition] = st
+		}
+		res, err := st.Process(&transform.Record{Key: r.Key, Value: r.Value, Topic: r.Topic, Partition: r.Partition, Offset: offsets[r.Partition], Timestamp: r.Timestamp})
+		require.NoError(t, err)
+		offsets[r.Partition]++
+		if res.Late {
+			late++
+		}
+		out[r.Partition] = append(out[r.Partition], res.Emit...)
+	}
+	return out, late
+}
+
+// TestAggregateExactlyOnceThroughCrashesFake: 20 machines at 1 Hz over 40
+// minutes of event time, rolled up into 1-minute windows per machine,
+// while the link is crashed (nothing committed on the way out) and
+// restarted again and again: the mirror holds exactly the windows an
+// uninterrupted run emits, byte for byte, in order, once.
+func TestAggregateExactlyOnceThroughCrashesFake(t *testing.T) {
+	src := testbed.StartFake(t, kfake.SeedTopics(2, "sensors.temp"))
+	dst := testbed.StartFake(t)
+	cfg := linkConfig(t, src.ListenAddrs(), dst.ListenAddrs(), `    slots: 2
+    transforms:
+      - aggregate:
+          window: 1m
+          grace: 5s
+          key: json.machine
+          values: {temp: json.temp, rpm: json.rpm}
+          functions: [min, max, mean, count, first, last]`)
+	spec := transform.AggregateSpec{
+		Window: time.Minute, Grace: 5 * time.Second, Key: "json.machine",
+		Values: map[string]string{"temp": "json.temp", "rpm": "json.rpm"}, Functions: []string{"min", "max", "mean", "count", "first", "last"},
+	}
+	recs := machineReadings(20, 2, time.UnixMilli(1_780_000_000_000), 40*time.Minute, 1)
+	want, late := expectedWindows(t, spec, recs)
+	total := 0
+	for _, w := range want {
+		total += len(w)
+	}
+	require.Greater(t, total, 700)
+	require.Positive(t, late)
+
+	pcl, err := kgo.NewClient(kgo.SeedBrokers(src.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	require.NoError(t, err)
+	defer pcl.Close()
+	rng := rand.New(rand.NewPCG(2, 2))
+	const chunks = 8
+	per := (len(recs) + chunks - 1) / chunks
+	for c := range chunks {
+		part := recs[c*per : min((c+1)*per, len(recs))]
+		require.NoError(t, pcl.ProduceSync(t.Context(), part...).FirstErr())
+		_, crash := runCrashable(t, cfg)
+		// Crash at a random point of the copy.
+		time.Sleep(time.Duration(50+rng.IntN(400)) * time.Millisecond)
+		crash()
+	}
+	l, stop := runLink(t, cfg, fastOpts)
+	got := make(map[int32][]*kgo.Record)
+	testbed.Eventually(t, time.Minute, func() error {
+		n := 0
+		clear(got)
+		for _, r := range readAll(t, dst.ListenAddrs(), "sensors.temp", total) {
+			got[r.Partition] = append(got[r.Partition], r)
+			n++
+		}
+		if n < total {
+			return fmt.Errorf("%d of %d windows mirrored; link %+v", n, total, l.Status().LastError)
+		}
+		return nil
+	})
+	for p, ws := range want {
+		require.Len(t, got[p], len(ws), "partition %d: every window once", p)
+		for i, w := range ws {
+			r := got[p][i]
+			require.Equal(t, string(w.Key), string(r.Key), "partition %d window %d", p, i)
+			require.Equal(t, string(w.Value), string(r.Value), "partition %d window %d", p, i)
+			require.Equal(t, w.Timestamp.UnixMilli(), r.Timestamp.UnixMilli(), "partition %d window %d", p, i)
+		}
+	}
+	require.NoError(t, stop())
+}
+
+// runCrashable runs a link whose crash stops it as a killed process would
+// stop: nothing more is committed.
+func runCrashable(t *testing.T, cfg *config.Config) (*link.Link, func()) {
+	t.Helper()
+	l := link.New(cfg, cfg.Links[0], fastOpts, testLogger(t))
+	ctx, cancel := context.WithCancelCause(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = l.Run(ctx) })
+	var once sync.Once
+	crash := func() { once.Do(func() { cancel(link.ErrCrash); wg.Wait() }) }
+	t.Cleanup(crash)
+	return l, crash
+}
