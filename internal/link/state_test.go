@@ -150,3 +150,96 @@ func runCrashable(t *testing.T, cfg *config.Config) (*link.Link, func()) {
 	t.Cleanup(crash)
 	return l, crash
 }
+
+// TestDedupeAndLateThroughCrashesFake: a 10-minute dedupe over readings
+// of which one in five is sent again a little later (a retrying device):
+// through crashes, the mirror holds every id once, exactly the records an
+// uninterrupted run keeps; late records are counted, not replicated.
+func TestDedupeAndLateThroughCrashesFake(t *testing.T) {
+	src := testbed.StartFake(t, kfake.SeedTopics(1, "sensors.temp"))
+	dst := testbed.StartFake(t)
+	cfg := linkConfig(t, src.ListenAddrs(), dst.ListenAddrs(), `    transforms:
+      - dedupe: {key: json.id, horizon: 10m}`)
+	base := time.UnixMilli(1_780_000_000_000)
+	rng := rand.New(rand.NewPCG(3, 3))
+	var recs []*kgo.Record
+	add := func(id int, ts time.Time) {
+		recs = append(recs, &kgo.Record{Topic: "sensors.temp", Partition: 0, Value: fmt.Appendf(nil, `{"id":%d,"temp":%d}`, id, id%90), Timestamp: ts})
+	}
+	for i := range 6000 {
+		ts := base.Add(time.Duration(i) * 500 * time.Millisecond)
+		add(i, ts)
+		if rng.IntN(5) == 0 {
+			add(max(i-rng.IntN(50), 0), ts.Add(time.Duration(rng.IntN(3000))*time.Millisecond)) // sent again
+		}
+	}
+	add(7, base) // far behind by then: late
+	op, err := transform.NewDedupe("json.id", 10*time.Minute)
+	require.NoError(t, err)
+	st := op.Partition(0)
+	st.Restore(transform.Position{Watermark: transform.NoWatermark})
+	var want []string
+	late := 0
+	for i, r := range recs {
+		res, err := st.Process(&transform.Record{Value: r.Value, Topic: r.Topic, Offset: int64(i), Timestamp: r.Timestamp})
+		require.NoError(t, err)
+		if res.Keep {
+			want = append(want, string(r.Value))
+		}
+		if res.Late {
+			late++
+		}
+	}
+	require.Equal(t, 1, late)
+	require.Equal(t, 6000, len(want), "each id once")
+
+	pcl, err := kgo.NewClient(kgo.SeedBrokers(src.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	require.NoError(t, err)
+	defer pcl.Close()
+	const chunks = 5
+	per := (len(recs) + chunks - 1) / chunks
+	for c := range chunks {
+		require.NoError(t, pcl.ProduceSync(t.Context(), recs[c*per:min((c+1)*per, len(recs))]...).FirstErr())
+		_, crash := runCrashable(t, cfg)
+		time.Sleep(time.Duration(50+rng.IntN(300)) * time.Millisecond)
+		crash()
+	}
+	l, stop := runLink(t, cfg, fastOpts)
+	var got []*kgo.Record
+	testbed.Eventually(t, time.Minute, func() error {
+		got = readAll(t, dst.ListenAddrs(), "sensors.temp", len(want))
+		if len(got) < len(want) {
+			return fmt.Errorf("%d of %d mirrored; %s", len(got), len(want), l.Status().LastError)
+		}
+		return nil
+	})
+	require.Equal(t, len(want), len(got), "no duplicates")
+	for i, r := range got {
+		require.Equal(t, want[i], string(r.Value), "record %d", i)
+	}
+	require.NoError(t, stop())
+}
+
+// TestStateLimitStopsTheLinkFake: an aggregate over more keys than
+// max_state holds stops the link with ErrStateLimit, naming the limit,
+// rather than dropping anything.
+func TestStateLimitStopsTheLinkFake(t *testing.T) {
+	src := testbed.StartFake(t, kfake.SeedTopics(1, "sensors.temp"))
+	dst := testbed.StartFake(t)
+	cfg := linkConfig(t, src.ListenAddrs(), dst.ListenAddrs(), `    max_state: 1MiB
+    transforms:
+      - aggregate: {window: 1h, key: json.id, values: {v: json.v}}`)
+	pcl, err := kgo.NewClient(kgo.SeedBrokers(src.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	require.NoError(t, err)
+	defer pcl.Close()
+	var recs []*kgo.Record
+	for i := range 20000 {
+		recs = append(recs, &kgo.Record{Topic: "sensors.temp", Value: fmt.Appendf(nil, `{"id":"device-%06d","v":%d}`, i, i)})
+	}
+	require.NoError(t, pcl.ProduceSync(t.Context(), recs...).FirstErr())
+	l, stop := runLink(t, cfg, fastOpts)
+	err = stopWhenFailed(t, l, stop)
+	require.ErrorIs(t, err, link.ErrStateLimit)
+	require.ErrorContains(t, err, "max_state: 1 MiB")
+	require.Zero(t, len(readAll(t, dst.ListenAddrs(), "sensors.temp", 0)), "nothing emitted (no window closed)")
+}
