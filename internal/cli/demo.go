@@ -184,6 +184,7 @@ func printDemoIntro(w io.Writer, d *demo.Demo, f demoFlags, logPath string) {
 		fmt.Fprintf(w, "  plant    idle (--rate 0): the link replicates what the edge already holds\n")
 	}
 	fmt.Fprintf(w, "  link     %s: edge → cloud, exactly once, as %s.<topic>, shared by agents A and B\n", demo.LinkName, demo.Site)
+	fmt.Fprintf(w, "  link     %s: %s rolled up at the edge into 10 s windows per machine, as %s.%s.10s\n", demo.RollupLinkName, demo.TopicTemperature, demo.Site, demo.TopicTemperature)
 	fmt.Fprintf(w, "  logs     %s\n", logPath)
 	fmt.Fprintf(w, "\n  status page: %s\n", d.URL())
 	fmt.Fprintf(w, "  \"Cut link\" there takes the WAN down; \"Restore link\" brings it back.\n")

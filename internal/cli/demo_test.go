@@ -75,7 +75,7 @@ func TestDemoAndStatus(t *testing.T) {
 		}
 		raw = r.stdout
 		require.NoError(t, json.Unmarshal([]byte(r.stdout), &st), r.stdout)
-		if len(st.Links) != 1 || st.Links[0].State != "live" || st.Links[0].Records == 0 || len(st.Links[0].Topics) == 0 {
+		if len(st.Links) != 2 || st.Links[0].State != "live" || st.Links[0].Records == 0 || len(st.Links[0].Topics) == 0 {
 			return fmt.Errorf("status %+v", st.Links)
 		}
 		// The demo's two agents share the link, each with its slots.
@@ -107,6 +107,7 @@ func TestDemoAndStatus(t *testing.T) {
 	require.Contains(t, out, "data     "+dir+" (new)")
 	require.Contains(t, out, "5 machines writing about 300 records/s to alerts, sensors.temp, sensors.vibration at the edge")
 	require.Contains(t, out, "shared by agents A and B")
+	require.Contains(t, out, "telemetry-rollup: sensors.temp rolled up at the edge into 10 s windows per machine")
 	require.Contains(t, out, `"Kill agent" kills agent B`)
 	require.FileExists(t, filepath.Join(dir, "demo.log"))
 

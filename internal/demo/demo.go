@@ -50,8 +50,12 @@ import (
 	"github.com/edgelink/edgelink/internal/status"
 )
 
-// LinkName is the demo link's name.
-const LinkName = "telemetry-up"
+// LinkName is the demo link's name; RollupLinkName the link that rolls
+// the temperatures up into 10-second windows at the edge.
+const (
+	LinkName       = "telemetry-up"
+	RollupLinkName = "telemetry-rollup"
+)
 
 // Site is the demo's site name; mirror topics are "<site>.<topic>".
 const Site = "plant-demo"
@@ -254,13 +258,27 @@ links:
     slots: 6
     # A killed agent's slots move to the other within about 10 s.
     membership: {session_timeout: 6s, heartbeat_interval: 500ms, rebalance_timeout: 5s}
+  # The temperatures again, rolled up at the edge before the WAN: per
+  # machine, one record every 10 s of readings (min, max, mean, count)
+  # instead of twenty. The status page shows the payload it saves.
+  - name: %s
+    from: edge
+    to: cloud
+    topics: {include: ['sensors\.temp']}
+    rename: "{site}.{topic}.10s"
+    discovery_interval: 2s
+    tuning: {dial_timeout: 2s}
+    slots: 2
+    membership: {session_timeout: 6s, heartbeat_interval: 500ms, rebalance_timeout: 5s}
+    transforms:
+      - aggregate: {window: 10s, grace: 1s, key: json.machine, values: {celsius: json.celsius}, functions: [min, max, mean, count]}
 http:
   listen: %q
 # The site reports to the fleet in the cloud cluster; the demo's fleet
 # page shows it among simulated sites.
 site_labels: {region: eu-central, tier: plant}
 fleet: {cluster: cloud, interval: 2s}
-`, Site, quote(edge), quote(cloud), LinkName, listen)
+`, Site, quote(edge), quote(cloud), LinkName, RollupLinkName, listen)
 	cfg, err := config.Parse("demo.yaml", []byte(y))
 	if err != nil {
 		return nil, nil, fmt.Errorf("demo configuration: %w", err)

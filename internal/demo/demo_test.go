@@ -100,10 +100,22 @@ func request(t *testing.T, method, url string) string {
 
 func linkStatus(t *testing.T, d *running) status.LinkStatus {
 	t.Helper()
+	return namedLinkStatus(t, d, demo.LinkName)
+}
+
+// namedLinkStatus returns one of the demo's two links' status.
+func namedLinkStatus(t *testing.T, d *running, name string) status.LinkStatus {
+	t.Helper()
 	var st status.Snapshot
 	require.NoError(t, json.Unmarshal([]byte(get(t, d.URL()+"api/v1/status")), &st))
-	require.Len(t, st.Links, 1)
-	return st.Links[0]
+	require.Len(t, st.Links, 2)
+	for _, l := range st.Links {
+		if l.Name == name {
+			return l
+		}
+	}
+	require.FailNow(t, "no link "+name)
+	return status.LinkStatus{}
 }
 
 // metric returns one series' value from a scrape of /metrics.
@@ -136,6 +148,15 @@ func TestDemoOutageAndResume(t *testing.T) {
 	})
 	records := metric(t, d, "edgelink_link_records_total"+lk)
 	require.Positive(t, records)
+	// The rollup link sends a record per machine and 10 s window: a
+	// small part of what goes into it.
+	testbed.Eventually(t, 40*time.Second, func() error {
+		r := namedLinkStatus(t, d, demo.RollupLinkName)
+		if r.Records == 0 || r.BytesIn < 5*r.Bytes {
+			return fmt.Errorf("rollup: %d windows, %d bytes out of %d in (%d records in)", r.Records, r.Bytes, r.BytesIn, r.RecordsIn)
+		}
+		return nil
+	})
 	require.Equal(t, 1.0, metric(t, d, `edgelink_link_state{link="telemetry-up",state="live"}`))
 	require.Equal(t, 1.0, metric(t, d, "edgelink_link_connected"+lk))
 	require.Equal(t, 0.0, metric(t, d, "edgelink_link_backlog_estimated"+lk))
@@ -252,8 +273,14 @@ func apiStatus(t *testing.T, d *running) observe.LinkResponse {
 	t.Helper()
 	var st observe.StatusResponse
 	require.NoError(t, json.Unmarshal([]byte(get(t, d.URL()+"api/v1/status")), &st))
-	require.Len(t, st.Links, 1)
-	return st.Links[0]
+	require.Len(t, st.Links, 2)
+	for _, l := range st.Links {
+		if l.Name == demo.LinkName {
+			return l
+		}
+	}
+	require.FailNow(t, "no link "+demo.LinkName)
+	return observe.LinkResponse{}
 }
 
 // shared checks that n agents share the link, each with slots, and that

@@ -220,6 +220,9 @@ func TestStatusMetricsAndTranslateFake(t *testing.T) {
 	week := (7 * 24 * time.Hour).Seconds() // kfake's default retention.ms
 	require.Equal(t, status.TopicProgress{Source: "sensors.temp", Destination: "plant-1.sensors.temp", Partitions: 2, Priority: 1, Records: 200, Bytes: tp.Bytes, RecordsIn: 200, BytesIn: tp.Bytes, RetentionSeconds: &week}, tp, "without transforms, what goes in comes out")
 	require.Nil(t, f.status(t).Links[0].Backlog.DataLossInSeconds, "no data loss ahead without a backlog")
+	ls := f.status(t).Links[0]
+	require.EqualValues(t, 200, ls.RecordsIn, "the link's records in, as its topics'")
+	require.Equal(t, ls.Bytes, ls.BytesIn, "without transforms, what goes in comes out")
 
 	// The JSON is snake_case as documented.
 	_, raw := f.get(t, "/api/v1/status", true)

@@ -268,6 +268,8 @@ func (m *Model) linkStatus(cfg *config.Config, l *link.Link, now time.Time) Link
 		LastError:       st.LastError,
 		Records:         st.Records,
 		Bytes:           st.Bytes,
+		RecordsIn:       st.RecordsIn,
+		BytesIn:         st.BytesIn,
 		WireBytes:       st.WireBytes,
 		Transactions:    st.Transactions,
 		LostRecords:     st.LostRecords,

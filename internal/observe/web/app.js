@@ -187,7 +187,8 @@
       stat("Lost · skipped", fmtCount(l.lost_records) + " · " + fmtCount(l.skipped_records),
         l.skipped_loops > 0 ? fmtCount(l.skipped_loops) + " loop records" : "by retention · refused", "lost", lossy > 0) +
       (l.bytes_in > l.bytes ? stat("Transforms", Math.round((100 * (l.bytes_in - l.bytes)) / l.bytes_in) + "% saved",
-        fmtBytes(l.bytes_in) + " → " + fmtBytes(l.bytes) + " · " + fmtCount(l.filtered_records) + " filtered", "transforms") : ""));
+        fmtBytes(l.bytes_in) + " → " + fmtBytes(l.bytes) + " · " + fmtCount(l.filtered_records) + " filtered" +
+        (l.late_records ? " · " + fmtCount(l.late_records) + " late" : ""), "transforms") : ""));
 
     let h = history.get(l.name);
     if (!h) history.set(l.name, (h = []));
