@@ -57,9 +57,14 @@ func newVerifyCmd(g *globals) *cobra.Command {
 			}
 			defer dst.Close()
 			opts.Source, opts.Destination = src, dst
-			// A link's filters and projections shape what its mirror holds.
-			if opts.Transform, err = link.RecordTransform(l); err != nil {
+			// A link's transforms shape what its mirror holds.
+			if opts.Derive, err = link.RecordDeriver(l); err != nil {
 				return err
+			}
+			if opts.Derive == nil {
+				if opts.Transform, err = link.RecordTransform(l); err != nil {
+					return err
+				}
 			}
 
 			ctx, cancel := timeoutContext(cmd, opts.Timeout)

@@ -3,6 +3,7 @@ package link
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"cel.dev/cel-go/cel"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -173,7 +174,7 @@ func RecordTransform(lc *config.Link) (func(*kgo.Record) (bool, error), error) {
 	}
 	for _, step := range steps {
 		if step.stateful != nil {
-			return nil, fmt.Errorf("a link with a %s: checking its mirror against the source is not supported yet", step.stateful.Kind())
+			return nil, fmt.Errorf("a link with a %s: use RecordDeriver", step.stateful.Kind())
 		}
 	}
 	st := &transformStage{steps: steps}
@@ -181,6 +182,58 @@ func RecordTransform(lc *config.Link) (func(*kgo.Record) (bool, error), error) {
 	return func(r *kgo.Record) (bool, error) {
 		var in transform.Record
 		return st.apply(r, &in)
+	}, nil
+}
+
+// RecordDeriver returns what the transforms of link lc, which has a
+// stateful one, do to the records of one source partition fed in offset
+// order from its start, for checking its mirror (verify.Options.Derive):
+// whether a record crosses (rewritten as a projection does), and the
+// records emitted after it (an aggregate's windows, with their
+// provenance). Nil when the link has no stateful transform. The function
+// it returns for a partition is for one goroutine; those of several
+// partitions may run at once.
+func RecordDeriver(lc *config.Link) (func(topic string, partition int32) func(*kgo.Record) (bool, []*kgo.Record, error), error) {
+	steps, err := compileTransforms(lc.Transforms)
+	if err != nil {
+		return nil, err
+	}
+	si := slices.IndexFunc(steps, func(s transformStep) bool { return s.stateful != nil })
+	if si < 0 {
+		return nil, nil
+	}
+	before, after := steps[:si], steps[si+1:]
+	return func(_ string, partition int32) func(*kgo.Record) (bool, []*kgo.Record, error) {
+		st := steps[si].stateful.Partition(partition)
+		st.Restore(transform.Position{Watermark: transform.NoWatermark})
+		var in, out transform.Record
+		return func(r *kgo.Record) (bool, []*kgo.Record, error) {
+			if keep, err := applySteps(before, r, &in); err != nil || !keep {
+				return false, nil, err
+			}
+			res, err := st.Process(&in)
+			if err != nil {
+				return false, nil, err
+			}
+			kept := false
+			if res.Keep {
+				if kept, err = applySteps(after, r, &out); err != nil {
+					return false, nil, err
+				}
+			}
+			var emit []*kgo.Record
+			for _, o := range res.Emit {
+				w := &kgo.Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: o.Key, Value: o.Value, Timestamp: o.Timestamp}
+				keep, err := applySteps(after, w, &out)
+				if err != nil {
+					return kept, emit, err
+				}
+				if keep {
+					emit = append(emit, w)
+				}
+			}
+			return kept, emit, nil
+		}
 	}, nil
 }
 

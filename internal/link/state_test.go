@@ -16,6 +16,7 @@ import (
 	"github.com/edgelink/edgelink/internal/link"
 	"github.com/edgelink/edgelink/internal/testbed"
 	"github.com/edgelink/edgelink/internal/transform"
+	"github.com/edgelink/edgelink/internal/verify"
 )
 
 // machineReadings returns n readings a second of machines over dur of event
@@ -135,6 +136,37 @@ func TestAggregateExactlyOnceThroughCrashesFake(t *testing.T) {
 		}
 	}
 	require.NoError(t, stop())
+
+	// The checker recomputes the windows from the source: all there, once.
+	derive, err := link.RecordDeriver(cfg.Links[0])
+	require.NoError(t, err)
+	scl, dcl := mustClient(t, src.ListenAddrs()), mustClient(t, dst.ListenAddrs())
+	check := func() *verify.Report {
+		rep, err := verify.Check(t.Context(), verify.Options{Source: scl, Destination: dcl, Derive: derive,
+			Topics: []verify.Pair{{Source: "sensors.temp", Destination: "sensors.temp"}}})
+		require.NoError(t, err)
+		return rep
+	}
+	rep := check()
+	require.True(t, rep.OK(), "%s", rep)
+	require.EqualValues(t, total, rep.DestinationRecords)
+	require.EqualValues(t, total, rep.SourceRecords, "the windows expected")
+	// A window written twice is a duplicate.
+	again := got[0][3]
+	dup := &kgo.Record{Topic: again.Topic, Partition: again.Partition, Key: again.Key, Value: again.Value, Headers: again.Headers, Timestamp: again.Timestamp}
+	require.NoError(t, kgoProduceTo(t, dst.ListenAddrs(), dup))
+	rep = check()
+	require.EqualValues(t, 1, rep.Duplicated, "%s", rep)
+	require.Zero(t, rep.Lost+rep.Corrupted+rep.Phantom, "%s", rep)
+}
+
+// kgoProduceTo writes records to a cluster as they are (partition included).
+func kgoProduceTo(t *testing.T, seeds []string, recs ...*kgo.Record) error {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	require.NoError(t, err)
+	defer cl.Close()
+	return cl.ProduceSync(t.Context(), recs...).FirstErr()
 }
 
 // runCrashable runs a link whose crash stops it as a killed process would

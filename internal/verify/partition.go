@@ -100,7 +100,26 @@ func (c *partitionCheck) run(ctx context.Context, srcCl, dstCl *kgo.Client, seed
 		table = make([]sourceRecord, 0, min(srcEnd-srcStart, 1<<16))
 		r := &partitionReader{cl: srcCl, topic: c.pair.Source, partition: c.partition, leader: -1}
 		var err error
+		var derive func(*kgo.Record) (bool, []*kgo.Record, error)
+		if c.opts.Derive != nil {
+			derive = c.opts.Derive(c.pair.Source, c.partition)
+		}
 		deleted, err = r.read(ctx, srcStart, srcEnd, func(rec *kgo.Record) {
+			if derive != nil {
+				keep, emit, err := derive(rec)
+				if err != nil {
+					res.transformErrors++
+				}
+				if keep && err == nil {
+					table = append(table, sourceRecord{offset: rec.Offset, copied: -1, fingerprint: fingerprintOf(seed, rec, -1)})
+				} else {
+					res.filtered++
+				}
+				for _, e := range emit {
+					table = append(table, sourceRecord{offset: rec.Offset, copied: -1, fingerprint: fingerprintOf(seed, e, -1)})
+				}
+				return
+			}
 			if t := c.opts.Transform; t != nil {
 				keep, err := t(rec)
 				if err != nil {
@@ -188,6 +207,11 @@ func (c *partitionCheck) run(ctx context.Context, srcCl, dstCl *kgo.Client, seed
 			example(KindPhantom, off, rec.Offset, "not a committed source record (aborted transaction, transaction marker, or compacted away)")
 			return
 		}
+		if i > 0 && table[i-1].offset == off || i+1 < len(table) && table[i+1].offset == off {
+			// Several records of one source offset (a record and the
+			// windows it closed): the first not found yet that is this.
+			i = match(table, i, off, fingerprintOf(seed, rec, idx))
+		}
 		hint = i + 1
 		s := &table[i]
 		if s.copied >= 0 {
@@ -252,6 +276,36 @@ func (c *partitionCheck) run(ctx context.Context, srcCl, dstCl *kgo.Client, seed
 	}
 	flush(lastLost)
 	return res, nil
+}
+
+// match picks, among the entries of table for source offset off (i is
+// one of them), the first not copied yet with fingerprint fp, else one
+// copied already with it (a duplicate), else the first not copied yet
+// (corrupted), else the first.
+func match(table []sourceRecord, i int, off int64, fp fingerprint) int {
+	for i > 0 && table[i-1].offset == off {
+		i--
+	}
+	first, uncopied, same := i, -1, -1
+	for j := i; j < len(table) && table[j].offset == off; j++ {
+		switch {
+		case table[j].fingerprint == fp && table[j].copied < 0:
+			return j
+		case table[j].fingerprint == fp:
+			if same < 0 {
+				same = j
+			}
+		case table[j].copied < 0 && uncopied < 0:
+			uncopied = j
+		}
+	}
+	switch {
+	case same >= 0:
+		return same
+	case uncopied >= 0:
+		return uncopied
+	}
+	return first
 }
 
 // lookup finds off in table (sorted by offset), trying index hint first:

@@ -148,6 +148,15 @@ type Options struct {
 	// filtered, and a destination record naming it is a phantom. Lost keeps
 	// its meaning: a kept record missing from the destination.
 	Transform func(rec *kgo.Record) (keep bool, err error)
+	// Derive, when set, is what a link with a stateful transform
+	// (downsample, dedupe, aggregate) does to the records of one source
+	// partition, fed them in offset order from the partition's start: it
+	// may rewrite a record and reports whether it crosses, and returns the
+	// records it emits after it (an aggregate's windows, which the link
+	// writes with the provenance of that record). It replaces Transform;
+	// the check expects exactly what it keeps and emits, so it holds for a
+	// link that replicated the partitions from their start.
+	Derive func(topic string, partition int32) func(rec *kgo.Record) (keep bool, emit []*kgo.Record, err error)
 }
 
 // Kind is a kind of finding.
