@@ -142,8 +142,10 @@ func TestAggregateExactlyOnceThroughCrashesFake(t *testing.T) {
 	require.NoError(t, err)
 	scl, dcl := mustClient(t, src.ListenAddrs()), mustClient(t, dst.ListenAddrs())
 	check := func() *verify.Report {
-		rep, err := verify.Check(t.Context(), verify.Options{Source: scl, Destination: dcl, Derive: derive,
-			Topics: []verify.Pair{{Source: "sensors.temp", Destination: "sensors.temp"}}})
+		rep, err := verify.Check(t.Context(), verify.Options{
+			Source: scl, Destination: dcl, Derive: derive,
+			Topics: []verify.Pair{{Source: "sensors.temp", Destination: "sensors.temp"}},
+		})
 		require.NoError(t, err)
 		return rep
 	}
