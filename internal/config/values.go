@@ -914,13 +914,17 @@ func (v *labels) decode(d *decoder, e entry, _ keyInfo) bool {
 	return ok
 }
 
-func (v *labels) encode() *yaml.Node {
-	if len(*v.p) == 0 {
+func (v *labels) encode() *yaml.Node { return stringMapNode(*v.p) }
+
+// stringMapNode encodes a mapping of strings, its keys sorted; nil when
+// empty.
+func stringMapNode(m map[string]string) *yaml.Node {
+	if len(m) == 0 {
 		return nil
 	}
 	n := mapNode()
-	for _, k := range slices.Sorted(maps.Keys(*v.p)) {
-		n.Content = append(n.Content, keyNode(k), strNode((*v.p)[k]))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		n.Content = append(n.Content, keyNode(k), strNode(m[k]))
 	}
 	return n
 }
@@ -1063,16 +1067,7 @@ func (v *expressions) decode(d *decoder, e entry, _ keyInfo) bool {
 	return ok
 }
 
-func (v *expressions) encode() *yaml.Node {
-	if len(*v.p) == 0 {
-		return nil
-	}
-	n := mapNode()
-	for _, k := range slices.Sorted(maps.Keys(*v.p)) {
-		n.Content = append(n.Content, keyNode(k), strNode((*v.p)[k]))
-	}
-	return n
-}
+func (v *expressions) encode() *yaml.Node { return stringMapNode(*v.p) }
 
 func (v *expressions) redact(bool) { *v.p = maps.Clone(*v.p) }
 
