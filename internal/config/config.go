@@ -305,6 +305,9 @@ type Transform struct {
 	Aggregate  *Aggregate
 }
 
+// ExpandTopic fills a topic template's {topic} and {site}.
+func ExpandTopic(tmpl, site, topic string) string { return expandTopic(tmpl, site, topic) }
+
 // Stateful reports whether t keeps state across records.
 func (t Transform) Stateful() bool {
 	return t.Downsample != nil || t.Dedupe != nil || t.Aggregate != nil
@@ -316,6 +319,20 @@ type Downsample struct {
 	// Key is a CEL expression; its value, as text, is the key.
 	Key   string
 	Every time.Duration
+	Outputs
+}
+
+// Outputs are where a stateful transform's output and its late records go
+// other than down the link's transforms to its mirror topic: topic
+// templates with {site} and {topic}, "" for none.
+type Outputs struct {
+	// To sends the transform's output (the records it keeps, an
+	// aggregate's windows) to this topic; the records that went into it
+	// then go on down the transforms unchanged (the raw stream).
+	To string
+	// Late sends the records the transform finds late to this topic;
+	// they are counted either way.
+	Late string
 }
 
 // Dedupe drops a record whose key was seen within Horizon of its
@@ -323,6 +340,7 @@ type Downsample struct {
 type Dedupe struct {
 	Key     string
 	Horizon time.Duration
+	Outputs
 }
 
 // Aggregate rolls records up into tumbling event-time windows per source
@@ -336,6 +354,41 @@ type Aggregate struct {
 	Values map[string]string
 	// Functions apply to every value, in AggregateFunctions' order.
 	Functions []string
+	Outputs
+}
+
+// Outputs returns the outputs of t's stateful transform (zero when none).
+func (t Transform) Outputs() Outputs {
+	switch {
+	case t.Downsample != nil:
+		return t.Downsample.Outputs
+	case t.Dedupe != nil:
+		return t.Dedupe.Outputs
+	case t.Aggregate != nil:
+		return t.Aggregate.Outputs
+	}
+	return Outputs{}
+}
+
+// DerivedTopics returns the destination topics a link writes for source
+// topic beside its mirror topic: its stateful transform's to and late
+// topics.
+func (l *Link) DerivedTopics(site, topic string) []string {
+	var out []string
+	for _, t := range l.Transforms {
+		o := t.Outputs()
+		for _, tmpl := range []string{o.To, o.Late} {
+			if tmpl != "" {
+				out = append(out, expandTopic(tmpl, site, topic))
+			}
+		}
+	}
+	return out
+}
+
+// expandTopic fills a topic template's {topic} and {site}.
+func expandTopic(tmpl, site, topic string) string {
+	return strings.NewReplacer("{topic}", topic, "{site}", site).Replace(tmpl)
 }
 
 // AggregateFunctions are the functions an aggregate can apply, in the
@@ -502,7 +555,7 @@ func (l *Link) DestinationTopic(site, topic string) string {
 	if rename == "" {
 		rename = DefaultRename
 	}
-	return strings.NewReplacer("{topic}", topic, "{site}", site).Replace(rename)
+	return expandTopic(rename, site, topic)
 }
 
 // HTTP configures the metrics, health and status server.

@@ -76,7 +76,9 @@ func TestTransforms(t *testing.T) {
 		Window: time.Minute, Grace: 10 * time.Second, Key: "json.machine",
 		Values:    map[string]string{"temp": "json.temp", "rpm": "json.rpm"},
 		Functions: []string{"min", "max", "mean", "count"},
+		Outputs:   config.Outputs{To: "{site}.{topic}.1m", Late: "{site}.{topic}.late"},
 	}, tr[2].Aggregate)
+	require.Equal(t, []string{"plant-a.sensors.x.1m", "plant-a.sensors.x.late"}, cfg.Links[0].DerivedTopics("plant-a", "sensors.x"))
 	require.True(t, tr[2].Stateful())
 	require.Equal(t, 128<<20, cfg.Links[0].MaxState)
 	out, err := cfg.YAML()

@@ -216,6 +216,8 @@ var downsampleBlock = block[Downsample]{
 		{name: "every", required: true, hint: "e.g. every: 10s", value: func(t *Downsample) value {
 			return &duration{p: &t.Every, min: time.Millisecond, max: 24 * time.Hour}
 		}},
+		{name: "to", value: func(t *Downsample) value { return &rename{text{p: &t.To}} }},
+		{name: "late", value: func(t *Downsample) value { return &rename{text{p: &t.Late}} }},
 	},
 }
 
@@ -227,6 +229,8 @@ var dedupeBlock = block[Dedupe]{
 		{name: "horizon", required: true, hint: "e.g. horizon: 10m", value: func(t *Dedupe) value {
 			return &duration{p: &t.Horizon, min: time.Millisecond, max: 7 * 24 * time.Hour}
 		}},
+		{name: "to", value: func(t *Dedupe) value { return &rename{text{p: &t.To}} }},
+		{name: "late", value: func(t *Dedupe) value { return &rename{text{p: &t.Late}} }},
 	},
 }
 
@@ -243,6 +247,8 @@ var aggregateBlock = block[Aggregate]{
 		{name: "key", required: true, hint: `e.g. key: json.machine`, value: func(t *Aggregate) value { return &expression{p: &t.Key, any: true} }},
 		{name: "values", required: true, hint: "e.g. values: {temp: json.temp}", value: func(t *Aggregate) value { return &expressions{p: &t.Values} }},
 		{name: "functions", value: func(t *Aggregate) value { return &functions{p: &t.Functions} }},
+		{name: "to", value: func(t *Aggregate) value { return &rename{text{p: &t.To}} }},
+		{name: "late", value: func(t *Aggregate) value { return &rename{text{p: &t.Late}} }},
 	},
 }
 

@@ -74,6 +74,11 @@ func Needs(site string, lc *config.Link, srcTopics []string) (src, dst []kafka.N
 			dst = append(dst, mk(read, "find transactions a broker left without markers (exactly-once)"))
 		}
 		dst = append(dst, ac, al)
+		for _, d := range lc.DerivedTopics(site, t) {
+			c := topic(create, d, "create the topic a transform writes to")
+			c.IfAbsent = true
+			dst = append(dst, topic(describe, d, "find the topic a transform writes to"), c, topic(write, d, "write a transform's output or late records"))
+		}
 	}
 	cp := lc.CheckpointTopic
 	if cp == "" {

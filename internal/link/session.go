@@ -574,7 +574,11 @@ func (s *session) copy(ctx context.Context, k tp, recs []*kgo.Record) error {
 		lastTS = r.Timestamp
 	}
 	if n > 0 {
-		s.noteMirror(recs[0].Topic, k.Topic)
+		for i, r := range recs {
+			if i == 0 || r.Topic != recs[i-1].Topic { // a transform's output topics too
+				s.noteMirror(r.Topic, k.Topic)
+			}
+		}
 		sl.txBytes += int(size)
 		sl.txRecs += int(n)
 		sl.txTopics[k.Topic] = sl.txTopics[k.Topic].add(n, size)

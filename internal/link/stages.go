@@ -91,7 +91,9 @@ func (s *mirrorStage) process(k tp, recs []*kgo.Record) ([]*kgo.Record, error) {
 		at := len(origins)
 		origins = s.origin.Append(origins, r.Partition, r.Offset)
 		headers = append(headers, kgo.RecordHeader{Key: provenance.Key, Value: origins[at:len(origins):len(origins)]})
-		r.Topic = dst
+		if r.Context == nil || !isDerived(r) { // a transform's output topic stays
+			r.Topic = dst
+		}
 		r.Headers = headers[from:len(headers):len(headers)]
 	}
 	return recs, nil
@@ -132,6 +134,8 @@ func newTransformStage(l *Link) (*transformStage, error) {
 	for i, st := range steps {
 		if st.stateful != nil {
 			ts.keyed = newKeyedState(st.stateful, i, int64(l.cfg.MaxState))
+			o := l.cfg.Transforms[i].Outputs()
+			ts.keyed.to, ts.keyed.late = outputTopic(o.To, l.id.Site), outputTopic(o.Late, l.id.Site)
 		}
 	}
 	return ts, nil
@@ -203,6 +207,20 @@ func RecordDeriver(lc *config.Link) (func(topic string, partition int32) func(*k
 		return nil, nil
 	}
 	before, after := steps[:si], steps[si+1:]
+	if lc.Transforms[si].Outputs().To != "" {
+		// The output goes to a topic of its own: the mirror holds the raw
+		// records, through the transforms after the stateful one.
+		return func(_ string, _ int32) func(*kgo.Record) (bool, []*kgo.Record, error) {
+			var in transform.Record
+			return func(r *kgo.Record) (bool, []*kgo.Record, error) {
+				if keep, err := applySteps(before, r, &in); err != nil || !keep {
+					return false, nil, err
+				}
+				keep, err := applySteps(after, r, &in)
+				return keep, nil, err
+			}
+		}, nil
+	}
 	return func(_ string, partition int32) func(*kgo.Record) (bool, []*kgo.Record, error) {
 		st := steps[si].stateful.Partition(partition)
 		st.Restore(transform.Position{Watermark: transform.NoWatermark})

@@ -1,6 +1,7 @@
 package link
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -38,14 +39,53 @@ type keyedState struct {
 	replayTo map[tp]int64
 	// bytes is the state's estimated size, limit max_state.
 	bytes, limit int64
+	// to and late name, by source topic, where the output and the late
+	// records go when the transform says (see config.Outputs): a
+	// destination topic, "" for down the transforms (to) or nowhere (late).
+	to, late func(topic string) string
 }
 
 func newKeyedState(op transform.Stateful, step int, limit int64) *keyedState {
 	if limit <= 0 {
 		limit = config.DefaultMaxState
 	}
-	return &keyedState{op: op, step: step, states: make(map[tp]transform.PartitionState), replayTo: make(map[tp]int64), limit: limit}
+	none := func(string) string { return "" }
+	return &keyedState{op: op, step: step, states: make(map[tp]transform.PartitionState), replayTo: make(map[tp]int64), limit: limit, to: none, late: none}
 }
+
+// outputTopic returns a function naming the destination topic of template
+// tmpl for a source topic ("" without a template), memoised.
+func outputTopic(tmpl, site string) func(string) string {
+	if tmpl == "" {
+		return func(string) string { return "" }
+	}
+	names := make(map[string]string)
+	return func(topic string) string {
+		n, ok := names[topic]
+		if !ok {
+			n = config.ExpandTopic(tmpl, site, topic)
+			names[topic] = n
+		}
+		return n
+	}
+}
+
+// derivedKey marks a record a transform addressed to a destination topic
+// of its own (an output or late topic): the mirror stage keeps its topic.
+type derivedKey struct{}
+
+var derivedCtx = context.WithValue(context.Background(), derivedKey{}, true)
+
+// derived returns a copy of r addressed to topic, marked for the mirror
+// stage.
+func derived(r *kgo.Record, topic string) *kgo.Record {
+	c := *r
+	c.Topic, c.Context = topic, derivedCtx
+	return &c
+}
+
+// isDerived reports whether a transform addressed r to a topic of its own.
+func isDerived(r *kgo.Record) bool { return r.Context == derivedCtx }
 
 // compileStateful compiles a downsample, dedupe or aggregate.
 func compileStateful(t config.Transform) (transform.Stateful, error) {
@@ -188,16 +228,33 @@ func (s *transformStage) processKeyed(k tp, recs []*kgo.Record) ([]*kgo.Record, 
 			if err == nil {
 				if res.Late {
 					lated++
+					if late := ks.late(k.Topic); late != "" {
+						out = append(out, derived(r, late))
+					}
 				}
-				if res.Keep {
+				to := ks.to(k.Topic)
+				switch {
+				case to != "":
+					// The output goes to its own topic, the raw record on.
+					if res.Keep {
+						out = append(out, derived(r, to))
+					}
 					if err := pass(r); err != nil {
 						return nil, err
 					}
-				} else if !res.Late && ks.op.Kind() != "aggregate" {
+				case res.Keep:
+					if err := pass(r); err != nil {
+						return nil, err
+					}
+				case !res.Late && ks.op.Kind() != "aggregate":
 					filtered++
 				}
 				for _, o := range res.Emit {
 					w := &kgo.Record{Topic: k.Topic, Partition: k.Partition, Offset: r.Offset, Key: o.Key, Value: o.Value, Timestamp: o.Timestamp}
+					if to != "" {
+						out = append(out, derived(w, to))
+						continue
+					}
 					if err := pass(w); err != nil {
 						return nil, err
 					}

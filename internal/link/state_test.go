@@ -277,3 +277,49 @@ func TestStateLimitStopsTheLinkFake(t *testing.T) {
 	require.ErrorContains(t, err, "max_state: 1 MiB")
 	require.Zero(t, len(readAll(t, dst.ListenAddrs(), "sensors.temp", 0)), "nothing emitted (no window closed)")
 }
+
+// TestAggregateToOwnTopicFake: an aggregate with to and late topics: the
+// windows go to the to topic, the late records to the late topic, and
+// every raw record on to the mirror, through a crash.
+func TestAggregateToOwnTopicFake(t *testing.T) {
+	src := testbed.StartFake(t, kfake.SeedTopics(2, "sensors.temp"))
+	dst := testbed.StartFake(t)
+	cfg := linkConfig(t, src.ListenAddrs(), dst.ListenAddrs(), `    transforms:
+      - aggregate:
+          window: 1m
+          grace: 5s
+          key: json.machine
+          values: {temp: json.temp}
+          functions: [max, count]
+          to: "{topic}.1m"
+          late: "{topic}.late"`)
+	spec := transform.AggregateSpec{Window: time.Minute, Grace: 5 * time.Second, Key: "json.machine", Values: map[string]string{"temp": "json.temp"}, Functions: []string{"max", "count"}}
+	recs := machineReadings(10, 2, time.UnixMilli(1_780_000_000_000), 20*time.Minute, 5)
+	want, late := expectedWindows(t, spec, recs)
+	total := 0
+	for _, w := range want {
+		total += len(w)
+	}
+	require.Positive(t, late)
+	half := len(recs) / 2
+	require.NoError(t, kgoProduceTo(t, src.ListenAddrs(), recs[:half]...))
+	_, crash := runCrashable(t, cfg)
+	time.Sleep(300 * time.Millisecond)
+	crash()
+	require.NoError(t, kgoProduceTo(t, src.ListenAddrs(), recs[half:]...))
+	_, stop := runLink(t, cfg, fastOpts)
+	got := readAll(t, dst.ListenAddrs(), "sensors.temp.1m", total)
+	require.Equal(t, total, len(got), "every window once")
+	byPart := make(map[int32][]*kgo.Record)
+	for _, r := range got {
+		byPart[r.Partition] = append(byPart[r.Partition], r)
+	}
+	for p, ws := range want {
+		for i, w := range ws {
+			require.Equal(t, string(w.Value), string(byPart[p][i].Value), "partition %d window %d", p, i)
+		}
+	}
+	require.Equal(t, late, len(readAll(t, dst.ListenAddrs(), "sensors.temp.late", late)), "the late records")
+	require.Equal(t, len(recs), len(readAll(t, dst.ListenAddrs(), "sensors.temp", len(recs))), "the raw stream, whole")
+	require.NoError(t, stop())
+}

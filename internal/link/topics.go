@@ -175,7 +175,11 @@ func (s *session) syncTopics(ctx context.Context, src map[string]int32) (map[str
 		}
 		dstNames = append(dstNames, dst)
 	}
-	dstDetails, err := s.dstAdm.ListTopics(ctx, dstNames...)
+	var derivedNames []string
+	for _, t := range names {
+		derivedNames = append(derivedNames, s.l.cfg.DerivedTopics(s.l.id.Site, t)...)
+	}
+	dstDetails, err := s.dstAdm.ListTopics(ctx, append(slices.Clip(dstNames), derivedNames...)...)
 	if err != nil {
 		return nil, fmt.Errorf("describe destination topics: %w", err)
 	}
@@ -192,6 +196,10 @@ func (s *session) syncTopics(ctx context.Context, src map[string]int32) (map[str
 	for _, t := range names {
 		dst, err := MirrorTopic(s.l.id.Site, s.l.cfg, t)
 		if err != nil {
+			continue
+		}
+		if err := s.ensureDerived(ctx, t, src[t], dstDetails); err != nil {
+			s.l.topicError(t, err)
 			continue
 		}
 		want := srcCfgs[t].set
@@ -226,6 +234,34 @@ func (s *session) syncTopics(ctx context.Context, src map[string]int32) (map[str
 		ready[t] = src[t]
 	}
 	return ready, nil
+}
+
+// ensureDerived makes the topics a stateful transform writes for source
+// topic t beside its mirror (its output and late topics) exist with the
+// source's partitions, with the destination's default configs.
+func (s *session) ensureDerived(ctx context.Context, t string, partitions int32, details kadm.TopicDetails) error {
+	for _, d := range s.l.cfg.DerivedTopics(s.l.id.Site, t) {
+		if err := validTopicName(d); err != nil {
+			return fmt.Errorf("output topic for %s: %w (check the transform's to and late)", t, err)
+		}
+		td, exists := details[d]
+		if exists && errors.Is(td.Err, kerr.UnknownTopicOrPartition) {
+			exists = false
+		}
+		switch {
+		case !exists:
+			if err := s.createMirror(ctx, d, partitions, nil); err != nil {
+				return err
+			}
+		case td.Err != nil:
+			return fmt.Errorf("describe output topic %s: %w", d, td.Err)
+		case int32(len(td.Partitions)) < partitions:
+			if err := s.alignMirror(ctx, d, int32(len(td.Partitions)), partitions, nil, nil); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func (s *session) createMirror(ctx context.Context, dst string, partitions int32, cfg map[string]string) error {
