@@ -231,8 +231,18 @@ func (s *session) setup(ctx context.Context) error {
 		closeSlots(opened)
 		return err
 	} else if ts != nil {
-		ts.filtered = func(_ string, n int64) { l.update(func(st *Status) { st.FilteredRecords += n }) }
-		ts.late = func(_ string, n int64) { l.update(func(st *Status) { st.LateRecords += n }) }
+		// Counted with the commit that accounts for the records (a
+		// transaction aborted meanwhile sees them again).
+		ts.filtered = func(k tp, n int64) {
+			if sl := s.slotFor(k); sl != nil {
+				sl.txFiltered += n
+			}
+		}
+		ts.late = func(k tp, n int64) {
+			if sl := s.slotFor(k); sl != nil {
+				sl.txLate += n
+			}
+		}
 		s.stages = append(s.stages, ts)
 		s.transforming, s.tstage = true, ts
 	}
@@ -633,8 +643,11 @@ func (s *session) committed(sl *slot) {
 	}
 	if dt := time.Since(s.rateAt).Seconds(); dt > 0 {
 		// An exponentially weighted rate with a time constant of ~10 s.
+		// Source records, as the backlog counts them: a link whose
+		// transforms keep one record in a hundred drains at the rate it
+		// reads, not the rate it writes.
 		w := min(dt/10, 1)
-		s.rate = (1-w)*s.rate + w*float64(recs)/dt
+		s.rate = (1-w)*s.rate + w*float64(inRecs)/dt
 		s.rateAt = time.Now()
 	}
 	l.update(func(st *Status) {
@@ -642,6 +655,8 @@ func (s *session) committed(sl *slot) {
 		st.Bytes += int64(bytes)
 		st.RecordsIn += inRecs
 		st.BytesIn += inBytes
+		st.FilteredRecords += sl.txFiltered
+		st.LateRecords += sl.txLate
 		st.Transactions++
 		st.Topics = slices.Clone(st.Topics) // snapshots share the old array
 		for i := range st.Topics {

@@ -113,7 +113,7 @@ type transformStage struct {
 	// filtered counts the records dropped by filters (and by a downsample
 	// or dedupe), by source topic; late the records a stateful transform
 	// found late.
-	filtered, late func(topic string, n int64)
+	filtered, late func(k tp, n int64)
 	// keyed is the link's stateful transform, if any (see state.go).
 	keyed *keyedState
 }
@@ -276,7 +276,7 @@ func (s *transformStage) process(k tp, recs []*kgo.Record) ([]*kgo.Record, error
 		n++
 	}
 	if dropped := len(recs) - n; dropped > 0 && s.filtered != nil {
-		s.filtered(k.Topic, int64(dropped))
+		s.filtered(k, int64(dropped))
 	}
 	return recs[:n], nil
 }

@@ -273,10 +273,10 @@ func (s *transformStage) processKeyed(k tp, recs []*kgo.Record) ([]*kgo.Record, 
 		}
 	}
 	if filtered > 0 && s.filtered != nil {
-		s.filtered(k.Topic, filtered)
+		s.filtered(k, filtered)
 	}
 	if lated > 0 && s.late != nil {
-		s.late(k.Topic, lated)
+		s.late(k, lated)
 	}
 	return out, nil
 }

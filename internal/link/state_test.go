@@ -303,11 +303,11 @@ func TestAggregateToOwnTopicFake(t *testing.T) {
 	require.Positive(t, late)
 	half := len(recs) / 2
 	require.NoError(t, kgoProduceTo(t, src.ListenAddrs(), recs[:half]...))
-	_, crash := runCrashable(t, cfg)
+	first, crash := runCrashable(t, cfg)
 	time.Sleep(300 * time.Millisecond)
 	crash()
 	require.NoError(t, kgoProduceTo(t, src.ListenAddrs(), recs[half:]...))
-	_, stop := runLink(t, cfg, fastOpts)
+	l, stop := runLink(t, cfg, fastOpts)
 	got := readAll(t, dst.ListenAddrs(), "sensors.temp.1m", total)
 	require.Equal(t, total, len(got), "every window once")
 	byPart := make(map[int32][]*kgo.Record)
@@ -321,5 +321,12 @@ func TestAggregateToOwnTopicFake(t *testing.T) {
 	}
 	require.Equal(t, late, len(readAll(t, dst.ListenAddrs(), "sensors.temp.late", late)), "the late records")
 	require.Equal(t, len(recs), len(readAll(t, dst.ListenAddrs(), "sensors.temp", len(recs))), "the raw stream, whole")
+	// Late records count with their commit: once, across the crash.
+	testbed.Eventually(t, 10*time.Second, func() error {
+		if n := first.Status().LateRecords + l.Status().LateRecords; n != int64(late) {
+			return fmt.Errorf("%d late records counted, %d in the source", n, late)
+		}
+		return nil
+	})
 	require.NoError(t, stop())
 }
