@@ -5,7 +5,7 @@ BIN           := $(CURDIR)/bin
 TEST_TIMEOUT  ?= 25m
 FUZZTIME      ?= 200000x
 
-.PHONY: build setup test test-unit test-integration fuzz lint tidy-check kafka bench bench-mirror bench-checkpoints bench-fleet clean
+.PHONY: build setup test test-unit test-integration fuzz lint tidy-check kafka bench bench-mirror bench-transforms bench-checkpoints bench-fleet clean
 
 build:
 	$(GO) build -o $(BIN)/edgelink ./cmd/edgelink
@@ -56,6 +56,16 @@ bench: setup build
 BENCH_RECORDS ?= 500000
 bench-mirror: setup
 	$(GO) run ./internal/bench/mirrorbench -records $(BENCH_RECORDS) -size 1024 -partitions 12 -runs 3
+
+## bench-transforms: a link's throughput with no transforms, a filter keeping
+## 1% and a 1-minute aggregate, side by side on 1,000,000 JSON readings (median
+## of 3), its bytes to the destination, and the stateful transforms' memory at
+## 100,000 keys; rewrites its section of BENCHMARKS.md (several minutes; e.g.
+## make bench-transforms TRANSFORM_ARGS="-records 2000000 -pprof bin/pprof")
+TRANSFORM_RECORDS ?= 1000000
+TRANSFORM_ARGS    ?=
+bench-transforms: setup
+	$(GO) run ./internal/bench/transformbench -records $(TRANSFORM_RECORDS) -partitions 12 -runs 3 -write BENCHMARKS.md $(TRANSFORM_ARGS)
 
 ## bench-checkpoints: a link's checkpoint read at start-up with 5,000 links'
 ## checkpoints present on a real Kafka broker (median of 5)
