@@ -72,7 +72,7 @@ const dedupeEntryOverhead = 64
 
 // Process implements PartitionState.
 func (s *dedupeState) Process(r *Record) (Result, error) {
-	k, err := evalKey(s.d.key, activation(r))
+	k, err := evalKey(s.d.key, &vars{r: r})
 	if err != nil {
 		return Result{}, err
 	}

@@ -51,7 +51,7 @@ const downsampleEntryOverhead = 36
 
 // Process implements PartitionState.
 func (s *downsampleState) Process(r *Record) (Result, error) {
-	k, err := evalKey(s.d.key, activation(r))
+	k, err := evalKey(s.d.key, &vars{r: r})
 	if err != nil {
 		return Result{}, err
 	}

@@ -11,26 +11,13 @@ import (
 	"cel.dev/cel-go/common/types/traits"
 )
 
-// sharedVars returns the variables of r (activation's) for several
-// expressions evaluated on it, which share its value parsed as JSON: CEL
-// keeps a lazy variable's value for one evaluation only.
-func sharedVars(r *Record) map[string]any {
-	act := activation(r)
-	if parse, ok := act["json"].(func() ref.Val); ok {
-		var v ref.Val
-		act["json"] = func() ref.Val {
-			if v == nil {
-				v = parse()
-			}
-			return v
-		}
-	}
-	return act
-}
+// sharedVars returns the variables of r for several expressions
+// evaluated on it, which share its value parsed as JSON.
+func sharedVars(r *Record) *vars { return &vars{r: r} }
 
 // evalKey evaluates a stateful transform's key expression with a record's
 // variables act (activation's) and returns its key text (keyText).
-func evalKey(p *Program, act map[string]any) (string, error) {
+func evalKey(p *Program, act *vars) (string, error) {
 	v, err := p.evalIn(act)
 	if err != nil {
 		return "", err
@@ -154,7 +141,7 @@ func celString(v ref.Val) (string, error) {
 
 // evalNumber evaluates a value expression of an aggregate with a record's
 // variables act; it must give a finite int, uint or double.
-func evalNumber(p *Program, act map[string]any) (float64, error) {
+func evalNumber(p *Program, act *vars) (float64, error) {
 	v, err := p.evalIn(act)
 	if err != nil {
 		return 0, err

@@ -22,7 +22,6 @@
 package transform
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -31,6 +30,7 @@ import (
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
+	"cel.dev/cel-go/interpreter"
 )
 
 // CostLimit bounds the cost of one evaluation (CEL's cost units: about one
@@ -166,42 +166,74 @@ func compileError(e *cel.Error) *CompileError {
 	return ce
 }
 
-// activation binds a record's variables, json lazily.
-func activation(r *Record) map[string]any {
-	headers := make(map[string][]byte, len(r.Headers))
-	for _, h := range r.Headers {
-		headers[h.Key] = h.Value
-	}
-	key := r.Key
-	if key == nil {
-		key = []byte{}
-	}
-	value := r.Value
-	if value == nil {
-		value = []byte{}
-	}
-	return map[string]any{
-		"key": key, "value": value, "headers": headers,
-		"topic": r.Topic, "partition": int64(r.Partition), "offset": r.Offset, "timestamp": r.Timestamp,
-		"json": func() ref.Val {
-			v, err := parseJSON(r.Value)
-			if err != nil {
-				return types.NewErrFromString(err.Error())
-			}
-			return types.DefaultTypeAdapter.NativeToValue(v)
-		},
-	}
+// vars is what an expression sees of one record: a CEL activation that
+// resolves each variable from the record when the expression asks for it,
+// the headers' map built and the value parsed as JSON on first use, once
+// for all the expressions evaluated with it.
+type vars struct {
+	r       *Record
+	headers ref.Val
+	json    ref.Val
 }
+
+var emptyBytes = types.Bytes([]byte{})
+
+// ResolveName implements interpreter.Activation.
+func (v *vars) ResolveName(name string) (any, bool) {
+	r := v.r
+	switch name {
+	case "key":
+		if r.Key == nil {
+			return emptyBytes, true
+		}
+		return types.Bytes(r.Key), true
+	case "value":
+		if r.Value == nil {
+			return emptyBytes, true
+		}
+		return types.Bytes(r.Value), true
+	case "json":
+		if v.json == nil {
+			if doc, err := parseJSON(r.Value); err != nil {
+				v.json = types.NewErrFromString(err.Error())
+			} else {
+				v.json = types.DefaultTypeAdapter.NativeToValue(doc)
+			}
+		}
+		return v.json, true
+	case "headers":
+		if v.headers == nil {
+			h := make(map[string][]byte, len(r.Headers))
+			for _, hd := range r.Headers {
+				h[hd.Key] = hd.Value
+			}
+			v.headers = types.DefaultTypeAdapter.NativeToValue(h)
+		}
+		return v.headers, true
+	case "topic":
+		return types.String(r.Topic), true
+	case "partition":
+		return types.Int(r.Partition), true
+	case "offset":
+		return types.Int(r.Offset), true
+	case "timestamp":
+		return types.Timestamp{Time: r.Timestamp}, true
+	}
+	return nil, false
+}
+
+// Parent implements interpreter.Activation.
+func (v *vars) Parent() interpreter.Activation { return nil }
 
 // Eval evaluates the expression on r.
 func (p *Program) Eval(r *Record) (ref.Val, error) {
-	return p.evalIn(activation(r))
+	return p.evalIn(&vars{r: r})
 }
 
 // evalIn evaluates the expression with the variables act (activation's).
 // The expressions evaluated on one record may share act: its value,
 // parsed as JSON on first use, stays parsed in it.
-func (p *Program) evalIn(act map[string]any) (ref.Val, error) {
+func (p *Program) evalIn(act *vars) (ref.Val, error) {
 	out, _, err := p.prg.Eval(act)
 	if err != nil {
 		if p.usesJSON && strings.Contains(err.Error(), ErrNotJSON.Error()) {
@@ -227,8 +259,8 @@ func (p *Program) Bool(r *Record) (bool, error) {
 
 // parseJSON parses a record value.
 func parseJSON(b []byte) (any, error) {
-	var v any
-	if err := json.Unmarshal(b, &v); err != nil {
+	v, err := parseValue(b)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotJSON, err)
 	}
 	return v, nil
