@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -168,6 +169,35 @@ func (p *jsonParser) array(depth int) (any, error) {
 // number parses a number by JSON's grammar: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
 func (p *jsonParser) number() (any, error) {
 	start := p.i
+	if err := p.scanNumber(); err != nil {
+		return nil, err
+	}
+	f, err := strconv.ParseFloat(string(p.b[start:p.i]), 64)
+	if err != nil {
+		// Out of range: encoding/json refuses it too.
+		return nil, fmt.Errorf("%w: number %s out of range", errSyntax, p.b[start:p.i])
+	}
+	return f, nil
+}
+
+// skipNumber checks a number and moves past it; only one that might be
+// out of range (an exponent, or many digits) is parsed.
+func (p *jsonParser) skipNumber() error {
+	start := p.i
+	if err := p.scanNumber(); err != nil {
+		return err
+	}
+	n := p.b[start:p.i]
+	if len(n) > 15 || bytes.ContainsAny(n, "eE") {
+		if _, err := strconv.ParseFloat(string(n), 64); err != nil {
+			return fmt.Errorf("%w: number %s out of range", errSyntax, n)
+		}
+	}
+	return nil
+}
+
+// scanNumber moves past a number, checking its grammar.
+func (p *jsonParser) scanNumber() error {
 	if p.b[p.i] == '-' {
 		p.i++
 	}
@@ -183,12 +213,12 @@ func (p *jsonParser) number() (any, error) {
 	case p.i < len(p.b) && p.b[p.i] == '0':
 		p.i++
 	case digits() == 0:
-		return nil, p.fail("invalid number")
+		return p.fail("invalid number")
 	}
 	if p.i < len(p.b) && p.b[p.i] == '.' {
 		p.i++
 		if digits() == 0 {
-			return nil, p.fail("invalid number")
+			return p.fail("invalid number")
 		}
 	}
 	if p.i < len(p.b) && (p.b[p.i] == 'e' || p.b[p.i] == 'E') {
@@ -197,15 +227,10 @@ func (p *jsonParser) number() (any, error) {
 			p.i++
 		}
 		if digits() == 0 {
-			return nil, p.fail("invalid number")
+			return p.fail("invalid number")
 		}
 	}
-	f, err := strconv.ParseFloat(string(p.b[start:p.i]), 64)
-	if err != nil {
-		// Out of range: encoding/json refuses it too.
-		return nil, fmt.Errorf("%w: number %s out of range", errSyntax, p.b[start:p.i])
-	}
-	return f, nil
+	return nil
 }
 
 // str parses a string; p.b[p.i] is its opening quote.

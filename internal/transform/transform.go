@@ -194,11 +194,11 @@ func (v *vars) ResolveName(name string) (any, bool) {
 		return types.Bytes(r.Value), true
 	case "json":
 		if v.json == nil {
-			if doc, err := parseJSON(r.Value); err != nil {
-				v.json = types.NewErrFromString(err.Error())
-			} else {
-				v.json = types.DefaultTypeAdapter.NativeToValue(doc)
+			doc, err := lazyJSON(r.Value)
+			if err != nil {
+				doc = types.NewErrFromString(fmt.Errorf("%w: %w", ErrNotJSON, err).Error())
 			}
+			v.json = doc
 		}
 		return v.json, true
 	case "headers":
