@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"regexp"
 	"regexp/syntax"
 	"slices"
@@ -65,7 +67,12 @@ func newCheckCmd(g *globals) *cobra.Command {
 						fmt.Fprintf(g.stdout, "    project: keep %s\n", strings.Join(t.Project.Keep, ", "))
 					case t.Project != nil:
 						fmt.Fprintf(g.stdout, "    project: drop %s\n", strings.Join(t.Project.Drop, ", "))
+					default:
+						fmt.Fprintf(g.stdout, "    %s\n", describeStateful(t))
 					}
+				}
+				if slices.ContainsFunc(l.Transforms, config.Transform.Stateful) {
+					fmt.Fprintf(g.stdout, "    state at most %d MiB (max_state)\n", cmp.Or(l.MaxState, config.DefaultMaxState)>>20)
 				}
 			}
 			if err := describeFleet(g.stdout, cfg); err != nil {
@@ -386,4 +393,35 @@ func describeFleet(w io.Writer, cfg *config.Config) error {
 	}
 	fmt.Fprintf(w, "; managed, trusting %s (%s), reverting after %s\n", plural(ring.Len(), "key"), strings.Join(ring.KeyIDs(), ", "), f.RevertAfter)
 	return nil
+}
+
+// describeStateful says what a downsample, dedupe or aggregate does, for
+// check.
+func describeStateful(t config.Transform) string {
+	var b strings.Builder
+	switch {
+	case t.Downsample != nil:
+		fmt.Fprintf(&b, "downsample: first record per key %s every %s", t.Downsample.Key, t.Downsample.Every)
+	case t.Dedupe != nil:
+		fmt.Fprintf(&b, "dedupe: drop a key %s seen within %s", t.Dedupe.Key, t.Dedupe.Horizon)
+	case t.Aggregate != nil:
+		a := t.Aggregate
+		fns := a.Functions
+		if len(fns) == 0 {
+			fns = config.AggregateFunctions
+		}
+		var vals []string
+		for _, n := range slices.Sorted(maps.Keys(a.Values)) {
+			vals = append(vals, n+" = "+a.Values[n])
+		}
+		fmt.Fprintf(&b, "aggregate: %s windows (grace %s) per key %s, %s of %s", a.Window, a.Grace, a.Key, strings.Join(fns, ", "), strings.Join(vals, "; "))
+	}
+	o := t.Outputs()
+	if o.To != "" {
+		fmt.Fprintf(&b, ", output to %s", o.To)
+	}
+	if o.Late != "" {
+		fmt.Fprintf(&b, ", late records to %s", o.Late)
+	}
+	return b.String()
 }

@@ -119,11 +119,14 @@ links:
     transforms:
       - filter: %s
       - project: {keep: [id, reading.temp]}
+      - aggregate: {window: 1m, grace: 5s, key: json.id, values: {temp: json.reading.temp}, functions: [max, mean], to: "{topic}.1m"}
 `, filter))
 	}
 	r := edgelink(t, nil, "check", "-c", conf(`json.temp > 80.0`))
 	require.Equal(t, 0, r.code, r.stderr)
-	require.Contains(t, r.stdout, "    filter json.temp > 80.0\n    project: keep id, reading.temp\n")
+	require.Contains(t, r.stdout, "    filter json.temp > 80.0\n    project: keep id, reading.temp\n"+
+		"    aggregate: 1m0s windows (grace 5s) per key json.id, max, mean of temp = json.reading.temp, output to {topic}.1m\n"+
+		"    state at most 64 MiB (max_state)\n")
 	r = edgelink(t, nil, "check", "-c", conf(`json.temp > "hot" &&`))
 	require.Equal(t, 2, r.code, r.stdout)
 	require.Regexp(t, `t\.yaml:10:\d+: links\[0\]\.transforms\[0\]\.filter: invalid CEL expression: Syntax error`, r.stderr)
