@@ -243,6 +243,9 @@ func (s *session) setup(ctx context.Context) error {
 				sl.txLate += n
 			}
 		}
+		if ts.keyed != nil {
+			ts.keyed.gap = s.checkRebuildGap
+		}
 		s.stages = append(s.stages, ts)
 		s.transforming, s.tstage = true, ts
 	}
@@ -852,6 +855,29 @@ func (s *session) checkLost(k tp, expected, got int64) {
 	l.status.LostRecords += end - expected
 	l.status.LastError = fmt.Sprintf("records %d..%d of %s were deleted at the source before replication", expected, end-1, k)
 	l.eventLocked(EventLost, l.status.LastError)
+}
+
+// checkRebuildGap reports source records a stateful transform needed to
+// rebuild its state of k (from its checkpoint's rebuild position on) that
+// retention deleted: they were replicated before, but the windows,
+// intervals or horizons open at the checkpoint now lack them, and what
+// they emit may differ from an uninterrupted run's.
+func (s *session) checkRebuildGap(k tp, from, got int64) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.tune.adminTimeout())
+	defer cancel()
+	offs, err := s.srcAdm.ListStartOffsets(ctx, k.Topic)
+	if err != nil {
+		s.l.logger.Warn("check the rebuild of a transform's state", "partition", k.String(), "err", err)
+		return
+	}
+	o, ok := offs.Lookup(k.Topic, k.Partition)
+	if !ok || o.Err != nil || o.Offset <= from {
+		return // a gap of markers or aborted records
+	}
+	end := min(o.Offset, got)
+	msg := fmt.Sprintf("records %d..%d of %s, needed to rebuild the transform's state, were deleted at the source: what was open at the checkpoint may be emitted without them", from, end-1, k)
+	s.l.logger.Warn(msg, "topic", k.Topic, "partition", k.Partition, "from", from, "to", end-1)
+	s.l.event(EventLost, msg)
 }
 
 // wireCounter counts the bytes the producer writes to destination brokers.

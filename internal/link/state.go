@@ -35,8 +35,12 @@ type keyedState struct {
 	step   int
 	states map[tp]transform.PartitionState
 	// replayTo holds, for a partition being rebuilt, the offset where the
-	// replay ends (its checkpoint): records below it are replayed.
-	replayTo map[tp]int64
+	// replay ends (its checkpoint): records below it are replayed;
+	// replayFrom where it begins, until its first records came.
+	replayTo, replayFrom map[tp]int64
+	// gap is told when a replay's first record comes after its rebuild
+	// position (records it needed may have been deleted by retention).
+	gap func(k tp, from, got int64)
 	// bytes is the state's estimated size, limit max_state.
 	bytes, limit int64
 	// to and late name, by source topic, where the output and the late
@@ -50,7 +54,10 @@ func newKeyedState(op transform.Stateful, step int, limit int64) *keyedState {
 		limit = config.DefaultMaxState
 	}
 	none := func(string) string { return "" }
-	return &keyedState{op: op, step: step, states: make(map[tp]transform.PartitionState), replayTo: make(map[tp]int64), limit: limit, to: none, late: none}
+	return &keyedState{
+		op: op, step: step, states: make(map[tp]transform.PartitionState),
+		replayTo: make(map[tp]int64), replayFrom: make(map[tp]int64), limit: limit, to: none, late: none,
+	}
 }
 
 // outputTopic returns a function naming the destination topic of template
@@ -110,9 +117,10 @@ func (ks *keyedState) begin(k tp, from transform.Position, next int64) {
 	st.Restore(from)
 	ks.states[k] = st
 	if from.Offset < next {
-		ks.replayTo[k] = next
+		ks.replayTo[k], ks.replayFrom[k] = next, from.Offset
 	} else {
 		delete(ks.replayTo, k)
+		delete(ks.replayFrom, k)
 	}
 }
 
@@ -123,6 +131,7 @@ func (ks *keyedState) forget(k tp) {
 	}
 	delete(ks.states, k)
 	delete(ks.replayTo, k)
+	delete(ks.replayFrom, k)
 }
 
 // state returns k's state, new (no watermark) for a partition that starts
@@ -174,6 +183,12 @@ func (s *transformStage) replay(k tp, recs []*kgo.Record) []*kgo.Record {
 	end, ok := ks.replayTo[k]
 	if !ok {
 		return recs
+	}
+	if from, first := ks.replayFrom[k]; first && len(recs) > 0 {
+		delete(ks.replayFrom, k)
+		if recs[0].Offset > from && ks.gap != nil {
+			ks.gap(k, from, recs[0].Offset)
+		}
 	}
 	var in transform.Record
 	i := 0

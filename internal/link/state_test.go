@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -327,6 +329,42 @@ func TestAggregateToOwnTopicFake(t *testing.T) {
 			return fmt.Errorf("%d late records counted, %d in the source", n, late)
 		}
 		return nil
+	})
+	require.NoError(t, stop())
+}
+
+// TestRebuildAfterRetentionIsReportedFake: when retention deleted source
+// records a restarted aggregate needs to rebuild its open windows, the
+// link says so (an event naming the offsets) and goes on.
+func TestRebuildAfterRetentionIsReportedFake(t *testing.T) {
+	src := testbed.StartFake(t, kfake.SeedTopics(1, "sensors.temp"))
+	dst := testbed.StartFake(t)
+	cfg := linkConfig(t, src.ListenAddrs(), dst.ListenAddrs(), `    transforms:
+      - aggregate: {window: 1h, key: json.machine, values: {temp: json.temp}}`)
+	recs := machineReadings(2, 1, time.UnixMilli(1_780_000_000_000), 2*time.Minute, 9) // all in one open window
+	require.NoError(t, kgoProduceTo(t, src.ListenAddrs(), recs...))
+	l, stop := runLink(t, cfg, fastOpts)
+	testbed.Eventually(t, 20*time.Second, func() error {
+		if n := l.Status().RecordsIn; n != int64(len(recs)) {
+			return fmt.Errorf("%d of %d records in", n, len(recs))
+		}
+		return nil
+	})
+	require.NoError(t, stop())
+	// Retention deletes the first half: the open window's first records.
+	adm := kadm.NewClient(mustClient(t, src.ListenAddrs()))
+	del := kadm.Offsets{}
+	del.Add(kadm.Offset{Topic: "sensors.temp", Partition: 0, At: int64(len(recs) / 2)})
+	_, err := adm.DeleteRecords(t.Context(), del)
+	require.NoError(t, err)
+	l, stop = runLink(t, cfg, fastOpts)
+	testbed.Eventually(t, 20*time.Second, func() error {
+		for _, e := range l.Events() {
+			if strings.Contains(e.Message, fmt.Sprintf("records 0..%d of sensors.temp[0], needed to rebuild the transform's state, were deleted", len(recs)/2-1)) {
+				return nil
+			}
+		}
+		return fmt.Errorf("no event about the rebuild: %+v", l.Events())
 	})
 	require.NoError(t, stop())
 }
