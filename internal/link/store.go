@@ -1,6 +1,7 @@
 package link
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -832,17 +833,34 @@ func (r checkpointReader) read(ctx context.Context, parts []int32, ids ...Identi
 // findLeaders returns the leader of each partition of the checkpoint topic
 // and the topic's id, from the client's metadata (refreshed first when
 // fresh is set: a leader moved).
+//
+// A topic created a moment ago may not be known to every broker yet: an
+// unknown topic or a partition without a leader is asked again, for as
+// long as ctx allows.
 func (r checkpointReader) findLeaders(ctx context.Context, fresh bool) (map[int32]int32, [16]byte, error) {
-	if fresh {
-		r.o.cl.ForceMetadataRefresh()
-	}
-	tds, err := r.o.adm.ListTopics(ctx, r.topic)
-	if err != nil {
-		return nil, [16]byte{}, fmt.Errorf("find the leaders of %s: %w", r.topic, err)
-	}
-	td, ok := tds[r.topic]
-	if !ok || td.Err != nil {
-		return nil, [16]byte{}, fmt.Errorf("find the leaders of %s: %w", r.topic, td.Err)
+	var td kadm.TopicDetail
+	for {
+		if fresh {
+			r.o.cl.ForceMetadataRefresh()
+		}
+		tds, err := r.o.adm.ListTopics(ctx, r.topic)
+		if err != nil {
+			return nil, [16]byte{}, fmt.Errorf("find the leaders of %s: %w", r.topic, err)
+		}
+		var ok bool
+		td, ok = tds[r.topic]
+		if ok && td.Err == nil {
+			break
+		}
+		if ok && !kerr.IsRetriable(td.Err) {
+			return nil, [16]byte{}, fmt.Errorf("find the leaders of %s: %w", r.topic, td.Err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, [16]byte{}, fmt.Errorf("find the leaders of %s: %w", r.topic, cmp.Or(td.Err, ctx.Err()))
+		case <-time.After(100 * time.Millisecond):
+		}
+		fresh = true
 	}
 	out := make(map[int32]int32, len(td.Partitions))
 	for p, pd := range td.Partitions {
