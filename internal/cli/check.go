@@ -74,6 +74,9 @@ func newCheckCmd(g *globals) *cobra.Command {
 				if slices.ContainsFunc(l.Transforms, config.Transform.Stateful) {
 					fmt.Fprintf(g.stdout, "    state at most %d MiB (max_state)\n", cmp.Or(l.MaxState, config.DefaultMaxState)>>20)
 				}
+				if err := describeAirGap(g.stdout, l); err != nil {
+					return err
+				}
 			}
 			if err := describeFleet(g.stdout, cfg); err != nil {
 				return err
@@ -424,4 +427,43 @@ func describeStateful(t config.Transform) string {
 		fmt.Fprintf(&b, ", late records to %s", o.Late)
 	}
 	return b.String()
+}
+
+// describeAirGap says how a link crosses an air gap, loading the keys it
+// names so that a missing or malformed key shows now, not at the gap.
+func describeAirGap(w io.Writer, l *config.Link) error {
+	b := l.Bundle
+	if b == nil {
+		return nil
+	}
+	fmt.Fprintf(w, "    crosses an air gap in bundles (chunks of at most %s)\n", humanBytes(b.ChunkSize))
+	if b.SigningKey != "" {
+		s, err := signing.LoadPrivate(b.SigningKey)
+		if err != nil {
+			return fmt.Errorf("link %s: bundle.signing_key: %w", l.Name, err)
+		}
+		fmt.Fprintf(w, "    exports signed by %s (%s)\n", s.Name(), s.KeyID())
+	}
+	if len(b.EncryptTo) > 0 {
+		rs, err := ageRecipients(b.EncryptTo)
+		if err != nil {
+			return fmt.Errorf("link %s: bundle.%w", l.Name, err)
+		}
+		fmt.Fprintf(w, "    exports encrypted to %s\n", plural(len(rs), "recipient"))
+	}
+	if len(b.TrustedKeys) > 0 {
+		r, err := signing.LoadKeyring(b.TrustedKeys)
+		if err != nil {
+			return fmt.Errorf("link %s: bundle.trusted_keys: %w", l.Name, err)
+		}
+		fmt.Fprintf(w, "    imports bundles signed by %s\n", strings.Join(r.KeyIDs(), ", "))
+	}
+	if len(b.DecryptWith) > 0 {
+		ids, err := ageIdentities(b.DecryptWith)
+		if err != nil {
+			return fmt.Errorf("link %s: bundle.%w", l.Name, err)
+		}
+		fmt.Fprintf(w, "    imports decrypt with %s\n", plural(len(ids), "key"))
+	}
+	return nil
 }

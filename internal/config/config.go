@@ -287,7 +287,64 @@ type Link struct {
 	// bytes (DefaultMaxState when absent): a link that would exceed it
 	// stops rather than drop anything.
 	MaxState int
+	// Bundle, when set, carries the link across an air gap on a disk
+	// (edgelink bundle export, import, ack): edgelink run does not
+	// replicate it. Nil when absent.
+	Bundle *Bundle
+	// Diode, when set, makes edgelink run send the link one way over UDP
+	// through a data diode, never connecting to To; edgelink diode
+	// receive writes it to To. Nil when absent.
+	Diode *Diode
 }
+
+// AirGapped reports whether the link crosses an air gap (a bundle or a
+// diode) instead of connecting its two clusters.
+func (l *Link) AirGapped() bool { return l.Bundle != nil || l.Diode != nil }
+
+// DefaultChunkSize is the largest chunk file of a bundle when chunk_size
+// is absent.
+const DefaultChunkSize = 256 << 20
+
+// Bundle holds what carrying a link on a disk needs. The site signs what
+// it exports and may encrypt it; the cloud trusts some signers and holds
+// the keys that decrypt.
+type Bundle struct {
+	// SigningKey is the site's private key file (NAME.key from edgelink
+	// keygen) that signs its exports.
+	SigningKey string
+	// TrustedKeys are the public key files whose bundles an import
+	// accepts.
+	TrustedKeys []string
+	// EncryptTo lists age recipients (age1...) an export encrypts to, or
+	// files holding them one per line; empty: not encrypted.
+	EncryptTo []string
+	// DecryptWith lists files holding the age identities an import
+	// decrypts with.
+	DecryptWith []string
+	// ChunkSize bounds a bundle's chunk files (DefaultChunkSize when
+	// absent): 4GiB less a byte fits FAT32.
+	ChunkSize int64
+}
+
+// Diode holds what sending a link through a data diode needs.
+type Diode struct {
+	// SendTo is the UDP address (host:port) the sender sends to.
+	SendTo string
+	// KeyFile holds the 256-bit key shared by sender and receiver
+	// (edgelink keygen --diode).
+	KeyFile string
+	// Rate is the most the sender sends, in bytes per second on the wire
+	// (repeats and parity included); 0 (absent) means unlimited.
+	Rate int64
+	// Redundancy says what the sender adds so that the receiver heals
+	// losses without a return path: forward error correction and timed
+	// repeats, e.g. "fec 16+4, repeat 2s 20s" (DefaultRedundancy when
+	// absent).
+	Redundancy string
+}
+
+// DefaultRedundancy is a diode's redundancy when absent.
+const DefaultRedundancy = "fec 16+4, repeat 2s 20s"
 
 // Transform is one transform of a link: exactly one of its kinds is set.
 // The configuration holds them as written, validated (an expression

@@ -191,7 +191,53 @@ var linkBlock = block[Link]{
 		{name: "max_state", value: func(l *Link) value {
 			return &size{p: &l.MaxState, min: 1 << 20, max: 64 << 30, note: "the memory of the link's downsample, dedupe or aggregate"}
 		}},
+		{name: "bundle", excludes: "diode", value: func(l *Link) value { return &subPtr[Bundle]{p: &l.Bundle, b: &bundleBlock} }, check: checkAirGap},
+		{name: "diode", excludes: "bundle", value: func(l *Link) value { return &subPtr[Diode]{p: &l.Diode, b: &diodeBlock} }, check: checkAirGap},
 	},
+}
+
+// bundleBlock is a link's bundle block: how its bundles are signed,
+// trusted and encrypted.
+var bundleBlock = block[Bundle]{
+	what: "the bundle settings",
+	keys: []key[Bundle]{
+		{name: "signing_key", value: func(b *Bundle) value { return &text{p: &b.SigningKey} }},
+		{name: "trusted_keys", value: func(b *Bundle) value {
+			return &files{p: &b.TrustedKeys, want: "a list of public key files (NAME.pub, from edgelink keygen)"}
+		}},
+		{name: "encrypt_to", value: func(b *Bundle) value {
+			return &files{p: &b.EncryptTo, want: "a list of age recipients (age1...) or files holding them"}
+		}},
+		{name: "decrypt_with", value: func(b *Bundle) value {
+			return &files{p: &b.DecryptWith, want: "a list of files holding age identities (AGE-SECRET-KEY-1...)"}
+		}},
+		{name: "chunk_size", value: func(b *Bundle) value {
+			return &size64{p: &b.ChunkSize, def: DefaultChunkSize, min: 1 << 20, max: 1 << 40, note: "4GiB less a byte fits FAT32"}
+		}},
+	},
+}
+
+// diodeBlock is a link's diode block: where and how the sender sends.
+var diodeBlock = block[Diode]{
+	what: "the diode settings",
+	keys: []key[Diode]{
+		{name: "send_to", value: func(d *Diode) value { return &text{p: &d.SendTo} }},
+		{name: "key_file", required: true, hint: "create the shared key with edgelink keygen --diode --out NAME and give both sides the file", value: func(d *Diode) value {
+			return &text{p: &d.KeyFile, nonEmpty: true}
+		}},
+		{name: "rate", value: func(d *Diode) value { return &rate{p: &d.Rate, unlimited: true} }},
+		{name: "redundancy", value: func(d *Diode) value { return &text{p: &d.Redundancy, def: DefaultRedundancy} }},
+	},
+}
+
+// checkAirGap reports what a link across an air gap cannot do: a stateful
+// transform rebuilds its state by reading its source again after a
+// crash, which the far side of the gap cannot ask for.
+func checkAirGap(m *mapping[Link], e entry) {
+	if slices.ContainsFunc(m.t.Transforms, Transform.Stateful) {
+		m.d.fail(e.pos(), e.path, "a link across an air gap cannot have a downsample, dedupe or aggregate",
+			"run the stateful transform on a link at the site and carry its output topic across the gap")
+	}
 }
 
 // transformBlock is one item of a link's transforms: exactly one of its

@@ -257,16 +257,22 @@ func (r *rate) encode() *yaml.Node {
 
 // size is a number of bytes, written as ParseSize reads it, from min to
 // max; 0 (absent) keeps the default. note follows the range in the hint.
-type size struct {
+type size = sizeOf[int]
+
+// size64 is a size that may exceed what an int holds on 32-bit machines.
+type size64 = sizeOf[int64]
+
+type sizeOf[T int | int64] struct {
 	scalarValue
-	p        *int
+	p        *T
+	def      T
 	min, max int64
 	note     string
 }
 
-func (s *size) reset() { *s.p = 0 }
+func (s *sizeOf[T]) reset() { *s.p = s.def }
 
-func (s *size) decode(d *decoder, e entry, k keyInfo) bool {
+func (s *sizeOf[T]) decode(d *decoder, e entry, k keyInfo) bool {
 	v, ok := d.text(e, k, false)
 	if !ok || v == "" {
 		return ok
@@ -278,14 +284,14 @@ func (s *size) decode(d *decoder, e entry, k keyInfo) bool {
 	case b < s.min || b > s.max:
 		d.fail(e.val, e.path, k.name+" is out of range", fmt.Sprintf("use a size from %s to %s; %s", formatSize(s.min), formatSize(s.max), s.note))
 	default:
-		*s.p = int(b)
+		*s.p = T(b)
 		return true
 	}
 	return false
 }
 
-func (s *size) encode() *yaml.Node {
-	if *s.p == 0 {
+func (s *sizeOf[T]) encode() *yaml.Node {
+	if *s.p == 0 || *s.p == s.def {
 		return nil
 	}
 	return strNode(formatSize(int64(*s.p)))

@@ -156,21 +156,21 @@ func countTopics(parts []tp) map[string]int {
 // startOffsets resolves where partitions without a checkpoint begin.
 func (s *session) startOffsets(ctx context.Context, parts []tp, first bool) (map[tp]int64, error) {
 	topics := slices.Sorted(maps.Keys(countTopics(parts)))
-	list := s.srcAdm.ListStartOffsets
+	kind := startOffset
 	if first && s.l.cfg.Start == config.StartLatest {
-		list = s.srcAdm.ListEndOffsets
+		kind = endOffset
 	}
-	offs, err := list(ctx, topics...)
+	offs, err := s.src.offsets(ctx, kind, topics...)
 	if err != nil {
 		return nil, fmt.Errorf("list source offsets: %w", err)
 	}
 	out := make(map[tp]int64, len(parts))
 	for _, k := range parts {
-		o, ok := offs.Lookup(k.Topic, k.Partition)
-		if !ok || o.Err != nil {
-			return nil, fmt.Errorf("list offsets of %s: %w", k, o.Err)
+		o, ok := offs[k]
+		if !ok {
+			return nil, fmt.Errorf("list offsets of %s: the source has none", k)
 		}
-		out[k] = o.Offset
+		out[k] = o
 	}
 	return out, nil
 }
@@ -219,17 +219,17 @@ func (s *session) measureBacklog(ctx context.Context) error {
 		perTopic[k.Topic].Partitions++
 	}
 	if len(topics) > 0 {
-		ends, err := s.srcAdm.ListCommittedOffsets(ctx, topics...)
+		ends, err := s.src.offsets(ctx, stableOffset, topics...)
 		if err != nil {
 			return fmt.Errorf("measure backlog: %w", err)
 		}
 		for k, pos := range parts {
-			end, found := ends.Lookup(k.Topic, k.Partition)
-			if !found || end.Err != nil || end.Offset <= pos {
+			end, found := ends[k]
+			if !found || end <= pos {
 				continue
 			}
-			backlog += end.Offset - pos
-			perTopic[k.Topic].BacklogRecords += end.Offset - pos
+			backlog += end - pos
+			perTopic[k.Topic].BacklogRecords += end - pos
 			ts, ok := l.lastTS[k]
 			if !ok {
 				continue

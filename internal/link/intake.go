@@ -30,8 +30,8 @@ const fetchMaxBytes = 8 << 20
 // partition while its fetched records wait. It is owned by the session's
 // goroutine.
 type intake struct {
-	opts     []kgo.Opt
-	consumer *kgo.Client
+	src      source
+	consumer fetcher
 	priority func(topic string) int
 	// sched holds fetched records waiting to be copied; a partition with
 	// records waiting is not fetched. held lists partitions (with their
@@ -43,25 +43,31 @@ type intake struct {
 	assigned map[tp]struct{}
 }
 
-func newIntake(opts []kgo.Opt, fetchWait time.Duration, priority func(string) int) (*intake, error) {
+func newIntake(src source, priority func(string) int) (*intake, error) {
 	in := &intake{
-		opts: append(opts[:len(opts):len(opts)],
-			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-			kgo.KeepControlRecords(),
-			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-			kgo.FetchMaxBytes(fetchMaxBytes),
-			kgo.FetchMaxWait(fetchWait),
-		),
+		src:      src,
 		priority: priority,
 		sched:    newScheduler(),
 		held:     make(map[tp]int),
 		assigned: make(map[tp]struct{}),
 	}
 	var err error
-	if in.consumer, err = kgo.NewClient(in.opts...); err != nil {
-		return nil, fmt.Errorf("create source consumer: %w", err)
+	if in.consumer, err = src.fetcher(); err != nil {
+		return nil, err
 	}
 	return in, nil
+}
+
+// consumerOpts are the options of a source cluster's consumer: what the
+// intake needs of it.
+func consumerOpts(fetchWait time.Duration) []kgo.Opt {
+	return []kgo.Opt{
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxBytes(fetchMaxBytes),
+		kgo.FetchMaxWait(fetchWait),
+	}
 }
 
 func (in *intake) close() { in.consumer.Close() }
@@ -94,8 +100,8 @@ func (in *intake) assign(at map[tp]int64) {
 func (in *intake) rewind(at func(tp) int64) error {
 	in.consumer.Close()
 	var err error
-	if in.consumer, err = kgo.NewClient(in.opts...); err != nil {
-		return fmt.Errorf("create source consumer: %w", err)
+	if in.consumer, err = in.src.fetcher(); err != nil {
+		return err
 	}
 	in.sched = newScheduler()
 	clear(in.held)
@@ -199,6 +205,13 @@ func (in *intake) next(blocked func(tp) bool) (tp, []*kgo.Record, bool) {
 		in.held[k] = in.priority(k.Topic)
 	}
 	return k, recs, ok
+}
+
+// drained reports whether a finite source (bundles) has handed out every
+// record and none waits; a source cluster is never drained.
+func (in *intake) drained() bool {
+	f, ok := in.consumer.(interface{ drained() bool })
+	return ok && f.drained() && in.sched.len() == 0
 }
 
 // refill fetches again the partitions whose waiting records are gone.

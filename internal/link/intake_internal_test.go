@@ -26,7 +26,10 @@ func TestRemovedPartitionIsFetchedWhenItComesBack(t *testing.T) {
 			require.NoError(t, cl.ProduceSync(t.Context(), &kgo.Record{Value: []byte("v")}).FirstErr())
 		}
 	}
-	in, err := newIntake([]kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, 50*time.Millisecond, func(string) int { return 1 })
+	src, err := newKafkaSource(append([]kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, consumerOpts(50*time.Millisecond)...), 5*time.Second)
+	require.NoError(t, err)
+	t.Cleanup(src.close)
+	in, err := newIntake(src, func(string) int { return 1 })
 	require.NoError(t, err)
 	t.Cleanup(in.close)
 	k := tp{"t", 0}

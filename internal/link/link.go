@@ -79,6 +79,14 @@ type Options struct {
 	// through a fault-injecting network); TLS and the profile's dial
 	// timeout are applied on top.
 	SourceDialer, DestinationDialer kafka.DialFunc
+
+	// source, when set, opens what sessions read instead of the source
+	// cluster (an import's bundles, a diode's receiver).
+	source func() (source, error)
+	// admit, when set, sees the checkpoints of every partition a session
+	// holds before it writes anything, and may refuse them (an import
+	// checks that its bundles follow them).
+	admit func(checkpoints map[tp]int64) error
 }
 
 func (o *Options) defaults() {
@@ -198,10 +206,17 @@ func (l *Link) destination(topic string) string { return l.cfg.DestinationTopic(
 // backoff and returns an error only when the link cannot continue (see
 // decide).
 func (l *Link) Run(ctx context.Context) error {
+	if l.cfg.Bundle != nil && l.opts.source == nil {
+		return l.watchBundles(ctx)
+	}
 	backoff := l.opts.MinBackoff
 	for {
 		began := time.Now()
 		err := l.runSession(ctx)
+		if errors.Is(err, errFinished) {
+			l.setState(StateStopped, nil)
+			return nil
+		}
 		if ctx.Err() != nil {
 			l.setState(StateStopped, nil)
 			return nil

@@ -24,6 +24,9 @@ var (
 	// that is not JSON where it must be, an expression that failed), with
 	// on_error: stop.
 	ErrTransform = errors.New("record not transformed")
+	// ErrOutOfSequence reports bundles that do not follow what the
+	// destination holds: a bundle before them is missing.
+	ErrOutOfSequence = errors.New("bundle out of sequence")
 )
 
 // action is what a link does about an error.
@@ -64,7 +67,7 @@ func decide(err error, onError config.OnError) action {
 			return skip
 		}
 		return stop
-	case errorsIsAny(err, ErrFenced, ErrSourceChanged, ErrRefused, ErrTransform, ErrStateLimit):
+	case errorsIsAny(err, ErrFenced, ErrSourceChanged, ErrRefused, ErrTransform, ErrStateLimit, ErrOutOfSequence):
 		return stop
 	case errors.As(err, &capped):
 		return adjust

@@ -105,7 +105,7 @@ func (p *positions) admit(k tp, recs []*kgo.Record) []*kgo.Record {
 				p.gap(k, next, r.Offset)
 			}
 			next, known = r.Offset+1, true
-			keep = !r.Attrs.IsControl()
+			keep = !r.Attrs.IsControl() && r.Context != advanced
 		}
 		if keep {
 			if n != i {

@@ -29,10 +29,11 @@ type session struct {
 	tune tuning
 	eos  bool
 
-	srcOpts, dstOpts []kgo.Opt
-	srcCl, dstCl     *kgo.Client
-	srcAdm, dstAdm   *kadm.Client
-	srcID, dstID     string
+	dstOpts      []kgo.Opt
+	src          source
+	dstCl        *kgo.Client
+	dstAdm       *kadm.Client
+	srcID, dstID string
 
 	store  *store
 	in     *intake
@@ -138,26 +139,21 @@ func (s *session) timed(name string) {
 
 func (s *session) connect(ctx context.Context) error {
 	l := s.l
-	srcOpts, err := kafka.ClientOptions(l.src, l.logger, kafka.Dial{Raw: l.opts.SourceDialer, Timeout: s.tune.dialTimeout})
-	if err != nil {
-		return err
-	}
 	dstOpts, err := kafka.ClientOptions(l.dst, l.logger, kafka.Dial{Raw: l.destinationDialer(), Timeout: s.tune.dialTimeout})
 	if err != nil {
 		return err
 	}
 	// Clipped, so that every append makes its own copy.
-	s.srcOpts = slices.Clip(append(srcOpts, s.tune.clientOpts()...))
 	s.dstOpts = slices.Clip(append(dstOpts, s.tune.clientOpts()...))
-	if s.srcCl, err = kgo.NewClient(s.srcOpts...); err != nil {
-		return fmt.Errorf("create source client: %w", err)
+	if s.src, err = l.openSource(s.tune); err != nil {
+		return err
 	}
 	// The destination client also writes the ownership claim.
 	if s.dstCl, err = kgo.NewClient(append(s.dstOpts, kgo.RecordPartitioner(kgo.ManualPartitioner()))...); err != nil {
 		return fmt.Errorf("create destination client: %w", err)
 	}
-	s.srcAdm, s.dstAdm = kadm.NewClient(s.srcCl), kadm.NewClient(s.dstCl)
-	if s.srcID, err = clusterID(ctx, s.srcAdm, s.tune.adminTimeout()); err != nil {
+	s.dstAdm = kadm.NewClient(s.dstCl)
+	if s.srcID, err = s.src.clusterID(ctx); err != nil {
 		return fmt.Errorf("connect to source cluster %s: %w", l.src.Name, err)
 	}
 	return nil
@@ -222,7 +218,17 @@ func (s *session) setup(ctx context.Context) error {
 		return err
 	}
 	s.timed(fmt.Sprintf("checkpoints(%d slots)", len(opened)))
-	if s.in, err = newIntake(s.srcOpts, s.tune.fetchMaxWait, l.cfg.PriorityOf); err != nil {
+	if admit := l.opts.admit; admit != nil {
+		cps := make(map[tp]int64)
+		for _, sl := range opened {
+			maps.Copy(cps, sl.pos.committed)
+		}
+		if err := admit(cps); err != nil {
+			closeSlots(opened)
+			return err
+		}
+	}
+	if s.in, err = newIntake(s.src, l.cfg.PriorityOf); err != nil {
 		closeSlots(opened)
 		return err
 	}
@@ -363,8 +369,8 @@ func (s *session) close() {
 	if s.dstCl != nil {
 		s.dstCl.Close()
 	}
-	if s.srcCl != nil {
-		s.srcCl.Close()
+	if s.src != nil {
+		s.src.close()
 	}
 }
 
@@ -413,6 +419,9 @@ func (s *session) run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return s.shutdown(work)
 			}
+			if s.drainedAll() {
+				return errFinished
+			}
 			continue
 		}
 		err = ended(work, err)
@@ -441,6 +450,24 @@ func (s *session) run(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// errFinished ends the session of a finite source (an import) that wrote
+// everything: its last transactions are committed.
+var errFinished = errors.New("finished")
+
+// drainedAll reports whether a finite source was drained and every slot
+// committed what it held.
+func (s *session) drainedAll() bool {
+	if s.inflight > 0 || !s.in.drained() {
+		return false
+	}
+	for _, sl := range s.slots {
+		if sl.committing || sl.out.open() || sl.pending() {
+			return false
+		}
+	}
+	return true
 }
 
 // step follows the wanted slots, polls the source once, copies what waits
@@ -838,16 +865,16 @@ func (s *session) checkLost(k tp, expected, got int64) {
 	l := s.l
 	ctx, cancel := context.WithTimeout(context.Background(), s.tune.adminTimeout())
 	defer cancel()
-	offs, err := s.srcAdm.ListStartOffsets(ctx, k.Topic)
+	offs, err := s.src.offsets(ctx, startOffset, k.Topic)
 	if err != nil {
 		l.logger.Warn("check for records lost to retention", "partition", k.String(), "err", err)
 		return
 	}
-	o, ok := offs.Lookup(k.Topic, k.Partition)
-	if !ok || o.Err != nil || o.Offset <= expected {
+	start, ok := offs[k]
+	if !ok || start <= expected {
 		return
 	}
-	end := min(o.Offset, got)
+	end := min(start, got)
 	l.logger.Error("source records deleted before they were replicated",
 		"topic", k.Topic, "partition", k.Partition, "from", expected, "to", end-1, "count", end-expected)
 	l.mu.Lock()
@@ -865,16 +892,16 @@ func (s *session) checkLost(k tp, expected, got int64) {
 func (s *session) checkRebuildGap(k tp, from, got int64) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.tune.adminTimeout())
 	defer cancel()
-	offs, err := s.srcAdm.ListStartOffsets(ctx, k.Topic)
+	offs, err := s.src.offsets(ctx, startOffset, k.Topic)
 	if err != nil {
 		s.l.logger.Warn("check the rebuild of a transform's state", "partition", k.String(), "err", err)
 		return
 	}
-	o, ok := offs.Lookup(k.Topic, k.Partition)
-	if !ok || o.Err != nil || o.Offset <= from {
+	start, ok := offs[k]
+	if !ok || start <= from {
 		return // a gap of markers or aborted records
 	}
-	end := min(o.Offset, got)
+	end := min(start, got)
 	msg := fmt.Sprintf("records %d..%d of %s, needed to rebuild the transform's state, were deleted at the source: what was open at the checkpoint may be emitted without them", from, end-1, k)
 	s.l.logger.Warn(msg, "topic", k.Topic, "partition", k.Partition, "from", from, "to", end-1)
 	s.l.event(EventLost, msg)

@@ -97,6 +97,9 @@ type Status struct {
 	// Topics holds each replicated source topic's progress, sorted by
 	// source topic name, as of BacklogAt.
 	Topics []TopicStatus
+	// Bundles, for a link carried in bundles, is where its exports stand
+	// at the site: its backlog is what the cloud has not acknowledged.
+	Bundles *ExportState
 }
 
 // TopicStatus is the progress of one replicated source topic.

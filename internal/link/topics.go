@@ -62,23 +62,23 @@ func validTopicName(name string) error {
 // partition counts. Internal topics and names starting with "__" are never
 // selected.
 func (s *session) sourceTopics(ctx context.Context) (map[string]int32, error) {
-	tds, err := s.srcAdm.ListTopics(ctx)
+	tds, err := s.src.topics(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list source topics: %w", err)
 	}
 	out := make(map[string]int32)
 	s.srcTopicIDs = make(map[string]string)
 	for _, td := range tds {
-		if td.IsInternal || strings.HasPrefix(td.Topic, "__") || !s.l.cfg.Topics.Match(td.Topic) {
+		if td.internal || strings.HasPrefix(td.name, "__") || !s.l.cfg.Topics.Match(td.name) {
 			continue
 		}
-		if td.Err != nil {
-			s.l.logger.Warn("source topic unavailable", "topic", td.Topic, "err", td.Err)
+		if td.err != nil {
+			s.l.logger.Warn("source topic unavailable", "topic", td.name, "err", td.err)
 			continue
 		}
-		out[td.Topic] = int32(len(td.Partitions))
-		if td.ID != (kadm.TopicID{}) {
-			s.srcTopicIDs[td.Topic] = td.ID.String()
+		out[td.name] = td.partitions
+		if td.id != "" {
+			s.srcTopicIDs[td.name] = td.id
 		}
 	}
 	return out, nil
@@ -159,7 +159,7 @@ func (s *session) syncTopics(ctx context.Context, src map[string]int32) (map[str
 	if len(names) == 0 {
 		return ready, nil
 	}
-	srcCfgs, err := topicConfigs(ctx, s.srcAdm, names...)
+	srcCfgs, err := s.src.configs(ctx, names...)
 	if err != nil {
 		return nil, fmt.Errorf("source: %w", err)
 	}

@@ -291,6 +291,15 @@ func (m *Model) linkStatus(cfg *config.Config, l *link.Link, now time.Time) Link
 	if lc := cfg.Link(st.Name); lc != nil {
 		ls.From, ls.To = lc.From, lc.To
 	}
+	if b := st.Bundles; b != nil {
+		ls.Bundles = &Bundles{}
+		if e := b.LastExport; e != nil {
+			ls.Bundles.LastExport = &BundleExport{Sequence: e.Sequence, ID: e.ID, At: e.At, Records: e.Records, Bytes: e.Bytes, Dir: e.Dir, Complete: e.Complete}
+		}
+		if a := b.Acked; a != nil {
+			ls.Bundles.LastReceipt = &BundleReceipt{Sequence: a.Sequence, ID: a.ID, Imported: a.Imported, Acked: a.Acked, Records: a.Records}
+		}
+	}
 	if !st.BacklogAt.IsZero() {
 		at := st.BacklogAt.UTC()
 		ls.Backlog.MeasuredAt = &at

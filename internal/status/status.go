@@ -118,10 +118,42 @@ type LinkStatus struct {
 	// Sharing shows how the agents running the link share it; absent
 	// for a link that is not shared.
 	Sharing *Sharing `json:"sharing,omitempty"`
+	// Bundles is present for a link carried across an air gap in
+	// bundles: the last bundle exported and the last receipt brought back
+	// (acknowledged); the backlog is what the cloud has not acknowledged.
+	Bundles *Bundles `json:"bundles,omitempty"`
 	// LinkCut is present only with controls: whether the link's network
 	// is cut. The model leaves it nil; the HTTP server with controls sets
 	// it.
 	LinkCut *bool `json:"link_cut,omitempty"`
+}
+
+// Bundles is where a link carried in bundles stands at its site.
+type Bundles struct {
+	LastExport  *BundleExport  `json:"last_export"`
+	LastReceipt *BundleReceipt `json:"last_receipt"`
+}
+
+// BundleExport is a bundle exported at the site.
+type BundleExport struct {
+	Sequence int64     `json:"sequence"`
+	ID       string    `json:"id"`
+	At       time.Time `json:"at"`
+	Records  int64     `json:"records"`
+	Bytes    int64     `json:"bytes"`
+	Dir      string    `json:"dir"`
+	// Complete is false when the export was cut at --max-bytes.
+	Complete bool `json:"complete"`
+}
+
+// BundleReceipt is the receipt of the last bundle the cloud imported, as
+// acknowledged at the site.
+type BundleReceipt struct {
+	Sequence int64     `json:"sequence"`
+	ID       string    `json:"id"`
+	Imported time.Time `json:"imported"`
+	Acked    time.Time `json:"acked"`
+	Records  int64     `json:"records"`
 }
 
 // Sharing is how the agents running a link (same configuration, same

@@ -127,6 +127,16 @@
     }
   }
 
+  // bundleStats shows where a link carried in bundles stands: the last
+  // export and the last receipt acknowledged at the site.
+  function bundleStats(bd) {
+    const e = bd.last_export, r = bd.last_receipt;
+    return stat("Last export", e ? "bundle " + e.sequence : "none",
+        e ? fmtCount(e.records) + " records · " + fmtBytes(e.bytes) + " · " + new Date(e.at).toLocaleString() + (e.complete ? "" : " · cut short") : "no bundle exported yet", "bundle-export") +
+      stat("Last receipt", r ? "bundle " + r.sequence : "none",
+        r ? "imported " + new Date(r.imported).toLocaleString() + " · acknowledged " + new Date(r.acked).toLocaleString() : "nothing acknowledged yet", "bundle-receipt", e && (!r || r.sequence < e.sequence));
+  }
+
   function stat(label, value, sub, field, warn) {
     return '<div class="stat"><div class="label">' + esc(label) + '</div><div class="value' + (warn ? " warn" : "") + '"' +
       (field ? ' data-field="' + field + '"' : "") + ">" + esc(value) + '</div><div class="sub">' + esc(sub) + "</div></div>";
@@ -188,7 +198,8 @@
         l.skipped_loops > 0 ? fmtCount(l.skipped_loops) + " loop records" : "by retention · refused", "lost", lossy > 0) +
       (l.bytes_in > l.bytes ? stat("Transforms", Math.round((100 * (l.bytes_in - l.bytes)) / l.bytes_in) + "% saved",
         fmtBytes(l.bytes_in) + " → " + fmtBytes(l.bytes) + " · " + fmtCount(l.filtered_records) + " filtered" +
-        (l.late_records ? " · " + fmtCount(l.late_records) + " late" : ""), "transforms") : ""));
+        (l.late_records ? " · " + fmtCount(l.late_records) + " late" : ""), "transforms") : "") +
+      (l.bundles ? bundleStats(l.bundles) : ""));
 
     let h = history.get(l.name);
     if (!h) history.set(l.name, (h = []));
