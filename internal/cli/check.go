@@ -432,6 +432,21 @@ func describeStateful(t config.Transform) string {
 // describeAirGap says how a link crosses an air gap, loading the keys it
 // names so that a missing or malformed key shows now, not at the gap.
 func describeAirGap(w io.Writer, l *config.Link) error {
+	if d := l.Diode; d != nil {
+		_, red, err := link.DiodeSettings(d)
+		if err != nil {
+			return fmt.Errorf("link %s: %w", l.Name, err)
+		}
+		to, rate := "(no send_to: a receiver's configuration)", "unlimited"
+		if d.SendTo != "" {
+			to = "to " + d.SendTo
+		}
+		if d.Rate > 0 {
+			rate = humanBytes(d.Rate) + "/s"
+		}
+		fmt.Fprintf(w, "    crosses an air gap through a data diode %s at %s, redundancy %s\n", to, rate, red)
+		return nil
+	}
 	b := l.Bundle
 	if b == nil {
 		return nil

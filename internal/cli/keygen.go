@@ -8,13 +8,17 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/edgelink/edgelink/internal/diode"
 	"github.com/edgelink/edgelink/internal/signing"
 )
 
 func newKeygenCmd(g *globals) *cobra.Command {
-	var out string
+	var (
+		out    string
+		shared bool
+	)
 	cmd := &cobra.Command{
-		Use:   "keygen --out NAME",
+		Use:   "keygen --out NAME [--diode]",
 		Short: "Generate an ed25519 key pair for signing fleet configuration revisions",
 		Long: "Generate an ed25519 key pair: NAME.key, the private key (mode 0600), and\n" +
 			"NAME.pub, the public key. The private key signs fleet configuration revisions\n" +
@@ -22,6 +26,8 @@ func newKeygenCmd(g *globals) *cobra.Command {
 			"in its fleet.trusted_keys. Keep NAME.key on the operator's machine, never on a\n" +
 			"site. The key's name is NAME without its directory; its id, printed, is the\n" +
 			"fingerprint of the public key.\n\n" +
+			"With --diode, write instead NAME.key holding a random 256-bit key shared by a\n" +
+			"diode's sender and receiver (links[].diode.key_file at both ends).\n\n" +
 			"Existing files are never overwritten: exit status 1 when NAME.key or NAME.pub\n" +
 			"exists.",
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -37,6 +43,21 @@ func newKeygenCmd(g *globals) *cobra.Command {
 			if ext := filepath.Ext(out); ext == ".key" || ext == ".pub" {
 				name := out[:len(out)-len(ext)]
 				return usageError{fmt.Errorf("--out %s: give the name without extension: --out %s writes %s.key and %s.pub", out, name, name, name)}
+			}
+			if shared {
+				key, err := diode.GenerateKey()
+				if err != nil {
+					return err
+				}
+				if err := diode.WriteKeyFile(out+".key", key); err != nil {
+					if errors.Is(err, fs.ErrExist) {
+						return fmt.Errorf("%w (keys are never replaced: choose another --out, or move the old key away)", err)
+					}
+					return err
+				}
+				fmt.Fprintf(g.stdout, "diode key: %s\n", out+".key")
+				fmt.Fprintf(g.stdout, "Give the same file to the sender and the receiver (links[].diode.key_file); anyone holding it can send to the receiver.\n")
+				return nil
 			}
 			if err := signing.WriteKeyPair(out); err != nil {
 				if errors.Is(err, fs.ErrExist) {
@@ -56,5 +77,6 @@ func newKeygenCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&out, "out", "o", "", "write the key pair to NAME.key and NAME.pub, required")
+	cmd.Flags().BoolVar(&shared, "diode", false, "write a data diode's shared key to NAME.key instead of a key pair")
 	return cmd
 }

@@ -209,6 +209,9 @@ func (l *Link) Run(ctx context.Context) error {
 	if l.cfg.Bundle != nil && l.opts.source == nil {
 		return l.watchBundles(ctx)
 	}
+	if l.cfg.Diode != nil && l.opts.source == nil {
+		return l.runDiodeSender(ctx)
+	}
 	backoff := l.opts.MinBackoff
 	for {
 		began := time.Now()

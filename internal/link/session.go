@@ -652,6 +652,9 @@ func (s *session) mirrorSource(mirror string) string {
 func (s *session) committed(sl *slot) {
 	l := s.l
 	sl.pos.committedNow()
+	if c, ok := s.src.(interface{ committed(map[tp]int64) }); ok {
+		c.committed(sl.pos.committed) // a source that cannot read again forgets what is written
+	}
 	sl.mark = false
 	sl.markSent = false
 	recs, bytes := sl.txRecs, sl.txBytes

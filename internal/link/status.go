@@ -3,6 +3,8 @@ package link
 import (
 	"fmt"
 	"time"
+
+	"github.com/edgelink/edgelink/internal/diode"
 )
 
 // State is a link's life-cycle state.
@@ -100,6 +102,31 @@ type Status struct {
 	// Bundles, for a link carried in bundles, is where its exports stand
 	// at the site: its backlog is what the cloud has not acknowledged.
 	Bundles *ExportState
+	// Diode, for a link sent through a data diode, is its sender's or its
+	// receiver's view.
+	Diode *DiodeStatus
+}
+
+// DiodeStatus is one end of a link through a data diode.
+type DiodeStatus struct {
+	// Role is "sender" or "receiver".
+	Role string
+	// Session is the sender's session id (as heard, at the receiver).
+	Session  string
+	Sender   *diode.SenderStats
+	Receiver *diode.ReceiverStats
+	// LastHeartbeat is when the receiver last heard the sender; Silent
+	// is set once it missed several heartbeats.
+	LastHeartbeat time.Time
+	Silent        bool
+	// Gaps are the ranges the receiver misses now, waiting for repeats
+	// (or, once their repair window passed, recorded as lost).
+	Gaps []diode.Gap
+	// GapsLost counts ranges given up as lost; their records count in
+	// Status.LostRecords.
+	GapsLost int64
+	// RepairWindow is how long the receiver waits for a repeat.
+	RepairWindow time.Duration
 }
 
 // TopicStatus is the progress of one replicated source topic.

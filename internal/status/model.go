@@ -291,6 +291,9 @@ func (m *Model) linkStatus(cfg *config.Config, l *link.Link, now time.Time) Link
 	if lc := cfg.Link(st.Name); lc != nil {
 		ls.From, ls.To = lc.From, lc.To
 	}
+	if d := st.Diode; d != nil {
+		ls.Diode = diodeStatus(d)
+	}
 	if b := st.Bundles; b != nil {
 		ls.Bundles = &Bundles{}
 		if e := b.LastExport; e != nil {
@@ -379,6 +382,25 @@ func sharingOf(l *link.Link, st link.Status) *Sharing {
 			}
 		}
 		out.Agents = append(out.Agents, a)
+	}
+	return out
+}
+
+// diodeStatus renders one end of a diode link.
+func diodeStatus(d *link.DiodeStatus) *Diode {
+	out := &Diode{Role: d.Role, Session: d.Session, Silent: d.Silent, GapsLost: d.GapsLost, RepairWindowSeconds: roundSeconds(d.RepairWindow), Gaps: []DiodeGap{}}
+	if s := d.Sender; s != nil {
+		out.Datagrams, out.Bytes, out.Repeats, out.RepeatsSkipped, out.Parity = s.Datagrams+s.Repeats, s.Bytes, s.Repeats, s.RepeatsSkipped, s.Parity
+	}
+	if r := d.Receiver; r != nil {
+		out.Datagrams, out.Bytes, out.Forged, out.Recovered, out.Duplicates, out.Unrecoverable = r.Datagrams, r.Bytes, r.Forged, r.Recovered, r.Duplicates, r.Unrecoverable
+	}
+	if !d.LastHeartbeat.IsZero() {
+		at := d.LastHeartbeat.UTC()
+		out.LastHeartbeat = &at
+	}
+	for _, g := range d.Gaps {
+		out.Gaps = append(out.Gaps, DiodeGap{Topic: g.Topic, Partition: g.Partition, From: g.From, To: g.To - 1, Since: g.Since.UTC()})
 	}
 	return out
 }

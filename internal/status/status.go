@@ -122,10 +122,54 @@ type LinkStatus struct {
 	// bundles: the last bundle exported and the last receipt brought back
 	// (acknowledged); the backlog is what the cloud has not acknowledged.
 	Bundles *Bundles `json:"bundles,omitempty"`
+	// Diode is present for a link through a data diode: its sender's or
+	// its receiver's view.
+	Diode *Diode `json:"diode,omitempty"`
 	// LinkCut is present only with controls: whether the link's network
 	// is cut. The model leaves it nil; the HTTP server with controls sets
 	// it.
 	LinkCut *bool `json:"link_cut,omitempty"`
+}
+
+// Diode is one end of a link through a data diode.
+type Diode struct {
+	// Role is "sender" or "receiver"; Session the sender's session id.
+	Role    string `json:"role"`
+	Session string `json:"session,omitempty"`
+	// Datagrams and Bytes sent or received (repeats included).
+	Datagrams int64 `json:"datagrams"`
+	Bytes     int64 `json:"bytes"`
+	// At the sender: Repeats sent, RepeatsSkipped (fallen out of the
+	// repeat buffer first), Parity datagrams sent.
+	Repeats        int64 `json:"repeats,omitempty"`
+	RepeatsSkipped int64 `json:"repeats_skipped,omitempty"`
+	Parity         int64 `json:"parity,omitempty"`
+	// At the receiver: Forged datagrams dropped (failed authentication),
+	// Recovered rebuilt from parity, Duplicates dropped, Unrecoverable
+	// parity groups.
+	Forged        int64 `json:"forged"`
+	Recovered     int64 `json:"recovered"`
+	Duplicates    int64 `json:"duplicates"`
+	Unrecoverable int64 `json:"unrecoverable"`
+	// LastHeartbeat is when the receiver last heard the sender; Silent
+	// is true once it missed heartbeats (or never heard one).
+	LastHeartbeat *time.Time `json:"last_heartbeat,omitempty"`
+	Silent        bool       `json:"silent"`
+	// Gaps are the ranges missing now, waiting for repeats; GapsLost the
+	// ranges given up (their records are in lost_records).
+	Gaps                []DiodeGap `json:"gaps"`
+	GapsLost            int64      `json:"gaps_lost"`
+	RepairWindowSeconds float64    `json:"repair_window_seconds"`
+}
+
+// DiodeGap is a range of a partition's offsets [from, to] a diode
+// receiver misses, since when it knows.
+type DiodeGap struct {
+	Topic     string    `json:"topic"`
+	Partition int32     `json:"partition"`
+	From      int64     `json:"from"`
+	To        int64     `json:"to"`
+	Since     time.Time `json:"since"`
 }
 
 // Bundles is where a link carried in bundles stands at its site.

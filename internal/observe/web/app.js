@@ -137,6 +137,22 @@
         r ? "imported " + new Date(r.imported).toLocaleString() + " · acknowledged " + new Date(r.acked).toLocaleString() : "nothing acknowledged yet", "bundle-receipt", e && (!r || r.sequence < e.sequence));
   }
 
+  // diodeStats shows one end of a link through a data diode: what went
+  // through, whether the sender is heard, and the ranges missing.
+  function diodeStats(d) {
+    const heard = d.role === "receiver" ? (d.silent ? "sender silent" : "sender heard") : "sending";
+    const traffic = fmtCount(d.datagrams) + " datagrams · " + fmtBytes(d.bytes) +
+      (d.role === "receiver" ? " · " + fmtCount(d.recovered) + " rebuilt · " + fmtCount(d.forged) + " forged" : " · " + fmtCount(d.repeats) + " repeats");
+    let out = stat("Diode " + d.role, heard, traffic, "diode", d.role === "receiver" && d.silent);
+    if (d.role === "receiver") {
+      const gaps = d.gaps || [];
+      out += stat("Gaps", gaps.length + " open · " + fmtCount(d.gaps_lost) + " lost",
+        gaps.length ? gaps.slice(0, 3).map((g) => g.topic + "[" + g.partition + "] " + g.from + ".." + g.to).join(", ") : "waiting up to " + fmtSeconds(d.repair_window_seconds) + " for repeats",
+        "diode-gaps", gaps.length > 0 || d.gaps_lost > 0);
+    }
+    return out;
+  }
+
   function stat(label, value, sub, field, warn) {
     return '<div class="stat"><div class="label">' + esc(label) + '</div><div class="value' + (warn ? " warn" : "") + '"' +
       (field ? ' data-field="' + field + '"' : "") + ">" + esc(value) + '</div><div class="sub">' + esc(sub) + "</div></div>";
@@ -199,7 +215,8 @@
       (l.bytes_in > l.bytes ? stat("Transforms", Math.round((100 * (l.bytes_in - l.bytes)) / l.bytes_in) + "% saved",
         fmtBytes(l.bytes_in) + " → " + fmtBytes(l.bytes) + " · " + fmtCount(l.filtered_records) + " filtered" +
         (l.late_records ? " · " + fmtCount(l.late_records) + " late" : ""), "transforms") : "") +
-      (l.bundles ? bundleStats(l.bundles) : ""));
+      (l.bundles ? bundleStats(l.bundles) : "") +
+      (l.diode ? diodeStats(l.diode) : ""));
 
     let h = history.get(l.name);
     if (!h) history.set(l.name, (h = []));
