@@ -101,6 +101,18 @@ func Needs(site string, lc *config.Link, srcTopics []string) (src, dst []kafka.N
 			sc,
 			topic(write, SkippedTopic, "record refused source records (on_error: skip-and-record)"))
 	}
+	if lc.AirGapped() {
+		// Where exports and the diode sender stand, at the site; which
+		// bundle was imported last, in the cloud.
+		for _, side := range []*[]kafka.Need{&src, &dst} {
+			ac := topic(create, AirGapTopic, "create the air-gap positions topic")
+			ac.IfAbsent = true
+			*side = append(*side,
+				topic(describe, AirGapTopic, "find the air-gap positions topic"), ac,
+				topic(read, AirGapTopic, "read where the link's air-gap crossing stands"),
+				topic(write, AirGapTopic, "record where the link's air-gap crossing stands"))
+		}
+	}
 	if lc.Delivery != config.DeliveryAtLeastOnce {
 		probe := make([]string, max(lc.Slots, 1))
 		for i := range probe {

@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/edgelink/edgelink/internal/config"
+	"github.com/edgelink/edgelink/internal/kafka"
 )
 
 // TestTransactionalIDMatchesTheEngine keeps the id that `edgelink check`
@@ -75,5 +76,26 @@ links:
 			continue
 		}
 		require.ErrorContains(t, err, tc.want, tc.topic)
+	}
+}
+
+// TestAirGappedLinkNeedsItsPositionsTopic: a link across an air gap reads
+// and writes where it stands in AirGapTopic, at the site and in the cloud.
+func TestAirGappedLinkNeedsItsPositionsTopic(t *testing.T) {
+	cfg, err := config.Parse("t.yaml", []byte(`clusters: {a: {bootstrap: ["h:1"]}, b: {bootstrap: ["h:2"]}}
+links: [{name: up-1, from: a, to: b, topics: {include: [x]}, bundle: {signing_key: s.key}}]
+`))
+	require.NoError(t, err)
+	src, dst := Needs("plant-1", cfg.Links[0], []string{"x"})
+	for _, side := range [][]kafka.Need{src, dst} {
+		ops := make(map[kmsg.ACLOperation]bool)
+		for _, n := range side {
+			if n.Name == AirGapTopic {
+				ops[n.Op] = true
+			}
+		}
+		require.Equal(t, map[kmsg.ACLOperation]bool{
+			kmsg.ACLOperationDescribe: true, kmsg.ACLOperationCreate: true, kmsg.ACLOperationRead: true, kmsg.ACLOperationWrite: true,
+		}, ops)
 	}
 }
