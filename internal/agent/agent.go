@@ -252,6 +252,13 @@ func (a *Agent) startLocked(r *run) {
 	shared := make(chan struct{})
 	a.wg.Go(func() {
 		defer close(shared)
+		if r.lc.AirGapped() {
+			// Nothing to share: a bundle link only shows its exports, and
+			// a diode sender is one per site (a second one sends the same
+			// records again, which the receiver drops).
+			<-shareCtx.Done()
+			return
+		}
 		a.share(shareCtx, r.cfg, r.lc, r.opts, r.link)
 	})
 	a.wg.Go(func() {

@@ -194,7 +194,7 @@ func newBundleImportCmd(g *globals) *cobra.Command {
 						verifyBar.finish()
 						verified = time.Now()
 					}
-					writeBar.update(st.RecordsIn+st.Records, st.RecordsIn+st.Records+st.BacklogRecords, st.Bytes)
+					writeBar.update(st.Records, st.Records+st.BacklogRecords, st.Bytes)
 				},
 			})
 			verifyBar.finish()

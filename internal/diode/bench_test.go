@@ -30,9 +30,9 @@ func BenchmarkLoopbackGoodput(b *testing.B) {
 		loss float64
 		red  Redundancy
 	}{
-		{"dgram=1400/loss=0/fec16+4", 1400, 100 << 20, 0, fec},
+		{"dgram=1400/loss=0/fec16+4", 1400, 150 << 20, 0, fec},
 		{"dgram=8192/loss=0/fec16+4", 8192, 300 << 20, 0, fec},
-		{"dgram=8192/loss=0/none", 8192, 300 << 20, 0, Redundancy{}},
+		{"dgram=8192/loss=0/none", 8192, 200 << 20, 0, Redundancy{}},
 		{"dgram=1400/loss=5%/fec16+4+repeat", 1400, 100 << 20, 0.05, healing},
 		{"dgram=8192/loss=5%/fec16+4+repeat", 8192, 300 << 20, 0.05, healing},
 	} {

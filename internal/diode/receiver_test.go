@@ -132,12 +132,12 @@ func TestReceiverOnASocketUsedBefore(t *testing.T) {
 	require.NoError(t, err)
 	pc, err := (&net.ListenConfig{}).ListenPacket(t.Context(), "udp", "127.0.0.1:0")
 	require.NoError(t, err)
-	defer pc.Close()
+	t.Cleanup(func() { _ = pc.Close() })
 	conn, err := (&net.Dialer{}).DialContext(t.Context(), "udp", pc.LocalAddr().String())
 	require.NoError(t, err)
 	s, err := NewSender(conn, SenderOptions{Key: key})
 	require.NoError(t, err)
-	defer s.Close()
+	t.Cleanup(func() { _ = s.Close() })
 	tp := TopicPartition{"again", 0}
 	for i := range 2 {
 		r := NewReceiver(pc, ReceiverOptions{Key: key})

@@ -245,7 +245,14 @@ func (s *Sender) paced(ctx context.Context) error {
 			s.mu.Unlock()
 			return ErrClosed
 		}
-		wait := s.pace.delay(time.Now())
+		now := time.Now()
+		// Repetitions that are due go first: what was sent keeps its
+		// promise, and new data waits.
+		if err := s.repeatLocked(now); err != nil {
+			s.mu.Unlock()
+			return err
+		}
+		wait := s.pace.delay(now)
 		if wait == 0 {
 			return nil
 		}
@@ -384,8 +391,12 @@ func (s *Sender) Heartbeat(ctx context.Context, h *Heartbeat) error {
 	if err := s.paced(ctx); err != nil {
 		return err
 	}
+	prev := s.hb
 	s.hb = &c
 	err := s.heartbeatLocked(time.Now())
+	if errors.Is(err, ErrTooLarge) {
+		s.hb = prev // keep sending the last one that fits
+	}
 	s.mu.Unlock()
 	s.wake()
 	return err
@@ -475,24 +486,8 @@ func (s *Sender) turn(now time.Time) (time.Duration, error) {
 			return 0, err
 		}
 	}
-	if d := s.pace.delay(now); d > 0 {
-		return d, nil
-	}
-	if s.rep != nil {
-		for range repeatsPerTurn {
-			d, ok := s.rep.pop(now)
-			if !ok {
-				break
-			}
-			if err := s.write(d, now); err != nil {
-				return 0, err
-			}
-			s.stats.Repeats++
-			s.stats.RepeatBytes += int64(len(d))
-			if s.pace.delay(now) > 0 {
-				break
-			}
-		}
+	if err := s.repeatLocked(now); err != nil {
+		return 0, err
 	}
 	wait := time.Hour
 	if d := s.pace.delay(now); d > 0 {
@@ -510,6 +505,29 @@ func (s *Sender) turn(now time.Time) (time.Duration, error) {
 		wait = min(wait, s.lastHB.Add(s.every).Sub(now))
 	}
 	return max(wait, 0), nil
+}
+
+// repeatLocked sends the repetitions due at now while the rate allows, at
+// most repeatsPerTurn. s.mu is held.
+func (s *Sender) repeatLocked(now time.Time) error {
+	if s.rep == nil {
+		return nil
+	}
+	for range repeatsPerTurn {
+		if s.pace.delay(now) > 0 {
+			return nil
+		}
+		d, ok := s.rep.pop(now)
+		if !ok {
+			return nil
+		}
+		if err := s.write(d, now); err != nil {
+			return err
+		}
+		s.stats.Repeats++
+		s.stats.RepeatBytes += int64(len(d))
+	}
+	return nil
 }
 
 // Stats returns the sender's counters.
