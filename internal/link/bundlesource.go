@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -31,6 +33,31 @@ type fetchStats struct {
 	records, bytes int64
 	// drained is set once a fetcher handed out everything.
 	drained bool
+	// stuck is the topic whose next record waits for its partition to be
+	// read (its mirror topic is not ready), since when; "" when none. The
+	// import watches it from its own goroutine.
+	mu         sync.Mutex
+	stuck      string
+	stuckSince time.Time
+}
+
+// stuckOn sets the topic the stream waits on ("" for none).
+func (s *fetchStats) stuckOn(topic string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stuck != topic {
+		s.stuck, s.stuckSince = topic, time.Now()
+	}
+}
+
+// stuckTopic returns the topic the stream waits on and for how long.
+func (s *fetchStats) stuckTopic() (string, time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stuck == "" {
+		return "", 0
+	}
+	return s.stuck, time.Since(s.stuckSince)
 }
 
 func newBundleSource(bundles []*bundle.Bundle) *bundleSource {
@@ -204,9 +231,13 @@ func (f *bundleFetcher) PollFetches(ctx context.Context) kgo.Fetches {
 		}
 		k := tp{r.Topic, r.Partition}
 		at, added := f.at[k]
+		if !added {
+			f.src.stats.stuckOn(r.Topic)
+		}
 		if !added || f.paused[k] {
 			break
 		}
+		f.src.stats.stuckOn("")
 		f.held = nil
 		if r.Offset < at {
 			continue // written already

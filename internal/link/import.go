@@ -1,6 +1,7 @@
 package link
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -97,8 +98,14 @@ func Import(ctx context.Context, cfg *config.Config, lc *config.Link, dirs []str
 		select {
 		case err = <-done:
 		case <-tick.C:
+			st := l.Status()
 			if o.Writing != nil {
-				o.Writing(l.Status())
+				o.Writing(st)
+			}
+			if t, long := src.stats.stuckTopic(); t != "" && long > stuckFor {
+				stop()
+				return nil, errors.Join(fmt.Errorf("records of topic %s cannot be written (%s); nothing of it past what was committed is at the destination: fix that and import again",
+					t, cmp.Or(st.LastError, "its mirror topic is not ready")), <-done)
 			}
 			continue
 		}
@@ -141,6 +148,10 @@ func Import(ctx context.Context, cfg *config.Config, lc *config.Link, dirs []str
 	}
 	return res, nil
 }
+
+// stuckFor is how long an import waits for a topic whose mirror topic is
+// not ready (two discovery passes and then some) before it gives up.
+const stuckFor = 30 * time.Second
 
 // receiptRanges says, per partition, what the imported bundles covered:
 // from the first one's start to the last one's end.
