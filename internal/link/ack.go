@@ -8,7 +8,6 @@ import (
 
 	"github.com/edgelink/edgelink/internal/bundle"
 	"github.com/edgelink/edgelink/internal/config"
-	"github.com/edgelink/edgelink/internal/kafka"
 )
 
 // AckResult says what an acknowledgement changed.
@@ -29,11 +28,10 @@ func Ack(ctx context.Context, cfg *config.Config, lc *config.Link, r *bundle.Rec
 		return nil, fmt.Errorf("the receipt is for link %s of site %q, not link %s of site %q", r.Link, r.Site, id.Link, id.Site)
 	}
 	tune := tuningFor(lc)
-	opts, err := kafka.ClientOptions(cfg.Clusters[lc.From], logger, kafka.Dial{Timeout: tune.dialTimeout})
+	opts, err := clientOpts(cfg.Clusters[lc.From], tune, nil, logger)
 	if err != nil {
 		return nil, err
 	}
-	opts = append(opts, tune.clientOpts()...)
 	actx, cancel := context.WithTimeout(ctx, tune.adminTimeout())
 	defer cancel()
 	var st ExportState
@@ -76,12 +74,12 @@ func ReadExportState(ctx context.Context, cfg *config.Config, lc *config.Link, l
 	id := Identity{Site: cfg.Site, Link: lc.Name}
 	tune := tuningFor(lc)
 	var st ExportState
-	opts, err := kafka.ClientOptions(cfg.Clusters[lc.From], logger, kafka.Dial{Timeout: tune.dialTimeout})
+	opts, err := clientOpts(cfg.Clusters[lc.From], tune, nil, logger)
 	if err != nil {
 		return st, err
 	}
 	actx, cancel := context.WithTimeout(ctx, tune.adminTimeout())
 	defer cancel()
-	_, err = readAirGap(actx, append(opts, tune.clientOpts()...), airGapKey(id, "export"), &st)
+	_, err = readAirGap(actx, opts, airGapKey(id, "export"), &st)
 	return st, err
 }

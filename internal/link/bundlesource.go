@@ -141,7 +141,7 @@ func (b *bundleSource) offsets(_ context.Context, kind offsetKind, topics ...str
 }
 
 func (b *bundleSource) fetcher() (fetcher, error) {
-	return &bundleFetcher{src: b, ctx: context.Background(), at: make(map[tp]int64), paused: make(map[tp]bool)}, nil
+	return &bundleFetcher{src: b, ctx: context.Background(), partitionsRead: newPartitionsRead()}, nil
 }
 
 func (b *bundleSource) close() {}
@@ -170,48 +170,20 @@ type bundleFetcher struct {
 	it   *bundle.Iterator
 	tail []*kgo.Record
 	// held is the record read but not handed out yet.
-	held   *kgo.Record
-	done   bool
-	err    error
-	at     map[tp]int64
-	paused map[tp]bool
+	held *kgo.Record
+	done bool
+	err  error
+	partitionsRead
+	copies copier
 }
 
-// pollBytes bounds what one poll hands out.
-const pollBytes = 4 << 20
-
-func (f *bundleFetcher) AddConsumePartitions(add map[string]map[int32]kgo.Offset) {
-	for t, ps := range add {
-		for p, o := range ps {
-			f.at[tp{t, p}] = o.EpochOffset().Offset
-		}
-	}
-}
-
-func (f *bundleFetcher) RemoveConsumePartitions(drop map[string][]int32) {
-	for t, ps := range drop {
-		for _, p := range ps {
-			delete(f.at, tp{t, p})
-		}
-	}
-}
-
-func (f *bundleFetcher) PauseFetchPartitions(pause map[string][]int32) map[string][]int32 {
-	for t, ps := range pause {
-		for _, p := range ps {
-			f.paused[tp{t, p}] = true
-		}
-	}
-	return nil
-}
-
-func (f *bundleFetcher) ResumeFetchPartitions(resume map[string][]int32) {
-	for t, ps := range resume {
-		for _, p := range ps {
-			delete(f.paused, tp{t, p})
-		}
-	}
-}
+// pollBytes bounds what one poll of a fetcher that is not a consumer
+// hands out; bundlePollBytes that of a bundle's, smaller: an import's
+// memory stays low, and a disk keeps it fed.
+const (
+	pollBytes       = 4 << 20
+	bundlePollBytes = 1 << 20
+)
 
 // PollFetches hands out what can be handed out now; when nothing can, it
 // waits for ctx (a nil ctx does not wait), as a consumer waits for records.
@@ -221,7 +193,7 @@ func (f *bundleFetcher) PollFetches(ctx context.Context) kgo.Fetches {
 		index = make(map[tp]int)
 		size  int
 	)
-	for size < pollBytes {
+	for size < bundlePollBytes {
 		r, err := f.peek()
 		if err != nil {
 			return kgo.NewErrFetch(err)
@@ -287,7 +259,7 @@ func (f *bundleFetcher) peek() (*kgo.Record, error) {
 		case f.done:
 			return nil, nil
 		case f.it != nil && f.it.Next():
-			f.held = fromBundle(f.it.Record())
+			f.held = f.copies.record(f.it.Record())
 		case f.it != nil:
 			if err := f.it.Err(); err != nil {
 				f.err = fmt.Errorf("read bundle: %w", err)
@@ -325,21 +297,54 @@ func (f *bundleFetcher) Close() {
 	}
 }
 
-// fromBundle turns a bundle's record into the record a fetch of the
-// source would have returned. The bundle's record is reused by its
-// iterator: what is kept is copied.
-func fromBundle(r *bundle.Record) *kgo.Record {
-	out := &kgo.Record{
+// copier copies bundle records into records of their own, carving their
+// bytes and structs out of shared blocks: a record of its own per record,
+// without an allocation per record and field.
+type copier struct {
+	data []byte
+	recs []kgo.Record
+}
+
+const (
+	copierData = 1 << 20
+	copierRecs = 256
+)
+
+// record turns a bundle's record into the record a fetch of the source
+// would have returned. The bundle's record is reused by its iterator: what
+// is kept is copied.
+func (c *copier) record(r *bundle.Record) *kgo.Record {
+	if len(c.recs) == 0 {
+		c.recs = make([]kgo.Record, copierRecs)
+	}
+	out := &c.recs[0]
+	c.recs = c.recs[1:]
+	*out = kgo.Record{
 		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp,
-		Key: cloneBytes(r.Key), Value: cloneBytes(r.Value),
+		Key: c.bytes(r.Key), Value: c.bytes(r.Value),
 	}
 	if len(r.Headers) > 0 {
 		out.Headers = make([]kgo.RecordHeader, len(r.Headers), len(r.Headers)+1) // room for provenance
 		for i, h := range r.Headers {
-			out.Headers[i] = kgo.RecordHeader{Key: h.Key, Value: cloneBytes(h.Value)}
+			out.Headers[i] = kgo.RecordHeader{Key: h.Key, Value: c.bytes(h.Value)}
 		}
 	}
 	return out
+}
+
+// bytes copies b, keeping nil nil and empty empty.
+func (c *copier) bytes(b []byte) []byte {
+	switch {
+	case b == nil:
+		return nil
+	case len(b) > copierData/4:
+		return cloneBytes(b) // large: a block of its own
+	case len(b) > cap(c.data)-len(c.data):
+		c.data = make([]byte, 0, copierData)
+	}
+	n := len(c.data)
+	c.data = append(c.data, b...)
+	return c.data[n:len(c.data):len(c.data)]
 }
 
 // cloneBytes copies b, keeping nil nil and empty empty.

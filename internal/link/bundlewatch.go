@@ -23,11 +23,10 @@ const bundleWatchInterval = 10 * time.Second
 // it reads the source.
 func (l *Link) watchBundles(ctx context.Context) error {
 	tune := tuningFor(l.cfg)
-	opts, err := kafka.ClientOptions(l.src, l.logger, kafka.Dial{Raw: l.opts.SourceDialer, Timeout: tune.dialTimeout})
+	opts, err := clientOpts(l.src, tune, l.opts.SourceDialer, l.logger)
 	if err != nil {
 		return err
 	}
-	opts = append(opts, tune.clientOpts()...)
 	src, err := newKafkaSource(opts, tune.adminTimeout())
 	if err != nil {
 		return err

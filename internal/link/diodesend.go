@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math/rand/v2"
 	"net"
 	"slices"
 	"time"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/edgelink/edgelink/internal/config"
 	"github.com/edgelink/edgelink/internal/diode"
-	"github.com/edgelink/edgelink/internal/kafka"
 )
 
 // DiodeState is where a link sent through a diode stands at its site
@@ -40,35 +38,10 @@ const diodeSaveEvery = 5 * time.Second
 // reads the source and sends every record one way over UDP, never
 // connecting to the destination. It retries a lost source with backoff.
 func (l *Link) runDiodeSender(ctx context.Context) error {
-	backoff := l.opts.MinBackoff
-	for {
-		began := time.Now()
-		err := l.diodeSession(ctx)
-		if ctx.Err() != nil {
-			l.setState(StateStopped, nil)
-			return nil
-		}
+	return l.retry(ctx, l.diodeSession, func(err error) bool {
 		var fatal *diodeConfigError
-		if errors.As(err, &fatal) {
-			l.logger.Error("link stopped", "err", err)
-			l.setState(StateFailed, err)
-			return fmt.Errorf("link %s: %w", l.cfg.Name, err)
-		}
-		if time.Since(began) > time.Minute {
-			backoff = l.opts.MinBackoff
-		}
-		wait := backoff/2 + rand.N(backoff/2+1)
-		err = kafka.Explain(err, l.src)
-		l.setState(StateDisconnected, err)
-		l.logger.Warn("diode sender interrupted; retrying", "err", err, "in", wait.Round(time.Millisecond))
-		select {
-		case <-ctx.Done():
-			l.setState(StateStopped, nil)
-			return nil
-		case <-time.After(wait):
-		}
-		backoff = min(2*backoff, l.opts.MaxBackoff)
-	}
+		return errors.As(err, &fatal) || errors.Is(err, ErrTransform)
+	})
 }
 
 // diodeConfigError is a diode setting the sender cannot run with.
@@ -127,11 +100,10 @@ func (l *Link) diodeSession(ctx context.Context) error {
 		return &diodeConfigError{err}
 	}
 	tune := tuningFor(l.cfg)
-	opts, err := kafka.ClientOptions(l.src, l.logger, kafka.Dial{Raw: l.opts.SourceDialer, Timeout: tune.dialTimeout})
+	opts, err := clientOpts(l.src, tune, l.opts.SourceDialer, l.logger)
 	if err != nil {
 		return err
 	}
-	opts = append(opts, tune.clientOpts()...)
 	src, err := newKafkaSource(append(slices.Clip(opts), consumerOpts(tune.fetchMaxWait)...), tune.adminTimeout())
 	if err != nil {
 		return err

@@ -259,7 +259,7 @@ func (d *diodeSource) offsets(ctx context.Context, kind offsetKind, topics ...st
 }
 
 func (d *diodeSource) fetcher() (fetcher, error) {
-	return &diodeFetcher{src: d, assigned: make(map[tp]bool), paused: make(map[tp]bool)}, nil
+	return &diodeFetcher{src: d, partitionsRead: newPartitionsRead()}, nil
 }
 
 // close does nothing: the receiver outlives sessions.
@@ -335,52 +335,24 @@ func (d *diodeSource) take(ok func(tp) bool, limit int) []*diode.Batch {
 
 // diodeFetcher hands a session the batches the diode source released.
 type diodeFetcher struct {
-	src      *diodeSource
-	assigned map[tp]bool
-	paused   map[tp]bool
+	src *diodeSource
+	partitionsRead
 }
 
 func (f *diodeFetcher) AddConsumePartitions(add map[string]map[int32]kgo.Offset) {
+	f.partitionsRead.AddConsumePartitions(add)
 	at := make(map[tp]int64)
 	for t, ps := range add {
 		for p, o := range ps {
-			k := tp{t, p}
-			f.assigned[k] = true
-			at[k] = o.EpochOffset().Offset
+			at[tp{t, p}] = o.EpochOffset().Offset
 		}
 	}
 	f.src.assign(at)
 }
 
-func (f *diodeFetcher) RemoveConsumePartitions(drop map[string][]int32) {
-	for t, ps := range drop {
-		for _, p := range ps {
-			delete(f.assigned, tp{t, p})
-		}
-	}
-}
-
-func (f *diodeFetcher) PauseFetchPartitions(pause map[string][]int32) map[string][]int32 {
-	for t, ps := range pause {
-		for _, p := range ps {
-			f.paused[tp{t, p}] = true
-		}
-	}
-	return nil
-}
-
-func (f *diodeFetcher) ResumeFetchPartitions(resume map[string][]int32) {
-	for t, ps := range resume {
-		for _, p := range ps {
-			delete(f.paused, tp{t, p})
-		}
-	}
-}
-
 func (f *diodeFetcher) PollFetches(ctx context.Context) kgo.Fetches {
-	ok := func(k tp) bool { return f.assigned[k] && !f.paused[k] }
 	for {
-		if bs := f.src.take(ok, pollBytes); len(bs) > 0 {
+		if bs := f.src.take(f.reading, pollBytes); len(bs) > 0 {
 			return diodeFetches(bs)
 		}
 		if ctx == nil {

@@ -17,7 +17,6 @@ import (
 
 	"github.com/edgelink/edgelink/internal/bundle"
 	"github.com/edgelink/edgelink/internal/config"
-	"github.com/edgelink/edgelink/internal/kafka"
 	"github.com/edgelink/edgelink/internal/signing"
 )
 
@@ -39,6 +38,9 @@ type ExportOptions struct {
 	Progress func(done, total, bytes int64)
 	Logger   *slog.Logger
 }
+
+// exportFetchBytes bounds one fetch of an export.
+const exportFetchBytes = 2 << 20
 
 // ExportResult says what an export wrote.
 type ExportResult struct {
@@ -65,12 +67,14 @@ func Export(ctx context.Context, cfg *config.Config, lc *config.Link, o ExportOp
 	}
 	id := Identity{Site: cfg.Site, Link: lc.Name}
 	tune := tuningFor(lc)
-	opts, err := kafka.ClientOptions(cfg.Clusters[lc.From], o.Logger, kafka.Dial{Timeout: tune.dialTimeout})
+	opts, err := clientOpts(cfg.Clusters[lc.From], tune, nil, o.Logger)
 	if err != nil {
 		return nil, err
 	}
-	opts = append(opts, tune.clientOpts()...)
-	src, err := newKafkaSource(append(slices.Clip(opts), consumerOpts(tune.fetchMaxWait)...), tune.adminTimeout())
+	// Smaller fetches than a link's: an export's memory stays low, and a
+	// local disk, not a WAN, sets its pace.
+	src, err := newKafkaSource(append(append(slices.Clip(opts), consumerOpts(tune.fetchMaxWait)...),
+		kgo.FetchMaxBytes(exportFetchBytes), kgo.FetchMaxPartitionBytes(exportFetchBytes)), tune.adminTimeout())
 	if err != nil {
 		return nil, err
 	}

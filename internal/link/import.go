@@ -14,7 +14,6 @@ import (
 
 	"github.com/edgelink/edgelink/internal/bundle"
 	"github.com/edgelink/edgelink/internal/config"
-	"github.com/edgelink/edgelink/internal/kafka"
 	"github.com/edgelink/edgelink/internal/signing"
 )
 
@@ -66,11 +65,10 @@ func Import(ctx context.Context, cfg *config.Config, lc *config.Link, dirs []str
 		return nil, err
 	}
 	tune := tuningFor(lc)
-	dstOpts, err := kafka.ClientOptions(cfg.Clusters[lc.To], o.Logger, kafka.Dial{Raw: o.Link.DestinationDialer, Timeout: tune.dialTimeout})
+	dstOpts, err := clientOpts(cfg.Clusters[lc.To], tune, o.Link.DestinationDialer, o.Logger)
 	if err != nil {
 		return nil, err
 	}
-	dstOpts = append(dstOpts, tune.clientOpts()...)
 	actx, cancel := context.WithTimeout(ctx, tune.adminTimeout())
 	defer cancel()
 	var state ImportState
@@ -88,6 +86,9 @@ func Import(ctx context.Context, cfg *config.Config, lc *config.Link, dirs []str
 	opts.source = func() (source, error) { return src, nil }
 	opts.admit = func(cps map[tp]int64) error { return followsCheckpoints(bundles, cps, found, state) }
 	l := New(cfg, lc, opts, o.Logger)
+	// An import is one process writing what a disk holds: small producer
+	// buffers keep its memory low, and the disk, not the WAN, sets the pace.
+	l.buffer, l.batchCap = importBuffer, importBatch
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	done := make(chan error, 1)
@@ -149,6 +150,12 @@ func Import(ctx context.Context, cfg *config.Config, lc *config.Link, dirs []str
 	return res, nil
 }
 
+// The producer buffer (per slot) and batch size of an import.
+const (
+	importBuffer = 2 << 20
+	importBatch  = 512 << 10
+)
+
 // stuckFor is how long an import waits for a topic whose mirror topic is
 // not ready (two discovery passes and then some) before it gives up.
 const stuckFor = 30 * time.Second
@@ -191,7 +198,7 @@ func openBundles(dirs []string, id Identity, o ImportOptions, progress func(reco
 		}
 		out = append(out, b)
 	}
-	slices.SortStableFunc(out, func(a, b *bundle.Bundle) int { return compareInt(a.Manifest().Sequence, b.Manifest().Sequence) })
+	slices.SortStableFunc(out, func(a, b *bundle.Bundle) int { return cmp.Compare(a.Manifest().Sequence, b.Manifest().Sequence) })
 	for i := 1; i < len(out); i++ {
 		a, b := out[i-1].Manifest(), out[i].Manifest()
 		switch {
@@ -204,16 +211,6 @@ func openBundles(dirs []string, id Identity, o ImportOptions, progress func(reco
 		}
 	}
 	return out, nil
-}
-
-func compareInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // missing names the missing sequence numbers from..to.

@@ -212,19 +212,23 @@ func (l *Link) Run(ctx context.Context) error {
 	if l.cfg.Diode != nil && l.opts.source == nil {
 		return l.runDiodeSender(ctx)
 	}
+	return l.retry(ctx, l.runSession, func(err error) bool { return decide(err, l.cfg.OnError) == stop }, l.dst)
+}
+
+// retry runs sessions of the link until ctx is cancelled (nil), a session
+// finishes (a finite source drained: nil), or one fails for good (fatal:
+// the error). Other errors are retried with capped exponential backoff,
+// the link disconnected meanwhile; clusters explain them.
+func (l *Link) retry(ctx context.Context, session func(context.Context) error, fatal func(error) bool, clusters ...*config.Cluster) error {
 	backoff := l.opts.MinBackoff
 	for {
 		began := time.Now()
-		err := l.runSession(ctx)
-		if errors.Is(err, errFinished) {
+		err := session(ctx)
+		if errors.Is(err, errFinished) || ctx.Err() != nil {
 			l.setState(StateStopped, nil)
 			return nil
 		}
-		if ctx.Err() != nil {
-			l.setState(StateStopped, nil)
-			return nil
-		}
-		if decide(err, l.cfg.OnError) == stop {
+		if fatal(err) {
 			l.logger.Error(stopMessage(err), "err", err)
 			l.setState(StateFailed, err)
 			return fmt.Errorf("link %s: %w", l.cfg.Name, err)
@@ -233,7 +237,7 @@ func (l *Link) Run(ctx context.Context) error {
 			backoff = l.opts.MinBackoff
 		}
 		wait := backoff/2 + rand.N(backoff/2+1) // jitter
-		err = kafka.Explain(err, l.src, l.dst)
+		err = kafka.Explain(err, append([]*config.Cluster{l.src}, clusters...)...)
 		l.setState(StateDisconnected, err)
 		l.logger.Warn("link interrupted; retrying", "err", err, "in", wait.Round(time.Millisecond))
 		select {

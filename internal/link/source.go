@@ -3,11 +3,13 @@ package link
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/edgelink/edgelink/internal/config"
 	"github.com/edgelink/edgelink/internal/kafka"
 )
 
@@ -64,6 +66,57 @@ type fetcher interface {
 	ResumeFetchPartitions(map[string][]int32)
 	PollFetches(ctx context.Context) kgo.Fetches
 	Close()
+}
+
+// partitionsRead is what the fetcher of a source that is not a cluster
+// keeps of the partitions added to it: the offset each is read from, and
+// which are paused.
+type partitionsRead struct {
+	at     map[tp]int64
+	paused map[tp]bool
+}
+
+func newPartitionsRead() partitionsRead {
+	return partitionsRead{at: make(map[tp]int64), paused: make(map[tp]bool)}
+}
+
+func (p *partitionsRead) AddConsumePartitions(add map[string]map[int32]kgo.Offset) {
+	for t, ps := range add {
+		for i, o := range ps {
+			p.at[tp{t, i}] = o.EpochOffset().Offset
+		}
+	}
+}
+
+func (p *partitionsRead) RemoveConsumePartitions(drop map[string][]int32) {
+	for t, ps := range drop {
+		for _, i := range ps {
+			delete(p.at, tp{t, i})
+		}
+	}
+}
+
+func (p *partitionsRead) PauseFetchPartitions(pause map[string][]int32) map[string][]int32 {
+	for t, ps := range pause {
+		for _, i := range ps {
+			p.paused[tp{t, i}] = true
+		}
+	}
+	return nil
+}
+
+func (p *partitionsRead) ResumeFetchPartitions(resume map[string][]int32) {
+	for t, ps := range resume {
+		for _, i := range ps {
+			delete(p.paused, tp{t, i})
+		}
+	}
+}
+
+// reading reports whether k is added and not paused.
+func (p *partitionsRead) reading(k tp) bool {
+	_, ok := p.at[k]
+	return ok && !p.paused[k]
 }
 
 // kafkaSource reads the link's source cluster.
@@ -138,16 +191,25 @@ func (k *kafkaSource) fetcher() (fetcher, error) {
 
 func (k *kafkaSource) close() { k.cl.Close() }
 
+// clientOpts are the options of a client of cluster c with tune's
+// settings, dialled through raw when set.
+func clientOpts(c *config.Cluster, tune tuning, raw kafka.DialFunc, logger *slog.Logger) ([]kgo.Opt, error) {
+	opts, err := kafka.ClientOptions(c, logger, kafka.Dial{Raw: raw, Timeout: tune.dialTimeout})
+	if err != nil {
+		return nil, err
+	}
+	return append(opts, tune.clientOpts()...), nil
+}
+
 // openSource opens the link's source: its source cluster, unless the link
 // was given another (an import's bundles, a diode's receiver).
 func (l *Link) openSource(tune tuning) (source, error) {
 	if l.opts.source != nil {
 		return l.opts.source()
 	}
-	opts, err := kafka.ClientOptions(l.src, l.logger, kafka.Dial{Raw: l.opts.SourceDialer, Timeout: tune.dialTimeout})
+	opts, err := clientOpts(l.src, tune, l.opts.SourceDialer, l.logger)
 	if err != nil {
 		return nil, err
 	}
-	opts = append(append(opts, tune.clientOpts()...), consumerOpts(tune.fetchMaxWait)...)
-	return newKafkaSource(opts, tune.adminTimeout())
+	return newKafkaSource(append(opts, consumerOpts(tune.fetchMaxWait)...), tune.adminTimeout())
 }
