@@ -5,7 +5,7 @@ BIN           := $(CURDIR)/bin
 TEST_TIMEOUT  ?= 25m
 FUZZTIME      ?= 200000x
 
-.PHONY: build setup test test-unit test-integration fuzz lint tidy-check kafka bench bench-mirror bench-transforms bench-checkpoints bench-fleet clean
+.PHONY: build setup test test-unit test-integration fuzz lint tidy-check kafka bench bench-mirror bench-transforms bench-checkpoints bench-fleet bench-airgap clean
 
 build:
 	$(GO) build -o $(BIN)/edgelink ./cmd/edgelink
@@ -83,6 +83,17 @@ FLEET_DURATION ?= 3m
 FLEET_ARGS     ?=
 bench-fleet: setup build
 	$(GO) run ./internal/bench/fleetbench -edgelink bin/edgelink -sites $(FLEET_SITES) -interval 10s -duration $(FLEET_DURATION) -write BENCHMARKS.md $(FLEET_ARGS)
+
+## bench-airgap: a link across an air gap in bundles between two real Kafka
+## clusters: edgelink bundle export of 1 GB of 1 KiB records and bundle
+## import of it, each a process of its own (MB/s, CPU, peak RSS), median of
+## 3, plus one encrypted run; every import checked record by record;
+## rewrites its section of BENCHMARKS.md (several minutes; e.g.
+## make bench-airgap AIRGAP_ARGS="-chunk-size 64MiB -pprof bin/pprof")
+AIRGAP_VOLUME ?= 1GB
+AIRGAP_ARGS   ?=
+bench-airgap: setup build
+	$(GO) run ./internal/bench/airgapbench -edgelink bin/edgelink -volume $(AIRGAP_VOLUME) -runs 3 -write BENCHMARKS.md $(AIRGAP_ARGS)
 
 ## kafka: fetch and verify the Apache Kafka jars
 kafka:

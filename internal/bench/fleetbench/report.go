@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/edgelink/edgelink/internal/bench/mdreport"
 	"github.com/edgelink/edgelink/internal/fleet"
 	"github.com/edgelink/edgelink/internal/testbed"
 )
@@ -158,27 +158,12 @@ const (
 	endMarker   = "<!-- fleetbench:end -->"
 )
 
+// section is the part of BENCHMARKS.md the bench writes.
+var section = mdreport.Section{Begin: beginMarker, End: endMarker}
+
 // writeMarkdown replaces the fleet section of path (or appends one).
 func (rep *report) writeMarkdown(path string) error {
-	old, err := os.ReadFile(path)
-	if err != nil && !os.IsNotExist(err) {
-		return fmt.Errorf("read %s: %w", path, err)
-	}
-	section := rep.markdown()
-	text := string(old)
-	if i := strings.Index(text, beginMarker); i >= 0 {
-		j := strings.Index(text[i:], endMarker)
-		if j < 0 {
-			return fmt.Errorf("%s: %q without %q", path, beginMarker, endMarker)
-		}
-		text = text[:i] + section + strings.TrimPrefix(text[i+j+len(endMarker):], "\n")
-	} else {
-		text = strings.TrimRight(text, "\n") + "\n\n" + section
-	}
-	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return section.Write(path, rep.markdown())
 }
 
 func (rep *report) markdown() string {

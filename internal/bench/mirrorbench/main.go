@@ -50,28 +50,12 @@ func run() error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	var (
-		cs   [2]*testbed.Cluster
-		errs [2]error
-		wg   sync.WaitGroup
-	)
-	for i, name := range []string{"edge", "cloud"} {
-		wg.Go(func() {
-			cs[i], errs[i] = testbed.Start(ctx, testbed.Options{Name: "bench-" + name, FullJIT: true, Heap: "1g", Progress: os.Stderr})
-		})
+	pair, err := testbed.StartPair(ctx, testbed.Options{Name: "bench", FullJIT: true, Heap: "1g", Progress: os.Stderr})
+	if err != nil {
+		return err
 	}
-	wg.Wait()
-	for _, c := range cs {
-		if c != nil {
-			defer func() { c.Stop(); _ = c.Remove() }()
-		}
-	}
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	edge, cloud := cs[0], cs[1]
+	defer func() { _ = pair.Stop() }()
+	edge, cloud := pair.Edge, pair.Cloud
 	if err := load(ctx, edge, "bench", *partitions, *records, *size); err != nil {
 		return err
 	}

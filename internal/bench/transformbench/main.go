@@ -19,7 +19,6 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -98,38 +97,22 @@ func run() error {
 		}
 	}
 
-	var (
-		cs   [2]*testbed.Cluster
-		errs [2]error
-		wg   sync.WaitGroup
-	)
-	for i, name := range []string{"edge", "cloud"} {
-		wg.Go(func() {
-			cs[i], errs[i] = testbed.Start(ctx, testbed.Options{Name: "tbench-" + name, FullJIT: true, Heap: "1g", Progress: os.Stderr})
-		})
+	pair, err := testbed.StartPair(ctx, testbed.Options{Name: "tbench", FullJIT: true, Heap: "1g", Progress: os.Stderr})
+	if err != nil {
+		return err
 	}
-	wg.Wait()
-	for _, c := range cs {
-		if c != nil {
-			defer func() { c.Stop(); _ = c.Remove() }()
-		}
-	}
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
+	defer func() { _ = pair.Stop() }()
 	// The readings end about now: their timestamps are recent, well within
 	// the topics' retention.
 	secs := (o.records + o.machines - 1) / o.machines
 	start := time.Now().Add(-time.Duration(secs) * time.Second).Truncate(time.Minute)
-	data, err := load(ctx, cs[0], "telemetry", o.partitions, newTelemetry(o.machines, o.records, start, o.seed), o.threshold)
+	data, err := load(ctx, pair.Edge, "telemetry", o.partitions, newTelemetry(o.machines, o.records, start, o.seed), o.threshold)
 	if err != nil {
 		return err
 	}
 	rep.data = data
 	b := &bench{
-		edge: cs[0], cloud: cs[1], data: data, timeout: o.timeout, pprofDir: o.pprofDir,
+		edge: pair.Edge, cloud: pair.Cloud, data: data, timeout: o.timeout, pprofDir: o.pprofDir,
 		logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 	}
 	vs := variants(o.threshold)

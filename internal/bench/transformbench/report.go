@@ -3,11 +3,11 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/edgelink/edgelink/internal/bench/mdreport"
 	"github.com/edgelink/edgelink/internal/testbed"
 )
 
@@ -133,41 +133,19 @@ const (
 	endMarker   = "<!-- transformbench:end -->"
 )
 
+// section is the part of BENCHMARKS.md the bench writes.
+var section = mdreport.Section{Begin: beginMarker, End: endMarker}
+
 // writeMarkdown replaces the bench's section of path (or appends one).
 func (rep *report) writeMarkdown(path string) error {
-	old, err := os.ReadFile(path)
-	if err != nil && !os.IsNotExist(err) {
-		return fmt.Errorf("read %s: %w", path, err)
-	}
-	text, err := replaceSection(string(old), rep.markdown())
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
-
-// replaceSection puts section (which ends with endMarker and a newline)
-// in place of text's section between the markers, or at its end.
-func replaceSection(text, section string) (string, error) {
-	i := strings.Index(text, beginMarker)
-	if i < 0 {
-		return strings.TrimRight(text, "\n") + "\n\n" + section, nil
-	}
-	j := strings.Index(text[i:], endMarker)
-	if j < 0 {
-		return "", fmt.Errorf("%q without %q", beginMarker, endMarker)
-	}
-	return text[:i] + section + strings.TrimPrefix(text[i+j+len(endMarker):], "\n"), nil
+	return section.Write(path, rep.markdown())
 }
 
 func (rep *report) markdown() string {
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	// para writes a paragraph, wrapped.
-	para := func(format string, args ...any) { p("%s\n", wrap(fmt.Sprintf(format, args...), 110)) }
+	para := func(format string, args ...any) { p("%s\n", mdreport.Wrap(fmt.Sprintf(format, args...), 110)) }
 	d, o := rep.data, rep.o
 	n := d.records
 	p("%s", beginMarker)
@@ -188,9 +166,9 @@ func (rep *report) markdown() string {
 		"(`content-type`, `unit`), record timestamp = the reading's time. %d machines read once a second of event time "+
 		"(%s of it, %s to %s UTC), in %d partitions by key (Kafka's default partitioner), uncompressed source batches: "+
 		"%.1f MB of keys and values (%.1f B a record) plus %.1f MB of headers. %s readings (%.2f%%) are above %.1f °C.",
-		count(n), d.example, d.machines, d.to.Sub(d.from), d.from.UTC().Format(time.TimeOnly), d.to.UTC().Format(time.TimeOnly),
+		mdreport.Count(n), d.example, d.machines, d.to.Sub(d.from), d.from.UTC().Format(time.TimeOnly), d.to.UTC().Format(time.TimeOnly),
 		d.partitions, float64(d.bytes)/1e6, float64(d.bytes)/float64(n), float64(d.headers)/1e6,
-		count(d.kept), 100*float64(d.kept)/float64(n), d.threshold)
+		mdreport.Count(d.kept), 100*float64(d.kept)/float64(n), d.threshold)
 	para("**Variants**, each a link run in the bench process (`link.New`, exactly-once, profile `lan`: snappy to the " +
 		"destination; every other setting its default):")
 	p("- **plain**: no transforms;")
@@ -211,7 +189,7 @@ func (rep *report) markdown() string {
 		"bench process's user plus system time during the run: the link's, as the bench only polls its status. The runs "+
 		"interleave the variants (run 1 of each, then run 2, ...; each round starts with the next variant) and the "+
 		"figures are medians of %d runs, each the median of its own values.%s The check compares the records in, out, "+
-		"filtered and late with what the data must give.", count(n), o.runs, warm)
+		"filtered and late with what the data must give.", mdreport.Count(n), o.runs, warm)
 	sums := rep.summaries()
 	hdr, sep := "| variant |", "|---|"
 	for r := 1; r <= o.runs; r++ {
@@ -225,8 +203,8 @@ func (rep *report) markdown() string {
 		for _, r := range s.runs {
 			row += fmt.Sprintf(" %.2f |", r.took.Seconds())
 		}
-		p("%s %.2f | %s | %s | %.2f | %.2f | %s | %s |", row, s.took, count(int(s.rate)), count(int(s.copyRate)),
-			s.cpu, s.perRecordCPU, count(int(s.records)), checks(s.checks))
+		p("%s %.2f | %s | %s | %.2f | %.2f | %s | %s |", row, s.took, mdreport.Count(int(s.rate)), mdreport.Count(int(s.copyRate)),
+			s.cpu, s.perRecordCPU, mdreport.Count(int(s.records)), checks(s.checks))
 	}
 	p("")
 	var plain summary
@@ -253,7 +231,7 @@ func (rep *report) markdown() string {
 	p("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 	for _, r := range append(slices.Clone(rep.runs), rep.wan...) {
 		p("| %s | %d | %s | %.2f | %.2f | %s | %.2f | %s | %.2f | %.2f | %d | %s | %s |", r.variant, r.run, r.profile,
-			r.took.Seconds(), r.copy.Seconds(), count(int(r.rate(n))), r.cpu.Seconds(), count(int(r.st.Records)),
+			r.took.Seconds(), r.copy.Seconds(), mdreport.Count(int(r.rate(n))), r.cpu.Seconds(), mdreport.Count(int(r.st.Records)),
 			float64(r.st.Bytes)/1e6, float64(r.st.WireBytes)/1e6, r.st.Transactions, r.etaText(), r.check)
 	}
 	p("")
@@ -283,7 +261,7 @@ func (rep *report) markdown() string {
 			wanMB = fmt.Sprintf("%.2f", float64(r.st.WireBytes)/1e6)
 			wanRatio = ratio(float64(r.st.WireBytes) / float64(pw.st.WireBytes))
 		}
-		p("| %s | %s | %.2f | %s | %.2f | %s | %s | %s |", s.variant, count(int(s.records)), s.bytes/1e6,
+		p("| %s | %s | %.2f | %s | %.2f | %s | %s | %s |", s.variant, mdreport.Count(int(s.records)), s.bytes/1e6,
 			ratio(s.bytes/plain.bytes), s.wire/1e6, ratio(s.wire/plain.wire), wanMB, wanRatio)
 	}
 	p("")
@@ -312,33 +290,12 @@ func (rep *report) markdown() string {
 		p("|---|---:|---:|---:|---:|---:|")
 		for _, s := range rep.state {
 			m := s.metrics
-			p("| %s | %s | %.0f | %s | %.0f | %s |", strings.ToLower(strings.TrimSuffix(s.name, "100kKeys")), count(int(m["state-bytes"])),
-				m["state-bytes/key"], count(int(m["heap-bytes"])), m["heap-bytes/key"], count(int(m["ns/record"])))
+			p("| %s | %s | %.0f | %s | %.0f | %s |", strings.ToLower(strings.TrimSuffix(s.name, "100kKeys")), mdreport.Count(int(m["state-bytes"])),
+				m["state-bytes/key"], mdreport.Count(int(m["heap-bytes"])), m["heap-bytes/key"], mdreport.Count(int(m["ns/record"])))
 		}
 		p("")
 	}
 	p("%s", endMarker)
-	return b.String()
-}
-
-// wrap breaks s into lines of at most width characters at spaces (a
-// longer word stays whole).
-func wrap(s string, width int) string {
-	var b strings.Builder
-	line := 0
-	for i, w := range strings.Fields(s) {
-		if i > 0 {
-			if line+1+len([]rune(w)) > width {
-				b.WriteByte('\n')
-				line = 0
-			} else {
-				b.WriteByte(' ')
-				line++
-			}
-		}
-		b.WriteString(w)
-		line += len([]rune(w))
-	}
 	return b.String()
 }
 
@@ -379,22 +336,6 @@ func ratio(x float64) string {
 		return fmt.Sprintf("%.2f", x)
 	}
 	return fmt.Sprintf("1/%.0f", 1/x)
-}
-
-// count writes n with thousands separators.
-func count(n int) string {
-	s := fmt.Sprint(n)
-	if n < 0 {
-		return "-" + count(-n)
-	}
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
 }
 
 // quoteArgs quotes the arguments a shell would not take as they are.
