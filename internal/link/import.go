@@ -88,7 +88,7 @@ func Import(ctx context.Context, cfg *config.Config, lc *config.Link, dirs []str
 	l := New(cfg, lc, opts, o.Logger)
 	// An import is one process writing what a disk holds: small producer
 	// buffers keep its memory low, and the disk, not the WAN, sets the pace.
-	l.buffer, l.batchCap = importBuffer, importBatch
+	l.buffer = importBuffer
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	done := make(chan error, 1)
@@ -150,11 +150,9 @@ func Import(ctx context.Context, cfg *config.Config, lc *config.Link, dirs []str
 	return res, nil
 }
 
-// The producer buffer (per slot) and batch size of an import.
-const (
-	importBuffer = 2 << 20
-	importBatch  = 512 << 10
-)
+// importBuffer is the producer buffer (per slot) of an import. Batches
+// keep the link's size: a record as large as a batch must still fit.
+const importBuffer = 2 << 20
 
 // stuckFor is how long an import waits for a topic whose mirror topic is
 // not ready (two discovery passes and then some) before it gives up.
