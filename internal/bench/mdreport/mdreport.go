@@ -6,6 +6,7 @@ package mdreport
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -85,4 +86,19 @@ func Count(n int) string {
 		b.WriteRune(c)
 	}
 	return b.String()
+}
+
+// Median is the median of xs (0 for none): what a report gives of several
+// runs.
+func Median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/edgelink/edgelink/internal/bench/mdreport"
 	"github.com/edgelink/edgelink/internal/config"
 )
 
@@ -111,8 +112,8 @@ links:
 }
 
 func TestFormatting(t *testing.T) {
-	require.InDelta(t, 2.0, median([]float64{3, 1, 2}), 1e-9)
-	require.InDelta(t, 2.5, median([]float64{4, 1, 2, 3}), 1e-9)
+	require.InDelta(t, 2.0, mdreport.Median([]float64{3, 1, 2}), 1e-9)
+	require.InDelta(t, 2.5, mdreport.Median([]float64{4, 1, 2, 3}), 1e-9)
 	require.Equal(t, "0.50", ratio(0.5))
 	require.Equal(t, "1/40", ratio(0.025))
 	require.Equal(t, "1m", shortDuration(time.Minute))

@@ -43,26 +43,13 @@ type summary struct {
 	checks         []string
 }
 
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
-}
-
 // medianOf is the median of f over rs.
 func medianOf(rs []result, f func(result) float64) float64 {
 	xs := make([]float64, len(rs))
 	for i, r := range rs {
 		xs[i] = f(r)
 	}
-	return median(xs)
+	return mdreport.Median(xs)
 }
 
 // of returns the results of variant v, by run.
@@ -101,7 +88,7 @@ func (rep *report) summaries() []summary {
 			}
 			s.checks = append(s.checks, r.check)
 		}
-		s.rateVsPlainPer = median(ratios)
+		s.rateVsPlainPer = mdreport.Median(ratios)
 		out = append(out, s)
 	}
 	return out

@@ -13,6 +13,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 
+	"github.com/edgelink/edgelink/internal/bench/mdreport"
 	"github.com/edgelink/edgelink/internal/bench/procstat"
 	"github.com/edgelink/edgelink/internal/config"
 	"github.com/edgelink/edgelink/internal/link"
@@ -210,7 +211,7 @@ links:
 		}
 		ratios = append(ratios, m.eta.Seconds()/end.Sub(m.at).Seconds())
 	}
-	res.eta = median(ratios)
+	res.eta = mdreport.Median(ratios)
 	cancel()
 	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 		return res, fmt.Errorf("stop link %s: %w", name, err)
