@@ -264,8 +264,9 @@ func TestTooLargeRecord(t *testing.T) {
 }
 
 // damage writes a bundle of several chunks, lets change alter it, and
-// returns the error of opening and verifying it.
-func damage(t *testing.T, change func(dir string)) error {
+// returns the errors of opening it and then verifying it with Verify and
+// with VerifyFiles.
+func damage(t *testing.T, change func(dir string)) (verify, files error) {
 	t.Helper()
 	signer, ring := keys(t, "site")
 	dir := filepath.Join(t.TempDir(), "b")
@@ -274,9 +275,9 @@ func damage(t *testing.T, change func(dir string)) error {
 	change(dir)
 	b, err := bundle.Open(dir, bundle.ReaderOptions{Trusted: ring})
 	if err != nil {
-		return err
+		return err, err
 	}
-	return b.Verify(t.Context())
+	return b.Verify(t.Context()), b.VerifyFiles(t.Context(), nil)
 }
 
 // flip flips a bit of the byte at offset off of the file (from the end
@@ -324,13 +325,15 @@ func TestTampered(t *testing.T) {
 		}, []string{"manifest.sig is missing"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := damage(t, func(dir string) { tc.change(t, dir) })
-			require.ErrorIs(t, err, bundle.ErrTampered)
-			for _, w := range tc.want {
-				require.ErrorContains(t, err, w)
-			}
-			if tc.alsoIs != nil {
-				require.ErrorIs(t, err, tc.alsoIs)
+			verr, ferr := damage(t, func(dir string) { tc.change(t, dir) })
+			for _, err := range []error{verr, ferr} {
+				require.ErrorIs(t, err, bundle.ErrTampered)
+				for _, w := range tc.want {
+					require.ErrorContains(t, err, w)
+				}
+				if tc.alsoIs != nil {
+					require.ErrorIs(t, err, tc.alsoIs)
+				}
 			}
 		})
 	}
@@ -407,9 +410,10 @@ func TestEncrypted(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			b, err := bundle.Open(dir, bundle.ReaderOptions{Trusted: ring, Identities: tc.ids})
 			require.NoError(t, err, "the manifest is in clear")
-			err = b.Verify(t.Context())
-			require.ErrorIs(t, err, bundle.ErrDecrypt)
-			require.ErrorContains(t, err, tc.want)
+			for _, err := range []error{b.Verify(t.Context()), b.VerifyFiles(t.Context(), nil)} {
+				require.ErrorIs(t, err, bundle.ErrDecrypt)
+				require.ErrorContains(t, err, tc.want)
+			}
 			it := b.Records(t.Context())
 			require.False(t, it.Next())
 			require.ErrorIs(t, it.Err(), bundle.ErrDecrypt)
@@ -584,6 +588,15 @@ func TestSignedButWrong(t *testing.T) {
 			b, err := bundle.Open(dir, bundle.ReaderOptions{Trusted: ring})
 			if !tc.open {
 				require.NoError(t, err)
+				// The files are those signed: VerifyFiles passes, and the
+				// reader finds what Verify finds.
+				require.NoError(t, b.VerifyFiles(t.Context(), nil))
+				it := b.Records(t.Context())
+				for it.Next() {
+				}
+				require.NoError(t, it.Close())
+				require.ErrorIs(t, it.Err(), bundle.ErrFormat)
+				require.ErrorContains(t, it.Err(), tc.wants)
 				err = b.Verify(t.Context())
 			}
 			require.ErrorIs(t, err, bundle.ErrFormat)
@@ -615,6 +628,37 @@ func TestCanceled(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	require.ErrorIs(t, b.Verify(ctx), context.Canceled)
+	require.ErrorIs(t, b.VerifyFiles(ctx, nil), context.Canceled)
+}
+
+// TestVerifyFiles checks a whole bundle of several chunks file by file,
+// with progress up to the size of its files.
+func TestVerifyFiles(t *testing.T) {
+	signer, ring := keys(t, "site")
+	cloud := identity(t)
+	for _, enc := range []bool{false, true} {
+		o := bundle.WriterOptions{Signer: signer, ChunkBytes: bundle.MinChunkBytes}
+		ro := bundle.ReaderOptions{Trusted: ring}
+		if enc {
+			o.Recipients, ro.Identities = []age.Recipient{cloud.Recipient()}, []age.Identity{cloud}
+		}
+		dir := filepath.Join(t.TempDir(), "b")
+		m := write(t, dir, manifest(1000), o, randomRecords(40, 200<<10))
+		require.Greater(t, len(m.Chunks), 2)
+		b, err := bundle.Open(dir, ro)
+		require.NoError(t, err)
+		var last int64
+		require.NoError(t, b.VerifyFiles(t.Context(), func(done int64) {
+			require.GreaterOrEqual(t, done, last)
+			last = done
+		}))
+		require.Equal(t, b.FileBytes(), last)
+		var sum int64
+		for _, c := range m.Chunks {
+			sum += c.Bytes
+		}
+		require.Equal(t, sum, b.FileBytes())
+	}
 }
 
 func TestReceipt(t *testing.T) {

@@ -423,14 +423,7 @@ func (it *Iterator) chunkError(err error) error {
 	if derr := it.drain(); derr != nil {
 		return derr
 	}
-	if _, ok := errors.AsType[*age.NoIdentityMatchError](err); ok {
-		tried := "the key given does not open it"
-		if n := len(it.b.o.Identities); n > 1 {
-			tried = fmt.Sprintf("none of the %d keys given opens it", n)
-		}
-		return fmt.Errorf("%s: the bundle is encrypted to %s; %s: %w", c.File, plural(it.b.m.Recipients, "recipient"), tried, ErrDecrypt)
-	}
-	return fmt.Errorf("%s: %w: %w", c.File, err, ErrFormat)
+	return it.b.chunkFault(c, err)
 }
 
 // finish checks the counts of every range once all chunks were read.

@@ -36,15 +36,19 @@ func newBundleCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// bundleMemory is the Go heap the bundle commands aim to stay within
-// (unless GOMEMLIMIT says otherwise): what they hold at once is bounded,
-// so collecting sooner costs little and keeps a site's small machine free.
-const bundleMemory = 40 << 20
+// The memory the bundle commands aim to stay within (unless GOMEMLIMIT
+// says otherwise): what they hold at once is bounded (an export's fetches
+// and compressor, an import's producer buffer of one slot), so collecting
+// sooner costs little and keeps a site's small machine free.
+const (
+	exportMemory = 40 << 20
+	importMemory = 32 << 20
+)
 
-// limitMemory sets the bundle commands' memory limit.
-func limitMemory() {
+// limitMemory sets a bundle command's memory limit.
+func limitMemory(limit int64) {
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(bundleMemory)
+		debug.SetMemoryLimit(limit)
 	}
 }
 
@@ -113,7 +117,7 @@ func newBundleExportCmd(g *globals) *cobra.Command {
 			}
 			bar := newProgressBar(g.stderr, "exporting", quiet)
 			began := time.Now()
-			limitMemory()
+			limitMemory(exportMemory)
 			res, err := link.Export(cmd.Context(), cfg, lc, link.ExportOptions{
 				Out: out, MaxBytes: limit, Signer: signer, Recipients: recipients, ChunkSize: lc.Bundle.ChunkSize,
 				Progress: func(done, total, bytes int64) { bar.update(done, total, bytes) }, Logger: logger,
@@ -199,7 +203,7 @@ func newBundleImportCmd(g *globals) *cobra.Command {
 			verifyBar := newProgressBar(g.stderr, "verifying", quiet)
 			writeBar := newProgressBar(g.stderr, "importing", quiet)
 			began := time.Now()
-			limitMemory()
+			limitMemory(importMemory)
 			var verified time.Time
 			res, err := link.Import(ctx, cfg, lc, dirs, link.ImportOptions{
 				Trusted: trusted, Identities: ids, Logger: logger,

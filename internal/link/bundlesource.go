@@ -306,7 +306,7 @@ type copier struct {
 }
 
 const (
-	copierData = 1 << 20
+	copierData = 256 << 10
 	copierRecs = 256
 )
 

@@ -233,7 +233,7 @@ func (s *diodeSender) sendPartition(ctx context.Context, k tp, recs []*kgo.Recor
 		return nil // no longer read
 	}
 	b := &diode.Batch{Topic: k.Topic, Partition: k.Partition, From: from}
-	var size, in, inBytes, kept, keptBytes int64
+	var size, in, inBytes, kept, keptBytes, filtered int64
 	flush := func(to int64) error {
 		b.To = to
 		if err := s.send.Send(ctx, b); err != nil {
@@ -263,7 +263,7 @@ func (s *diodeSender) sendPartition(ctx context.Context, k tp, recs []*kgo.Recor
 				ok = false
 			}
 			if !ok {
-				l.update(func(st *Status) { st.FilteredRecords++ })
+				filtered++
 				continue
 			}
 		}
@@ -289,6 +289,7 @@ func (s *diodeSender) sendPartition(ctx context.Context, k tp, recs []*kgo.Recor
 		st.Bytes += keptBytes
 		st.RecordsIn += in
 		st.BytesIn += inBytes
+		st.FilteredRecords += filtered
 	})
 	return nil
 }

@@ -1,5 +1,7 @@
 package link
 
+import "time"
+
 // SetProduceBuffer sets the producer's budget of unacknowledged payload.
 func SetProduceBuffer(l *Link, bytes int) { l.buffer = bytes }
 
@@ -13,3 +15,11 @@ func CheckpointKeyOf(l *Link, topic string, partition int32) []byte {
 
 // ExplicitTxnVersions are the request versions of a slot's producer.
 var ExplicitTxnVersions = explicitTxnVersions
+
+// SetStuckFor sets how long an import waits for a topic it cannot write
+// before it gives up, until the test ends.
+func SetStuckFor(t interface{ Cleanup(func()) }, d time.Duration) {
+	old := stuckFor
+	stuckFor = d
+	t.Cleanup(func() { stuckFor = old })
+}

@@ -43,8 +43,10 @@ type ImportResult struct {
 }
 
 // Import writes bundles exported at a site (Export) to the link's
-// destination, exactly once. It verifies every signature, hash and record
-// of every bundle before it writes anything, and checks that the bundles
+// destination, exactly once. It verifies every signature and every chunk
+// file's hash (and that the keys given decrypt them) before it writes
+// anything; the records, authentic once the hashes match, are checked
+// against their manifest as they are written, and checks that the bundles
 // follow what the destination holds (the last bundle imported, and every
 // partition's checkpoint); then it writes them as the link would have, in
 // transactions with the checkpoints: records the destination holds already
@@ -55,13 +57,11 @@ func Import(ctx context.Context, cfg *config.Config, lc *config.Link, dirs []str
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	id := Identity{Site: cfg.Site, Link: lc.Name}
-	var verified verifyProgress
-	verified.fn = o.Verifying
-	bundles, err := openBundles(dirs, id, o, verified.add)
+	bundles, err := openBundles(dirs, id, o)
 	if err != nil {
 		return nil, err
 	}
-	if err := verifyBundles(ctx, bundles, dirs, &verified); err != nil {
+	if err := verifyBundles(ctx, bundles, dirs, o.Verifying); err != nil {
 		return nil, err
 	}
 	tune := tuningFor(lc)
@@ -85,7 +85,13 @@ func Import(ctx context.Context, cfg *config.Config, lc *config.Link, dirs []str
 	opts := o.Link
 	opts.source = func() (source, error) { return src, nil }
 	opts.admit = func(cps map[tp]int64) error { return followsCheckpoints(bundles, cps, found, state) }
-	l := New(cfg, lc, opts, o.Logger)
+	// One slot writes every partition: no other agent shares an import,
+	// and one producer makes fewer, fuller requests with less memory than
+	// a producer per slot. Every import of the link does the same, so the
+	// transactional id a killed import left open is the next one's.
+	one := *lc
+	one.Slots = 1
+	l := New(cfg, &one, opts, o.Logger)
 	// An import is one process writing what a disk holds: small producer
 	// buffers keep its memory low, and the disk, not the WAN, sets the pace.
 	l.buffer = importBuffer
@@ -150,13 +156,14 @@ func Import(ctx context.Context, cfg *config.Config, lc *config.Link, dirs []str
 	return res, nil
 }
 
-// importBuffer is the producer buffer (per slot) of an import. Batches
-// keep the link's size: a record as large as a batch must still fit.
+// importBuffer is the producer buffer of an import (of its one slot).
+// Batches keep the link's size: a record as large as a batch must still
+// fit.
 const importBuffer = 2 << 20
 
 // stuckFor is how long an import waits for a topic whose mirror topic is
 // not ready (two discovery passes and then some) before it gives up.
-const stuckFor = 30 * time.Second
+var stuckFor = 30 * time.Second
 
 // receiptRanges says, per partition, what the imported bundles covered:
 // from the first one's start to the last one's end.
@@ -180,13 +187,13 @@ func receiptRanges(bundles []*bundle.Bundle) []bundle.Range {
 
 // openBundles opens the bundles (checking their signatures) and puts them
 // in sequence; they must be the link's and consecutive.
-func openBundles(dirs []string, id Identity, o ImportOptions, progress func(records, bytes int64)) ([]*bundle.Bundle, error) {
+func openBundles(dirs []string, id Identity, o ImportOptions) ([]*bundle.Bundle, error) {
 	if len(dirs) == 0 {
 		return nil, errors.New("no bundle to import")
 	}
 	var out []*bundle.Bundle
 	for _, d := range dirs {
-		b, err := bundle.Open(d, bundle.ReaderOptions{Trusted: o.Trusted, Identities: o.Identities, Progress: progress})
+		b, err := bundle.Open(d, bundle.ReaderOptions{Trusted: o.Trusted, Identities: o.Identities})
 		if err != nil {
 			return nil, fmt.Errorf("bundle %s: %w", d, err)
 		}
@@ -219,32 +226,23 @@ func missing(from, to int64) string {
 	return fmt.Sprintf("%d to %d are", from, to)
 }
 
-// verifyProgress adds up the progress of verifying bundles one after
-// the other.
-type verifyProgress struct {
-	fn            func(done, total int64)
-	before, total int64
-	on            bool
-}
-
-func (v *verifyProgress) add(_, bytes int64) {
-	if v.on && v.fn != nil {
-		v.fn(v.before+bytes, v.total)
-	}
-}
-
-// verifyBundles checks every bundle whole before anything is written.
-func verifyBundles(ctx context.Context, bundles []*bundle.Bundle, dirs []string, p *verifyProgress) error {
+// verifyBundles checks every bundle's files before anything is written
+// (bundle.VerifyFiles: their signatures were checked when they were
+// opened), reporting the bytes checked of all to progress.
+func verifyBundles(ctx context.Context, bundles []*bundle.Bundle, dirs []string, progress func(done, total int64)) error {
+	var before, total int64
 	for _, b := range bundles {
-		p.total += b.Manifest().Bytes
+		total += b.FileBytes()
 	}
-	p.on = true
-	defer func() { p.on = false }()
 	for i, b := range bundles {
-		if err := b.Verify(ctx); err != nil {
+		var p func(int64)
+		if progress != nil {
+			p = func(done int64) { progress(before+done, total) }
+		}
+		if err := b.VerifyFiles(ctx, p); err != nil {
 			return fmt.Errorf("bundle %d (%s): %w; nothing was written", b.Manifest().Sequence, dirs[i], err)
 		}
-		p.before += b.Manifest().Bytes
+		before += b.FileBytes()
 	}
 	return nil
 }

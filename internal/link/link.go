@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/edgelink/edgelink/internal/bandwidth"
+	"github.com/edgelink/edgelink/internal/bundle"
 	"github.com/edgelink/edgelink/internal/config"
 	"github.com/edgelink/edgelink/internal/kafka"
 )
@@ -263,6 +264,8 @@ func stopMessage(err error) string {
 		return "link stopped: a transform could not handle a record (on_error: stop)"
 	case errors.Is(err, ErrStateLimit):
 		return "link stopped: its transform's state outgrew max_state"
+	case errorsIsAny(err, bundle.ErrTampered, bundle.ErrFormat, bundle.ErrDecrypt):
+		return "import stopped: a bundle cannot be read as it was verified"
 	}
 	return "link stopped"
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/edgelink/edgelink/internal/bundle"
 	"github.com/edgelink/edgelink/internal/config"
 )
 
@@ -68,6 +69,10 @@ func decide(err error, onError config.OnError) action {
 		}
 		return stop
 	case errorsIsAny(err, ErrFenced, ErrSourceChanged, ErrRefused, ErrTransform, ErrStateLimit, ErrOutOfSequence):
+		return stop
+	case errorsIsAny(err, bundle.ErrTampered, bundle.ErrFormat, bundle.ErrDecrypt):
+		// A bundle read again is read the same: what it holds needs an
+		// operator (a file changed since it was verified, a signer's bug).
 		return stop
 	case errors.As(err, &capped):
 		return adjust

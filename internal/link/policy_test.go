@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/edgelink/edgelink/internal/bundle"
 	"github.com/edgelink/edgelink/internal/config"
 )
 
@@ -33,6 +34,8 @@ func TestPolicyTable(t *testing.T) {
 		{"source changed", fmt.Errorf("%w: ids differ", ErrSourceChanged), stop, stop},
 		{"record refused", refused, stop, skip},
 		{"record refused, wrapped", fmt.Errorf("commit: %w", refused), stop, skip},
+		{"bundle changed since verified", fmt.Errorf("read bundle: %w", bundle.ErrTampered), stop, stop},
+		{"bundle malformed", fmt.Errorf("read bundle: %w", bundle.ErrFormat), stop, stop},
 		{"batch cap", &batchCapError{limit: 65536, batch: 1 << 20, topic: "alerts"}, adjust, adjust},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

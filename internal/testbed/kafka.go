@@ -43,9 +43,11 @@ type Options struct {
 	Dir string
 	// Heap is the JVM's maximum heap, default "512m".
 	Heap string
-	// FullJIT runs the broker JVM with the optimising compiler, for
-	// benchmarks. By default the JVM stops at the quick C1 compiler, which
-	// halves start-up time on a small machine.
+	// FullJIT runs the broker JVM as for benchmarks: with the optimising
+	// compiler, its whole heap from the start and the GC settings of
+	// Kafka's start script. By default the JVM stops at the quick C1
+	// compiler, which halves start-up time on a small machine, and starts
+	// with a small heap.
 	FullJIT bool
 	// StartTimeout bounds the start of the whole cluster, default 90s.
 	StartTimeout time.Duration
@@ -457,8 +459,14 @@ func (b *Broker) format(ctx context.Context) error {
 }
 
 func (b *Broker) jvmArgs(heap string, fullJIT bool) []string {
+	// Tests start small; a benchmark's broker gets its whole heap up front,
+	// with the GC settings of Kafka's own start script.
+	xms := "-Xms128m"
+	if fullJIT {
+		xms = "-Xms" + heap
+	}
 	args := []string{
-		"-Xms128m", "-Xmx" + heap,
+		xms, "-Xmx" + heap,
 		"-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:+ExitOnOutOfMemoryError",
 		"-Djava.awt.headless=true",
 		"-Dlog4j2.configurationFile=" + filepath.Join(b.Dir, "log4j2.properties"),
@@ -466,7 +474,9 @@ func (b *Broker) jvmArgs(heap string, fullJIT bool) []string {
 		ownerProperty + "=" + strconv.Itoa(os.Getpid()),
 		"-cp", b.cluster.rt.ClassPath(),
 	}
-	if !fullJIT {
+	if fullJIT {
+		args = append(args, "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent", "-XX:MaxInlineLevel=15")
+	} else {
 		args = append(args, "-XX:TieredStopAtLevel=1")
 	}
 	for _, k := range sortedKeys(b.cluster.opts.JVMProps) {

@@ -12,8 +12,9 @@ import (
 	"github.com/edgelink/edgelink/internal/testbed"
 )
 
-// warmupRecords is the size of the warm-up topic.
-const warmupRecords = 1000
+// warmupRecords is the size of the warm-up topic: enough for the brokers'
+// JIT compilers to settle, as on brokers that have run for a while.
+const warmupRecords = 100_000
 
 // run runs the whole bench: clusters, data, runs, report.
 func run(ctx context.Context, o options) (err error) {
@@ -76,7 +77,7 @@ func run(ctx context.Context, o options) (err error) {
 		byName[l.name] = l
 	}
 	if o.warmup {
-		if _, err := load(ctx, pair.Edge, warmupTopic, 1, warmupRecords, newGenerator(o.seed+1, o.size)); err != nil {
+		if _, err := load(ctx, pair.Edge, warmupTopic, o.partitions, warmupRecords, newGenerator(o.seed+1, o.size)); err != nil {
 			return err
 		}
 		res, err := b.carry(ctx, byName["warmup"], 0, warmupRecords)

@@ -171,8 +171,9 @@ func (rep *report) markdown() string {
 	}
 	warm := ""
 	if o.warmup {
-		warm = fmt.Sprintf(" An export and import of a %s-record topic, not counted, comes first (the first import "+
-			"creates the destination's internal topics).", mdreport.Count(warmupRecords))
+		warm = fmt.Sprintf(" An export and import of a %s-record topic of the same records, not counted, comes first: "+
+			"the first import creates the destination's internal topics, and the brokers' JIT compilers settle, as on "+
+			"brokers that have run for a while.", mdreport.Count(warmupRecords))
 	}
 	para("**What is timed.** Each run is a link of its own (`p1`, `p2`, …, with `rename: \"p1.{topic}\"`, …), so "+
 		"that each export starts at the topic's beginning and each import writes all of it into a new mirror topic. "+
