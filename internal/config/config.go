@@ -295,6 +295,24 @@ type Link struct {
 	// through a data diode, never connecting to To; edgelink diode
 	// receive writes it to To. Nil when absent.
 	Diode *Diode
+	// Groups, when set, copies the committed offsets of the source's
+	// consumer groups it selects to the destination, translated exactly
+	// through the mirror's provenance. Nil when absent.
+	Groups *Groups
+}
+
+// DefaultGroupInterval is how often a link syncs its consumer groups when
+// groups.interval is absent.
+const DefaultGroupInterval = 10 * time.Second
+
+// Groups selects the consumer groups whose offsets a link syncs.
+type Groups struct {
+	// IDs selects group ids by regular expression, as Topics selects
+	// topics (include and exclude).
+	IDs Topics
+	// Interval is the time between two syncs (DefaultGroupInterval when
+	// absent).
+	Interval time.Duration
 }
 
 // AirGapped reports whether the link crosses an air gap (a bundle or a

@@ -558,3 +558,20 @@ func TestParseSize(t *testing.T) {
 		require.Error(t, err, in)
 	}
 }
+
+func TestGroups(t *testing.T) {
+	cfg, err := parseFile(t, "testdata/groups.good.yaml")
+	require.NoError(t, err)
+	g := cfg.Links[0].Groups
+	require.NotNil(t, g)
+	require.Equal(t, 5*time.Second, g.Interval)
+	for id, want := range map[string]bool{"billing-eu": true, "audit": true, "billing-test-1": false, "audit-2": false, "reports": false} {
+		require.Equal(t, want, g.IDs.Match(id), id)
+	}
+	d := cfg.Links[1].Groups
+	require.Equal(t, config.DefaultGroupInterval, d.Interval)
+	require.True(t, d.IDs.Match("anything"))
+	two, err := parseFile(t, "testdata/two_links.good.yaml")
+	require.NoError(t, err)
+	require.Nil(t, two.Links[0].Groups, "no groups block: no sync")
+}

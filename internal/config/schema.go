@@ -193,7 +193,32 @@ var linkBlock = block[Link]{
 		}},
 		{name: "bundle", excludes: "diode", value: func(l *Link) value { return &subPtr[Bundle]{p: &l.Bundle, b: &bundleBlock} }, check: checkAirGap},
 		{name: "diode", excludes: "bundle", value: func(l *Link) value { return &subPtr[Diode]{p: &l.Diode, b: &diodeBlock} }, check: checkAirGap},
+		{name: "groups", value: func(l *Link) value { return &subPtr[Groups]{p: &l.Groups, b: &groupsBlock} }, check: checkGroups},
 	},
+}
+
+// groupsBlock is a link's consumer group sync.
+var groupsBlock = block[Groups]{
+	what: "the consumer group sync",
+	keys: []key[Groups]{
+		{name: "include", required: true, hint: `list regular expressions of group ids to sync, e.g. include: ["billing-.*"]`, value: func(g *Groups) value {
+			return &patterns{p: &g.IDs.Include, re: &g.IDs.IncludeRE, nonEmpty: true}
+		}},
+		{name: "exclude", value: func(g *Groups) value { return &patterns{p: &g.IDs.Exclude, re: &g.IDs.ExcludeRE} }},
+		{name: "interval", value: func(g *Groups) value {
+			return &duration{p: &g.Interval, def: DefaultGroupInterval, min: 100 * time.Millisecond, max: 24 * time.Hour}
+		}},
+	},
+}
+
+// checkGroups refuses a group sync where the agent cannot reach both
+// clusters: across an air gap no offsets can be read at one end and
+// written at the other.
+func checkGroups(m *mapping[Link], e entry) {
+	if m.t.Groups != nil && m.t.AirGapped() {
+		m.d.fail(e.pos(), e.path, "a link across an air gap cannot sync consumer groups: no agent reaches both of its clusters",
+			"remove groups from this link")
+	}
 }
 
 // bundleBlock is a link's bundle block: how its bundles are signed,

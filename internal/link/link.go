@@ -159,6 +159,9 @@ type Link struct {
 	// profile's: the smallest max.message.bytes of the mirror topics.
 	batchCap int
 
+	// held is what the consumer group sync knows of the slots held.
+	held heldPositions
+
 	mu     sync.Mutex
 	status Status
 	events []Event

@@ -361,6 +361,7 @@ func (s *session) close() {
 	for _, sl := range s.slots {
 		sl.out.close()
 	}
+	s.l.held.clear()
 	if len(s.slots) > 0 {
 		gone := s.held()
 		s.slots = nil
@@ -407,6 +408,10 @@ func (s *session) run(ctx context.Context) error {
 			cancelPoll(err)
 		})
 	}()
+	if ks, ok := s.src.(*kafkaSource); ok && s.l.cfg.Groups != nil {
+		g := &groupSync{l: s.l, src: ks.adm, dst: s.dstAdm, dstOpts: s.dstOpts, held: &s.l.held, cache: make(map[mirrorOffset]answer)}
+		s.bg.Go(func() { g.run(poll) })
+	}
 	for {
 		err := s.step(poll, work)
 		if errors.Is(context.Cause(ctx), ErrCrash) {
@@ -652,6 +657,7 @@ func (s *session) mirrorSource(mirror string) string {
 func (s *session) committed(sl *slot) {
 	l := s.l
 	sl.pos.committedNow()
+	s.l.held.set(sl.pos.committed)
 	if c, ok := s.src.(interface{ committed(map[tp]int64) }); ok {
 		c.committed(sl.pos.committed) // a source that cannot read again forgets what is written
 	}

@@ -208,6 +208,7 @@ func (s *session) install(opened map[int]*slot) {
 	for _, i := range slices.Sorted(maps.Keys(opened)) {
 		opened[i].opened = now
 		s.slots[i] = opened[i]
+		s.l.held.set(opened[i].pos.committed)
 		if s.tstage != nil && s.tstage.keyed != nil {
 			opened[i].pos.rebuild = s.tstage.keyed.rebuild
 		}
@@ -298,6 +299,7 @@ func (s *session) drop(sl *slot) {
 		}
 	}
 	s.in.remove(parts)
+	s.l.held.forget(parts)
 	if s.tstage != nil && s.tstage.keyed != nil {
 		for _, k := range parts {
 			s.tstage.keyed.forget(k)

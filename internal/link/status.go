@@ -105,6 +105,9 @@ type Status struct {
 	// Diode, for a link sent through a data diode, is its sender's or its
 	// receiver's view.
 	Diode *DiodeStatus
+	// Groups, for a link that syncs consumer groups, is where the sync
+	// stands (nil before its first round).
+	Groups *GroupsStatus
 }
 
 // DiodeStatus is one end of a link through a data diode.

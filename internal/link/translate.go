@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -67,47 +68,69 @@ func Translate(ctx context.Context, opts []kgo.Opt, topic string, partition int3
 		return tr, err
 	}
 	defer p.close()
-	// Find the first mirror offset in [lo, hi) whose record has a source
-	// offset >= source. Probing offset m yields the first record at or after
-	// m (skipping transaction markers); its offset moves lo past the gap.
-	lo, hi := so.Offset, eo.Offset
-	for lo < hi {
-		m := lo + (hi-lo)/2
-		r, err := p.recordAt(ctx, m, hi)
-		if err != nil {
-			return tr, err
+	out := make(map[int64]answer, 1)
+	if err := p.resolve(ctx, []int64{source}, so.Offset, eo.Offset, eo.Offset, out); err != nil {
+		return tr, err
+	}
+	a := out[source]
+	tr.Destination, tr.Exact, tr.Pending = a.offset, a.exact, a.offset >= eo.Offset
+	return tr, nil
+}
+
+// answer is where a source offset lands in a mirror partition: offset, and
+// whether the record there is the source record itself.
+type answer struct {
+	offset int64
+	exact  bool
+}
+
+// resolve translates every source offset of ss (sorted, distinct) whose
+// answer lies in [lo, hi) of the mirror partition: the offset of the first
+// record there whose source offset is at least it; none when no record of
+// [lo, hi) is. Each probe reads a run of records (a fetch's worth) and
+// answers every offset the run covers, so translating many offsets of a
+// partition at once costs little more than translating one.
+func (p *prober) resolve(ctx context.Context, ss []int64, lo, hi, none int64, out map[int64]answer) error {
+	for len(ss) > 0 {
+		if lo >= hi {
+			for _, s := range ss {
+				out[s] = answer{offset: none}
+			}
+			return nil
 		}
-		if r == nil { // only markers in [m, hi)
+		m := lo + (hi-lo)/2
+		run, src, err := p.run(ctx, m, hi)
+		if err != nil {
+			return err
+		}
+		if len(run) == 0 { // only markers and aborted records in [m, hi)
 			hi = m
 			continue
 		}
-		o, found, err := provenance.Find(r)
-		if err != nil || !found {
-			return tr, fmt.Errorf("record %s[%d]@%d has no valid provenance header: not written by edgelink", topic, partition, r.Offset)
+		first, last := src[0], src[len(src)-1]
+		var left, right []int64
+		for _, s := range ss {
+			switch {
+			case s <= first:
+				left = append(left, s)
+			case s > last:
+				right = append(right, s)
+			default:
+				i, _ := slices.BinarySearch(src, s)
+				out[s] = answer{offset: run[i].Offset, exact: src[i] == s}
+			}
 		}
-		if o.Offset >= source {
-			hi = m
-		} else {
-			lo = r.Offset + 1
+		if len(left) > 0 {
+			if err := p.resolve(ctx, left, lo, run[0].Offset, run[0].Offset, out); err != nil {
+				return err
+			}
+			if a := out[first]; len(left) > 0 && left[len(left)-1] == first && a.offset == run[0].Offset {
+				out[first] = answer{offset: a.offset, exact: true}
+			}
 		}
+		ss, lo = right, run[len(run)-1].Offset+1
 	}
-	tr.Destination = lo
-	if lo >= eo.Offset {
-		tr.Pending = true
-		return tr, nil
-	}
-	r, err := p.recordAt(ctx, lo, eo.Offset)
-	if err != nil {
-		return tr, err
-	}
-	if r == nil { // only markers up to the end
-		tr.Destination, tr.Pending = eo.Offset, true
-		return tr, nil
-	}
-	tr.Destination = r.Offset
-	o, _, _ := provenance.Find(r)
-	tr.Exact = o.Offset == source
-	return tr, nil
+	return nil
 }
 
 // prober reads single records at chosen offsets of one partition.
@@ -133,11 +156,12 @@ func newProber(opts []kgo.Opt, topic string, partition int32) (*prober, error) {
 
 func (p *prober) close() { p.cl.Close() }
 
-// recordAt returns the first committed record at or after offset and before
-// end, or nil when there is none.
-func (p *prober) recordAt(ctx context.Context, offset, end int64) (*kgo.Record, error) {
+// run returns the committed records of one fetch's worth at or after
+// offset and before end, with their source offsets, which increase: none
+// when [offset, end) holds only markers and aborted records.
+func (p *prober) run(ctx context.Context, offset, end int64) ([]*kgo.Record, []int64, error) {
 	if offset >= end {
-		return nil, nil
+		return nil, nil, nil
 	}
 	p.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{p.topic: {p.partition: {Epoch: -1, Offset: offset}}})
 	for {
@@ -145,29 +169,40 @@ func (p *prober) recordAt(ctx context.Context, offset, end int64) (*kgo.Record, 
 		fs := p.cl.PollFetches(pctx)
 		cancel()
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, fe := range fs.Errors() {
 			if !errors.Is(fe.Err, context.DeadlineExceeded) {
-				return nil, fmt.Errorf("read %s[%d]@%d: %w", p.topic, p.partition, offset, fe.Err)
+				return nil, nil, fmt.Errorf("read %s[%d]@%d: %w", p.topic, p.partition, offset, fe.Err)
 			}
 		}
 		recs := fs.Records()
 		if len(recs) == 0 {
-			return nil, nil // nothing at all from offset on
+			return nil, nil, nil // nothing at all from offset on
 		}
+		var (
+			run []*kgo.Record
+			src []int64
+		)
 		for _, r := range recs {
-			if r.Offset >= end {
-				return nil, nil
-			}
 			// Markers are kept so that a range of markers and aborted
 			// records is crossed without waiting for a fetch to time out.
-			if r.Offset >= offset && !r.Attrs.IsControl() {
-				return r, nil
+			if r.Offset < offset || r.Offset >= end || r.Attrs.IsControl() {
+				continue
 			}
+			o, found, err := provenance.Find(r)
+			if err != nil || !found {
+				return nil, nil, fmt.Errorf("record %s[%d]@%d has no valid provenance header: not written by edgelink", p.topic, p.partition, r.Offset)
+			}
+			if n := len(src); n > 0 && o.Offset <= src[n-1] {
+				return nil, nil, fmt.Errorf("record %s[%d]@%d comes from source offset %d, after a record from %d: the mirror is not in source order",
+					p.topic, p.partition, r.Offset, o.Offset, src[n-1])
+			}
+			run, src = append(run, r), append(src, o.Offset)
 		}
-		if recs[len(recs)-1].Offset+1 >= end {
-			return nil, nil
+		if len(run) > 0 || recs[len(recs)-1].Offset+1 >= end {
+			return run, src, nil
 		}
+		offset = recs[len(recs)-1].Offset + 1
 	}
 }
