@@ -60,6 +60,11 @@ type linkStatus struct {
 		Kind    string `json:"kind"`
 		Message string `json:"message"`
 	} `json:"events"`
+	Groups *struct {
+		Synced    int    `json:"synced"`
+		Active    int    `json:"active"`
+		LastError string `json:"last_error"`
+	} `json:"groups"`
 }
 
 // linkStatusOf returns the status of the agent's only link.

@@ -125,6 +125,9 @@ type LinkStatus struct {
 	// Diode is present for a link through a data diode: its sender's or
 	// its receiver's view.
 	Diode *Diode `json:"diode,omitempty"`
+	// Groups is present for a link that syncs consumer groups: where the
+	// sync stands (see README, "Consumer groups").
+	Groups *Groups `json:"groups,omitempty"`
 	// LinkCut is present only with controls: whether the link's network
 	// is cut. The model leaves it nil; the HTTP server with controls sets
 	// it.
@@ -290,4 +293,25 @@ type Event struct {
 	// Kind is one of state, topic, lost, skipped, error.
 	Kind    string `json:"kind"`
 	Message string `json:"message"`
+}
+
+// Groups is where a link's consumer group sync stands, as of its last
+// round.
+type Groups struct {
+	// Selected counts the source groups the link selects; Synced those
+	// whose offsets of this agent's partitions are at the destination;
+	// Committed the offsets the last round wrote.
+	Selected  int `json:"selected"`
+	Synced    int `json:"synced"`
+	Committed int `json:"committed"`
+	// Active counts groups left alone because members consume at the
+	// destination; Pending group partitions consumed past what the link
+	// replicated (synced once it has).
+	Active  int `json:"active"`
+	Pending int `json:"pending"`
+	// LastSync is when the last round ended; TookSeconds how long it took.
+	LastSync    *time.Time `json:"last_sync,omitempty"`
+	TookSeconds float64    `json:"took_seconds"`
+	// LastError is the last round's error, if it failed.
+	LastError string `json:"last_error,omitempty"`
 }

@@ -153,6 +153,14 @@
     return out;
   }
 
+  // groupStats shows where a link's consumer group sync stands.
+  function groupStats(g) {
+    return stat("Consumer groups", fmtCount(g.synced) + " / " + fmtCount(g.selected) + " synced",
+      g.last_error ? g.last_error : fmtCount(g.active) + " active at the destination · " + fmtCount(g.pending) + " waiting · " +
+        (g.last_sync ? "synced " + new Date(g.last_sync).toLocaleTimeString() : "not synced yet"),
+      "groups", !!g.last_error);
+  }
+
   function stat(label, value, sub, field, warn) {
     return '<div class="stat"><div class="label">' + esc(label) + '</div><div class="value' + (warn ? " warn" : "") + '"' +
       (field ? ' data-field="' + field + '"' : "") + ">" + esc(value) + '</div><div class="sub">' + esc(sub) + "</div></div>";
@@ -216,7 +224,8 @@
         fmtBytes(l.bytes_in) + " → " + fmtBytes(l.bytes) + " · " + fmtCount(l.filtered_records) + " filtered" +
         (l.late_records ? " · " + fmtCount(l.late_records) + " late" : ""), "transforms") : "") +
       (l.bundles ? bundleStats(l.bundles) : "") +
-      (l.diode ? diodeStats(l.diode) : ""));
+      (l.diode ? diodeStats(l.diode) : "") +
+      (l.groups ? groupStats(l.groups) : ""));
 
     let h = history.get(l.name);
     if (!h) history.set(l.name, (h = []));
