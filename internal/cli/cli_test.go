@@ -246,4 +246,28 @@ func TestRunTranslateVerifyAndStopFake(t *testing.T) {
 	require.NoError(t, cmd.Wait(), "exit status after SIGTERM; stderr:\n%s", stderr.String())
 	require.Less(t, time.Since(began), 10*time.Second)
 	require.Contains(t, stderr.String(), "edgelink stopped")
+
+	// Failing over: records the source took since are left behind.
+	for i := range 3 {
+		require.NoError(t, prod.ProduceSync(t.Context(), &kgo.Record{Topic: "alerts", Partition: 1, Value: []byte(fmt.Sprint("late-", i))}).FirstErr())
+	}
+	r = edgelink(t, nil, "failover", "-c", cfg, "--link", "up", "--dry-run")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "dry run: nothing fenced")
+	require.Contains(t, r.stdout, "source answered: 3 records left behind")
+	require.Regexp(t, `alerts\s+1\s+20\s+23\s+3\s`, r.stdout)
+	r = edgelink(t, nil, "failover", "-c", cfg, "--link", "up", "--json")
+	require.Equal(t, 0, r.code, r.stderr)
+	var rep struct {
+		Fenced     bool  `json:"fenced"`
+		LeftBehind int64 `json:"left_behind"`
+		Partitions []struct {
+			Partition  int32 `json:"partition"`
+			Replicated int64 `json:"replicated"`
+			LeftBehind int64 `json:"left_behind"`
+		} `json:"partitions"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &rep), r.stdout)
+	require.True(t, rep.Fenced)
+	require.Equal(t, int64(3), rep.LeftBehind)
 }
