@@ -78,7 +78,7 @@ func TestRealKafkaFailoverDrill(t *testing.T) {
 	defer ecl.Close()
 	var (
 		mu     sync.Mutex
-		gate   sync.Mutex // held, it pauses the producer
+		gate   sync.Mutex                     // held, it pauses the producer
 		acked  = make(map[string]*kgo.Record) // by value
 		stop   = make(chan struct{})
 		g      errgroup.Group
