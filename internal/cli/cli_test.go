@@ -253,9 +253,10 @@ func TestRunTranslateVerifyAndStopFake(t *testing.T) {
 	}
 	r = edgelink(t, nil, "failover", "-c", cfg, "--link", "up", "--dry-run")
 	require.Equal(t, 0, r.code, r.stderr)
-	require.Contains(t, r.stdout, "dry run: nothing fenced")
+	require.Contains(t, r.stdout, "link up checked (dry run: nothing fenced)")
 	require.Contains(t, r.stdout, "source answered: 3 records left behind")
 	require.Regexp(t, `alerts\s+1\s+20\s+23\s+3\s`, r.stdout)
+	t.Logf("edgelink failover --dry-run:\n%s", r.stdout)
 	r = edgelink(t, nil, "failover", "-c", cfg, "--link", "up", "--json")
 	require.Equal(t, 0, r.code, r.stderr)
 	var rep struct {

@@ -70,7 +70,7 @@ func newFailoverCmd(g *globals) *cobra.Command {
 func printFailover(w io.Writer, rep *link.FailoverReport) {
 	what := "failed over"
 	if rep.DryRun {
-		what = "dry run: nothing fenced"
+		what = "checked (dry run: nothing fenced)"
 	}
 	fmt.Fprintf(w, "link %s %s at %s\n", rep.Link, what, rep.At.Format(time.RFC3339))
 	switch {
