@@ -28,12 +28,7 @@ func TestImportFake(t *testing.T) {
 	dst := testbed.StartFake(t)
 	seeds, dseeds := src.ListenAddrs(), dst.ListenAddrs()
 	dir := t.TempDir()
-	key := filepath.Join(dir, "site")
-	require.NoError(t, signing.WriteKeyPair(key))
-	signer, err := signing.LoadPrivate(key + ".key")
-	require.NoError(t, err)
-	trusted, err := signing.LoadKeyring([]string{key + ".pub"})
-	require.NoError(t, err)
+	key, signer, trusted := siteKeys(t, dir)
 	cfg := linkConfig(t, seeds, dseeds, "    bundle: {signing_key: "+key+".key, trusted_keys: ["+key+".pub]}")
 	lc := cfg.Links[0]
 	recs := produce(t, seeds, "sensors.temp", 3, 300, "a")
@@ -41,7 +36,7 @@ func TestImportFake(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	out := filepath.Join(dir, "b1")
-	_, err = link.Export(ctx, cfg, lc, link.ExportOptions{Out: out, Signer: signer, ChunkSize: bundle.MinChunkBytes})
+	_, err := link.Export(ctx, cfg, lc, link.ExportOptions{Out: out, Signer: signer, ChunkSize: bundle.MinChunkBytes})
 	require.NoError(t, err)
 
 	// Wrong counts, signed: the files are those signed, so the import
@@ -79,12 +74,7 @@ func TestImportStuckTopicFake(t *testing.T) {
 	src := testbed.StartFake(t, kfake.SeedTopics(1, long, "alerts"))
 	dst := testbed.StartFake(t)
 	dir := t.TempDir()
-	key := filepath.Join(dir, "site")
-	require.NoError(t, signing.WriteKeyPair(key))
-	signer, err := signing.LoadPrivate(key + ".key")
-	require.NoError(t, err)
-	trusted, err := signing.LoadKeyring([]string{key + ".pub"})
-	require.NoError(t, err)
+	key, signer, trusted := siteKeys(t, dir)
 	cfg := linkConfig(t, src.ListenAddrs(), dst.ListenAddrs(), `    rename: "{site}.{topic}"
     bundle: {signing_key: `+key+`.key, trusted_keys: [`+key+`.pub]}`)
 	produce(t, src.ListenAddrs(), long, 1, 5, "a")
@@ -92,11 +82,24 @@ func TestImportStuckTopicFake(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	out := filepath.Join(dir, "b1")
-	_, err = link.Export(ctx, cfg, cfg.Links[0], link.ExportOptions{Out: out, Signer: signer})
+	_, err := link.Export(ctx, cfg, cfg.Links[0], link.ExportOptions{Out: out, Signer: signer})
 	require.NoError(t, err)
 	_, err = link.Import(ctx, cfg, cfg.Links[0], []string{out}, link.ImportOptions{Trusted: trusted, Link: fastOpts, Logger: testLogger(t)})
 	require.ErrorContains(t, err, "records of topic "+long+" cannot be written")
 	require.ErrorContains(t, err, "Kafka allows 249")
+}
+
+// siteKeys writes a site's key pair into dir and returns its path (without
+// extension), the signer and a keyring trusting it.
+func siteKeys(t *testing.T, dir string) (string, *signing.Signer, *signing.Keyring) {
+	t.Helper()
+	key := filepath.Join(dir, "site")
+	require.NoError(t, signing.WriteKeyPair(key))
+	signer, err := signing.LoadPrivate(key + ".key")
+	require.NoError(t, err)
+	trusted, err := signing.LoadKeyring([]string{key + ".pub"})
+	require.NoError(t, err)
+	return key, signer, trusted
 }
 
 // resign edits the manifest of the bundle in dir as JSON and signs it
