@@ -8,6 +8,7 @@ import (
 
 	"github.com/edgelink/edgelink/internal/bundle"
 	"github.com/edgelink/edgelink/internal/config"
+	"github.com/edgelink/edgelink/internal/provenance"
 )
 
 // Errors that stop a link for good (see decide).
@@ -48,9 +49,9 @@ const (
 	// record of each refusal instead of the record.
 	skip action = "skip"
 	// stop stops the link for good: another instance fenced it, a record
-	// was refused under on_error: stop, or its checkpoints belong to
-	// another source cluster. Nothing is skipped or replicated twice; an
-	// operator decides.
+	// was refused or crossed too many links under on_error: stop, or its
+	// checkpoints belong to another source cluster. Nothing is skipped or
+	// replicated twice; an operator decides.
 	stop action = "stop"
 )
 
@@ -68,7 +69,7 @@ func decide(err error, onError config.OnError) action {
 			return skip
 		}
 		return stop
-	case errorsIsAny(err, ErrFenced, ErrSourceChanged, ErrRefused, ErrTransform, ErrStateLimit, ErrOutOfSequence):
+	case errorsIsAny(err, ErrFenced, ErrSourceChanged, ErrRefused, ErrTransform, ErrStateLimit, ErrOutOfSequence, provenance.ErrTooManyHops):
 		return stop
 	case errorsIsAny(err, bundle.ErrTampered, bundle.ErrFormat, bundle.ErrDecrypt):
 		// A bundle read again is read the same: what it holds needs an

@@ -11,6 +11,7 @@ import (
 
 	"github.com/edgelink/edgelink/internal/bundle"
 	"github.com/edgelink/edgelink/internal/config"
+	"github.com/edgelink/edgelink/internal/provenance"
 )
 
 // TestPolicyTable: what the link does about each kind of error, under both
@@ -36,6 +37,7 @@ func TestPolicyTable(t *testing.T) {
 		{"record refused, wrapped", fmt.Errorf("commit: %w", refused), stop, skip},
 		{"bundle changed since verified", fmt.Errorf("read bundle: %w", bundle.ErrTampered), stop, stop},
 		{"bundle malformed", fmt.Errorf("read bundle: %w", bundle.ErrFormat), stop, stop},
+		{"record crossed too many links", fmt.Errorf("alerts[0] offset 7: %w", provenance.ErrTooManyHops), stop, stop},
 		{"batch cap", &batchCapError{limit: 65536, batch: 1 << 20, topic: "alerts"}, adjust, adjust},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -232,7 +232,13 @@ func (s *session) setup(ctx context.Context) error {
 		closeSlots(opened)
 		return err
 	}
-	s.stages = []stage{loopStage{dstID: s.dstID, looped: func(n int64) { l.update(func(st *Status) { st.SkippedLoops += n }) }}}
+	// Counted with the commit that accounts for the records (a transaction
+	// aborted meanwhile sees them again), as filtered records are.
+	s.stages = []stage{loopStage{dstID: s.dstID, looped: func(k tp, n int64) {
+		if sl := s.slotFor(k); sl != nil {
+			sl.txLooped += n
+		}
+	}}}
 	if ts, err := newTransformStage(l); err != nil {
 		closeSlots(opened)
 		return err
@@ -257,7 +263,7 @@ func (s *session) setup(ctx context.Context) error {
 	}
 	s.install(opened)
 	s.stages = append(s.stages,
-		newMirrorStage(provenance.NewEncoder(s.srcID, l.id.Site), l.destination),
+		newMirrorStage(provenance.NewEncoder(s.srcID, l.id.Site), l.destination, l.tooFar),
 		skipStage{l: l})
 	actx, cancel := context.WithTimeout(ctx, s.tune.adminTimeout())
 	defer cancel()
@@ -695,6 +701,7 @@ func (s *session) committed(sl *slot) {
 		st.RecordsIn += inRecs
 		st.BytesIn += inBytes
 		st.FilteredRecords += sl.txFiltered
+		st.SkippedLoops += sl.txLooped
 		st.LateRecords += sl.txLate
 		st.Transactions++
 		st.Topics = slices.Clone(st.Topics) // snapshots share the old array

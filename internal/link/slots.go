@@ -55,9 +55,10 @@ type slot struct {
 	// kept or not: they commit with the next transaction or checkpoint.
 	txIn map[string]counts
 	// txFiltered and txLate count the records the transforms dropped and
-	// found late since the last commit: they count once committed too.
-	txFiltered, txLate int64
-	txStarted          time.Time
+	// found late, txLooped those loop prevention dropped, since the last
+	// commit: they count once committed too.
+	txFiltered, txLate, txLooped int64
+	txStarted                    time.Time
 	// txSize is the payload at which the open transaction commits; see
 	// session.txLimit and sizeTransactions. Zero until the first one.
 	txSize float64
@@ -79,7 +80,7 @@ func (sl *slot) forgetTransaction() {
 	clear(sl.txTopics)
 	clear(sl.txIn)
 	sl.txBytes, sl.txRecs = 0, 0
-	sl.txFiltered, sl.txLate = 0, 0
+	sl.txFiltered, sl.txLate, sl.txLooped = 0, 0, 0
 	sl.markSent = false
 }
 

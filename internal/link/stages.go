@@ -30,22 +30,24 @@ type stage interface {
 	process(k tp, recs []*kgo.Record) ([]*kgo.Record, error)
 }
 
-// loopStage drops records that came from the destination cluster in the
-// first place (their provenance names it), so that links both ways between
-// two clusters never echo.
+// loopStage drops records that have been in the destination cluster
+// before: their provenance names it as the cluster they were read from or
+// as an earlier hop. So links in opposite directions between two clusters,
+// and rings of links through three or more, never echo a record, whatever
+// their topic names. The source offsets of the records dropped are
+// accounted for like those of any other chunk (the checkpoints move past
+// them).
 type loopStage struct {
 	dstID string
-	// looped counts the records dropped.
-	looped func(n int64)
+	// looped counts the records of k dropped.
+	looped func(k tp, n int64)
 }
 
-func (s loopStage) process(_ tp, recs []*kgo.Record) ([]*kgo.Record, error) {
+func (s loopStage) process(k tp, recs []*kgo.Record) ([]*kgo.Record, error) {
 	n := 0 // records kept so far; recs[:n] is the result
 	for i, r := range recs {
-		if len(r.Headers) > 0 {
-			if o, found, _ := provenance.Find(r); found && o.ClusterID == s.dstID {
-				continue
-			}
+		if len(r.Headers) > 0 && provenance.Visited(r.Headers, s.dstID) {
+			continue
 		}
 		if n != i {
 			recs[n] = r
@@ -53,24 +55,32 @@ func (s loopStage) process(_ tp, recs []*kgo.Record) ([]*kgo.Record, error) {
 		n++
 	}
 	if dropped := len(recs) - n; dropped > 0 {
-		s.looped(int64(dropped))
+		s.looped(k, int64(dropped))
 	}
 	return recs[:n], nil
 }
 
 // mirrorStage addresses each record to its mirror topic (same partition)
-// and appends the provenance header (source cluster, site, partition,
-// offset). It is the hot path: the headers and provenance values of a
-// chunk come from one allocation each.
+// and gives it its provenance header (source cluster, site, partition,
+// offset, and the clusters the record was in before), which replaces the
+// provenance headers the record carried from earlier links: a mirrored
+// record carries one, last, after its other headers in their order. It is
+// the hot path: the headers and provenance values of a chunk come from one
+// allocation each.
 type mirrorStage struct {
 	origin provenance.Encoder
 	// mirror names the mirror topic of a source topic.
 	mirror func(topic string) string
 	names  map[string]string
+	// tooFar handles a record that has crossed more links than a header
+	// can list (provenance.ErrTooManyHops), per on_error: the error that
+	// stops the link, or nil when the record is recorded in SkippedTopic
+	// instead (by skipStage).
+	tooFar func(k tp, r *kgo.Record, err error) error
 }
 
-func newMirrorStage(origin provenance.Encoder, mirror func(string) string) *mirrorStage {
-	return &mirrorStage{origin: origin, mirror: mirror, names: make(map[string]string)}
+func newMirrorStage(origin provenance.Encoder, mirror func(string) string, tooFar func(tp, *kgo.Record, error) error) *mirrorStage {
+	return &mirrorStage{origin: origin, mirror: mirror, names: make(map[string]string), tooFar: tooFar}
 }
 
 func (s *mirrorStage) process(k tp, recs []*kgo.Record) ([]*kgo.Record, error) {
@@ -79,17 +89,45 @@ func (s *mirrorStage) process(k tp, recs []*kgo.Record) ([]*kgo.Record, error) {
 		dst = s.mirror(k.Topic)
 		s.names[k.Topic] = dst
 	}
-	nh := 0
+	nh, size := 0, len(recs)*s.origin.MaxLen()
 	for _, r := range recs {
 		nh += len(r.Headers) + 1
+		for _, h := range r.Headers {
+			if h.Key == provenance.Key { // earlier hops: their ids and lengths
+				size += len(h.Value) + 1
+			}
+		}
 	}
 	headers := make([]kgo.RecordHeader, 0, nh)
-	origins := make([]byte, 0, len(recs)*s.origin.MaxLen())
+	origins := make([]byte, 0, size)
 	for _, r := range recs {
 		from := len(headers)
-		headers = append(headers, r.Headers...)
 		at := len(origins)
-		origins = s.origin.Append(origins, r.Partition, r.Offset)
+		carried := false
+		for _, h := range r.Headers {
+			if h.Key == provenance.Key {
+				carried = true
+				break
+			}
+		}
+		if !carried {
+			headers = append(headers, r.Headers...)
+			origins = s.origin.Append(origins, r.Partition, r.Offset)
+		} else {
+			var err error
+			if origins, err = s.origin.AppendChained(origins, r.Partition, r.Offset, r.Headers); err != nil {
+				if err = s.tooFar(k, r, err); err != nil {
+					return nil, err
+				}
+				// Recorded as skipped: its entry carries this hop's header.
+				origins = s.origin.Append(origins, r.Partition, r.Offset)
+			}
+			for _, h := range r.Headers {
+				if !provenance.Valid(h) { // replaced by the new header
+					headers = append(headers, h)
+				}
+			}
+		}
 		headers = append(headers, kgo.RecordHeader{Key: provenance.Key, Value: origins[at:len(origins):len(origins)]})
 		if r.Context == nil || !isDerived(r) { // a transform's output topic stays
 			r.Topic = dst
@@ -292,6 +330,24 @@ func (s *transformStage) failed(k tp, r *kgo.Record, err error) error {
 		s.l.skip[k] = make(map[int64]string)
 	}
 	s.l.skip[k][r.Offset] = "transform: " + err.Error()
+	return nil
+}
+
+// tooFar handles a source record that has crossed more links than its
+// provenance can list (err is provenance.ErrTooManyHops), per on_error:
+// under stop the error that stops the link, under skip-and-record nil, and
+// the record is recorded in SkippedTopic instead (by skipStage, after the
+// mirror stage). Copying it on with hops left out could let it circle a
+// ring of clusters forever.
+func (l *Link) tooFar(k tp, r *kgo.Record, err error) error {
+	if l.cfg.OnError != config.OnErrorSkip {
+		return fmt.Errorf("%s offset %d: %w: the links form a chain longer than %d; shorten it (or set on_error: skip-and-record to record such records in %s and go on)",
+			k, r.Offset, err, provenance.MaxHops+1, SkippedTopic)
+	}
+	if l.skip[k] == nil {
+		l.skip[k] = make(map[int64]string)
+	}
+	l.skip[k][r.Offset] = err.Error()
 	return nil
 }
 

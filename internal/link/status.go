@@ -73,8 +73,9 @@ type Status struct {
 	// LostRecords counts source records deleted by retention before they
 	// were replicated.
 	LostRecords int64
-	// SkippedLoops counts records not replicated because they came from the
-	// destination cluster in the first place.
+	// SkippedLoops counts records not replicated because they had been in
+	// the destination cluster before (their provenance names it as the
+	// source or an earlier hop), once committed.
 	SkippedLoops int64
 	// FilteredRecords counts records the link's filters dropped (and a
 	// downsample or dedupe); LateRecords those its downsample, dedupe or

@@ -99,8 +99,8 @@ type LinkStatus struct {
 	BytesPerSecond   float64 `json:"bytes_per_second"`
 	// LostRecords were deleted by source retention before they were
 	// replicated; SkippedRecords were refused by the destination and
-	// recorded (on_error: skip-and-record); SkippedLoops came from the
-	// destination in the first place.
+	// recorded (on_error: skip-and-record); SkippedLoops had been in the
+	// destination cluster before (loop prevention).
 	LostRecords    int64 `json:"lost_records"`
 	SkippedRecords int64 `json:"skipped_records"`
 	SkippedLoops   int64 `json:"skipped_loops"`

@@ -19,7 +19,8 @@ type partitionCheck struct {
 	opts      *Options
 	pair      Pair
 	partition int32
-	srcID     string
+	// srcID and dstID are the clusters' ids, empty when one reports none.
+	srcID, dstID string
 	// src and dst are nil when the partition does not exist on that side.
 	src, dst *partitionSnapshot
 	expected []Range // normalized
@@ -46,7 +47,8 @@ type sourceRecord struct {
 type result struct {
 	srcRecords, dstRecords                                   int64
 	lost, duplicated, reordered, corrupted, phantom, foreign int64
-	expectedLost, belowStart, ahead, otherSource             int64
+	echoed                                                   int64
+	expectedLost, belowStart, ahead, otherSource, looped     int64
 	filtered, transformErrors                                int64
 
 	examples []Example
@@ -64,10 +66,12 @@ func (r *result) addTo(rep *Report) {
 	rep.Corrupted += r.corrupted
 	rep.Phantom += r.phantom
 	rep.Foreign += r.foreign
+	rep.Echoed += r.echoed
 	rep.ExpectedLost += r.expectedLost
 	rep.BelowSourceStart += r.belowStart
 	rep.Ahead += r.ahead
 	rep.OtherSource += r.otherSource
+	rep.Looped += r.looped
 	rep.Filtered += r.filtered
 	rep.TransformErrors += r.transformErrors
 }
@@ -105,6 +109,11 @@ func (c *partitionCheck) run(ctx context.Context, srcCl, dstCl *kgo.Client, seed
 			derive = c.opts.Derive(c.pair.Source, c.partition)
 		}
 		deleted, err = r.read(ctx, srcStart, srcEnd, func(rec *kgo.Record) {
+			if c.dstID != "" && len(rec.Headers) > 0 && provenance.Visited(rec.Headers, c.dstID) {
+				// Loop prevention keeps it out, before any transform.
+				res.looped++
+				return
+			}
 			if derive != nil {
 				keep, emit, err := derive(rec)
 				if err != nil {
@@ -179,6 +188,13 @@ func (c *partitionCheck) run(ctx context.Context, srcCl, dstCl *kgo.Client, seed
 		case hopOther:
 			res.otherSource++
 			return
+		}
+		if c.dstID != "" {
+			if before := earlier(rec, idx); slices.Contains(before, c.dstID) {
+				res.echoed++
+				example(KindEchoed, origin.Offset, rec.Offset, "it had been in the destination cluster before (its provenance lists %s)", strings.Join(before, ", "))
+				return
+			}
 		}
 		if origin.Partition != c.partition {
 			res.corrupted++
@@ -356,8 +372,33 @@ func hop(rec *kgo.Record, srcID string) (provenance.Origin, int, hopStatus) {
 	}
 }
 
-// fingerprintOf fingerprints rec, leaving out the header at index skip.
-func fingerprintOf(seed maphash.Seed, rec *kgo.Record, skip int) fingerprint {
+// earlier returns the ids of the clusters rec had been in before the one
+// its hop (the provenance header at index hop, -1 for none) names: every
+// cluster its provenance headers list, oldest first, but the hop's own.
+// They are what a link copying rec on lists as its hops.
+func earlier(rec *kgo.Record, hop int) []string {
+	var out []string
+	for i, h := range rec.Headers {
+		if h.Key != provenance.Key {
+			continue
+		}
+		o, err := provenance.Decode(h.Value)
+		if err != nil {
+			continue // not a header of ours: compared as any other
+		}
+		out = append(out, o.Hops...)
+		if i != hop {
+			out = append(out, o.ClusterID)
+		}
+	}
+	return out
+}
+
+// fingerprintOf fingerprints rec as a copy of it by the hop whose
+// provenance header is at index hop (-1 for a source record): its
+// provenance headers, which a link replaces, count as the clusters they
+// list before the hop (see earlier).
+func fingerprintOf(seed maphash.Seed, rec *kgo.Record, hop int) fingerprint {
 	f := fingerprint{ts: rec.Timestamp.UnixMilli(), klen: -1, vlen: -1}
 	if rec.Key != nil {
 		f.klen, f.key = int32(len(rec.Key)), maphash.Bytes(seed, rec.Key)
@@ -368,8 +409,10 @@ func fingerprintOf(seed maphash.Seed, rec *kgo.Record, skip int) fingerprint {
 	var h maphash.Hash
 	h.SetSeed(seed)
 	var n [binary.MaxVarintLen64]byte
-	for i, hd := range rec.Headers {
-		if i == skip {
+	chained := false
+	for _, hd := range rec.Headers {
+		if provenance.Valid(hd) {
+			chained = true
 			continue
 		}
 		h.Write(binary.AppendVarint(n[:0], int64(len(hd.Key))))
@@ -380,6 +423,14 @@ func fingerprintOf(seed maphash.Seed, rec *kgo.Record, skip int) fingerprint {
 		}
 		h.Write(binary.AppendVarint(n[:0], int64(len(hd.Value))))
 		h.Write(hd.Value)
+	}
+	if chained {
+		for _, c := range earlier(rec, hop) {
+			// -2, which no header's key length is, marks a cluster.
+			h.Write(binary.AppendVarint(n[:0], -2))
+			h.Write(binary.AppendVarint(n[:0], int64(len(c))))
+			h.WriteString(c)
+		}
 	}
 	f.hdrs = h.Sum64()
 	return f

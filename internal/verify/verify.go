@@ -12,13 +12,21 @@
 // starts, and then every committed record of destination partition P up to
 // its last stable offset, taken after the source's. A destination record
 // names the source record it copies by its provenance header (package
-// provenance): the header this hop added, which is the last one naming the
-// source cluster's id (a record that crossed several links carries one per
-// hop; when the source cluster reports no id, the last header is used).
+// provenance): the header this hop wrote, which is the last one naming the
+// source cluster's id (a record that crossed several links carries one,
+// listing its earlier hops, or, written by earlier releases, one per hop;
+// when the source cluster reports no id, the last header is used).
+//
+// Loops: a source record whose provenance says it has been in the
+// destination cluster before (it came from there, directly or through
+// other clusters) is one a link never copies back; it is expected nowhere
+// and counted as looped.
 //
 // Only a fingerprint of each source record is kept: its offset, timestamp,
 // the lengths of key and value (-1 for null) and 64-bit hashes (hash/maphash,
-// seeded per check) of key, value and headers. That is 56 bytes a record,
+// seeded per check) of key, value and headers. Provenance headers are
+// hashed as the clusters they list, since a link replaces them: a copy
+// must list every cluster its source record had been in before, in order. That is 56 bytes a record,
 // whatever the size of the values, and one partition is held at a time per
 // worker (Options.Concurrency), so a check of 200,000 records of 900 KB each
 // needs a few megabytes beyond the fetch buffers (8 MiB a worker).
@@ -50,7 +58,8 @@
 //     destination goes back in source order counts once: swapping two
 //     neighbours counts 1, so does moving one record k places earlier.
 //   - corrupted: a destination record whose key, value, headers (in order,
-//     without this hop's provenance header), timestamp, or the null-ness of
+//     other than provenance headers; and the earlier clusters its
+//     provenance lists, besides the source), timestamp, or the null-ness of
 //     key, value or a header value differs from the source record it names;
 //     a record in another partition than its provenance names (its source
 //     record counts as lost unless it was also copied to its own
@@ -61,6 +70,8 @@
 //     since compacted away.
 //   - foreign: a destination record without a provenance header; not a
 //     discrepancy when Options.AllowForeign is set.
+//   - echoed: a destination record whose provenance says it had been in
+//     the destination cluster before it was copied there: a loop.
 //
 // Information only:
 //
@@ -71,6 +82,9 @@
 //     end snapshot, copied after the check started.
 //   - other source: a destination record whose provenance names another
 //     source cluster (several sites feeding one topic).
+//   - looped: a source record that had been in the destination cluster
+//     before, which loop prevention keeps from going back (links both ways
+//     between two clusters, rings of links). Such records are not checked.
 //
 // Duplicates are counted among all records that name the partition,
 // including those below the source start and ahead. One destination record
@@ -170,9 +184,10 @@ const (
 	KindCorrupted  Kind = "corrupted"
 	KindPhantom    Kind = "phantom"
 	KindForeign    Kind = "foreign"
+	KindEchoed     Kind = "echoed"
 )
 
-var kindOrder = []Kind{KindLost, KindDuplicated, KindReordered, KindCorrupted, KindPhantom, KindForeign}
+var kindOrder = []Kind{KindLost, KindDuplicated, KindReordered, KindCorrupted, KindPhantom, KindForeign, KindEchoed}
 
 // Example is one finding, located at the source, the destination or both.
 type Example struct {
@@ -214,8 +229,10 @@ func (e Example) String() string {
 // Report is the result of a check.
 type Report struct {
 	// SourceClusterID is the id the source cluster reports, which the
-	// provenance headers of its mirrored records name.
-	SourceClusterID string
+	// provenance headers of its mirrored records name; DestinationClusterID
+	// the destination's, which no record at the destination may have been
+	// in before (looped, echoed).
+	SourceClusterID, DestinationClusterID string
 	// Topics and Partitions are how many topic pairs and partitions were
 	// checked.
 	Topics, Partitions int
@@ -225,10 +242,10 @@ type Report struct {
 	SourceRecords, DestinationRecords int64
 
 	// Discrepancies; see the package documentation.
-	Lost, Duplicated, Reordered, Corrupted, Phantom, Foreign int64
+	Lost, Duplicated, Reordered, Corrupted, Phantom, Foreign, Echoed int64
 
 	// Information; see the package documentation.
-	ExpectedLost, BelowSourceStart, Ahead, OtherSource int64
+	ExpectedLost, BelowSourceStart, Ahead, OtherSource, Looped int64
 	// Filtered counts the source records Options.Transform dropped (or
 	// could not handle: TransformErrors of them).
 	Filtered, TransformErrors int64
@@ -263,6 +280,7 @@ func (r *Report) Discrepancies() string {
 	if !r.AllowForeign {
 		add(r.Foreign, "foreign")
 	}
+	add(r.Echoed, "echoed")
 	return strings.Join(parts, ", ")
 }
 
@@ -276,8 +294,15 @@ func (r *Report) String() string {
 	if r.AllowForeign && r.Foreign > 0 {
 		b.WriteString(" (allowed)")
 	}
-	fmt.Fprintf(&b, "\nexpected lost %d, below source start %d, ahead %d, other source %d\n",
+	if r.Echoed > 0 { // loops are rare: said when they happen
+		fmt.Fprintf(&b, ", echoed %d", r.Echoed)
+	}
+	fmt.Fprintf(&b, "\nexpected lost %d, below source start %d, ahead %d, other source %d",
 		r.ExpectedLost, r.BelowSourceStart, r.Ahead, r.OtherSource)
+	if r.Looped > 0 {
+		fmt.Fprintf(&b, ", looped %d", r.Looped)
+	}
+	b.WriteString("\n")
 	if r.Filtered > 0 {
 		fmt.Fprintf(&b, "filtered by the link's transforms %d (%d of them could not be transformed and were recorded as skipped)\n", r.Filtered, r.TransformErrors)
 	}
@@ -350,7 +375,7 @@ func Check(ctx context.Context, opts Options) (*Report, error) {
 		return nil, fmt.Errorf("snapshot destination: %w", err)
 	}
 
-	rep := &Report{SourceClusterID: src.clusterID, Topics: len(opts.Topics), AllowForeign: opts.AllowForeign}
+	rep := &Report{SourceClusterID: src.clusterID, DestinationClusterID: dst.clusterID, Topics: len(opts.Topics), AllowForeign: opts.AllowForeign}
 	var jobs []*partitionCheck
 	for _, pair := range opts.Topics {
 		st := src.topics[pair.Source]
@@ -373,6 +398,7 @@ func Check(ctx context.Context, opts Options) (*Report, error) {
 				pair:      pair,
 				partition: p,
 				srcID:     src.clusterID,
+				dstID:     dst.clusterID,
 				src:       st.partitions[p],
 				dst:       dt.partitions[p],
 				expected:  normalize(opts.ExpectedLost[pair.Source][p]),

@@ -177,14 +177,14 @@ func after(t *testing.T, rs []*kgo.Record, p int32, off int64, r *kgo.Record) []
 }
 
 type counts struct {
-	Lost, Duplicated, Reordered, Corrupted, Phantom, Foreign int64
-	ExpectedLost, BelowSourceStart, Ahead, OtherSource       int64
+	Lost, Duplicated, Reordered, Corrupted, Phantom, Foreign, Echoed int64
+	ExpectedLost, BelowSourceStart, Ahead, OtherSource, Looped       int64
 }
 
 func countsOf(r *verify.Report) counts {
 	return counts{
-		r.Lost, r.Duplicated, r.Reordered, r.Corrupted, r.Phantom, r.Foreign,
-		r.ExpectedLost, r.BelowSourceStart, r.Ahead, r.OtherSource,
+		r.Lost, r.Duplicated, r.Reordered, r.Corrupted, r.Phantom, r.Foreign, r.Echoed,
+		r.ExpectedLost, r.BelowSourceStart, r.Ahead, r.OtherSource, r.Looped,
 	}
 }
 
