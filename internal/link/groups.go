@@ -30,6 +30,9 @@ type GroupsStatus struct {
 	Took     time.Duration
 	// LastError is the last round's error, if it failed.
 	LastError string
+	// idle is set for a round that had no partition to sync: the session
+	// holds no slot yet.
+	idle bool
 }
 
 // heldPositions is what the group sync knows of the link's replication:
@@ -84,6 +87,25 @@ type groupSync struct {
 	// cache holds translations of earlier rounds: a mirror record's offset
 	// does not change.
 	cache map[mirrorOffset]answer
+	// mirrors holds the mirror topic of each source topic seen.
+	mirrors map[string]string
+	// done holds, per group, the source offsets whose translations the
+	// destination group holds since an earlier round: a group whose
+	// offsets have not moved is not looked at again.
+	done map[string]map[tp]int64
+}
+
+// mirror returns the mirror topic of a source topic.
+func (g *groupSync) mirror(topic string) string {
+	m, ok := g.mirrors[topic]
+	if !ok {
+		if g.mirrors == nil {
+			g.mirrors = make(map[string]string)
+		}
+		m = g.l.destination(topic)
+		g.mirrors[topic] = m
+	}
+	return m
 }
 
 type mirrorOffset struct {
@@ -95,7 +117,7 @@ type mirrorOffset struct {
 const maxGroupCache = 1 << 20
 
 // commitConcurrency bounds the groups committed at once.
-const commitConcurrency = 16
+const commitConcurrency = 64
 
 // run syncs every interval until ctx ends.
 func (g *groupSync) run(ctx context.Context) {
@@ -118,8 +140,15 @@ func (g *groupSync) run(ctx context.Context) {
 			st.LastError = err.Error()
 			g.l.logger.Warn("consumer group sync failed; trying again next round", "err", err)
 		}
-		g.l.update(func(s *Status) { s.Groups = &st })
-		t.Reset(max(interval-time.Since(began), 0))
+		wait := max(interval-time.Since(began), 0)
+		if st.idle {
+			// No slot held yet (the session is starting): look again soon
+			// rather than an interval later.
+			wait = min(wait, time.Second)
+		} else {
+			g.l.update(func(s *Status) { s.Groups = &st })
+		}
+		t.Reset(wait)
 	}
 }
 
@@ -139,6 +168,7 @@ func (g *groupSync) round(ctx context.Context) (GroupsStatus, error) {
 	// position is committed at the destination before the ends are read.
 	pos := g.held.snapshot()
 	if len(pos) == 0 {
+		st.idle = true
 		return st, nil
 	}
 	listed, err := g.src.ListGroups(ctx)
@@ -166,6 +196,10 @@ func (g *groupSync) round(ctx context.Context) (GroupsStatus, error) {
 			}
 			continue
 		}
+		if g.unchanged(id, r.Fetched, pos) {
+			st.Synced++
+			continue
+		}
 		r.Fetched.Each(func(o kadm.OffsetResponse) {
 			k := tp{o.Topic, o.Partition}
 			at, held := pos[k]
@@ -189,6 +223,42 @@ func (g *groupSync) round(ctx context.Context) (GroupsStatus, error) {
 	return g.commit(ctx, st, parts, dests)
 }
 
+// unchanged reports whether every offset of source group id that the
+// sync would copy is one the destination group got from an earlier round.
+func (g *groupSync) unchanged(id string, fetched kadm.OffsetResponses, pos map[tp]int64) bool {
+	done, ok := g.done[id]
+	if !ok {
+		return false
+	}
+	same := true
+	fetched.Each(func(o kadm.OffsetResponse) {
+		k := tp{o.Topic, o.Partition}
+		if _, held := pos[k]; !held || o.Err != nil || o.At < 0 {
+			return
+		}
+		if at, ok := done[k]; !ok || at != o.At {
+			same = false
+		}
+	})
+	return same
+}
+
+// synced notes that the destination group id holds the translations of
+// these source offsets.
+func (g *groupSync) synced(id string, parts []groupPart) {
+	if g.done == nil {
+		g.done = make(map[string]map[tp]int64)
+	}
+	d := g.done[id]
+	if d == nil {
+		d = make(map[tp]int64, len(parts))
+		g.done[id] = d
+	}
+	for _, p := range parts {
+		d[p.source] = p.offset
+	}
+}
+
 // translate maps every group partition's source offset to its mirror
 // offset: dests[i] is parts[i]'s, or -1 when its mirror partition is
 // gone.
@@ -196,7 +266,7 @@ func (g *groupSync) translate(ctx context.Context, parts []groupPart) ([]int64, 
 	want := make(map[tp][]int64) // by mirror partition
 	var topics []string
 	for _, p := range parts {
-		m := tp{g.l.destination(p.source.Topic), p.source.Partition}
+		m := tp{g.mirror(p.source.Topic), p.source.Partition}
 		if _, ok := want[m]; !ok && !slices.Contains(topics, m.Topic) {
 			topics = append(topics, m.Topic)
 		}
@@ -250,7 +320,7 @@ func (g *groupSync) translate(ctx context.Context, parts []groupPart) ([]int64, 
 	}
 	dests := make([]int64, len(parts))
 	for i, p := range parts {
-		m := tp{g.l.destination(p.source.Topic), p.source.Partition}
+		m := tp{g.mirror(p.source.Topic), p.source.Partition}
 		d, ok := found[mirrorOffset{m, p.offset}]
 		if !ok {
 			d = -1
@@ -279,16 +349,18 @@ func (g *groupSync) resolve(ctx context.Context, m tp, ss []int64, start, end in
 // no members, where they move forward.
 func (g *groupSync) commit(ctx context.Context, st GroupsStatus, parts []groupPart, dests []int64) (GroupsStatus, error) {
 	byGroup := make(map[string]kadm.Offsets)
+	partsOf := make(map[string][]groupPart)
 	for i, p := range parts {
 		if dests[i] < 0 {
 			continue
 		}
+		partsOf[p.group] = append(partsOf[p.group], p)
 		set := byGroup[p.group]
 		if set == nil {
 			set = make(kadm.Offsets)
 			byGroup[p.group] = set
 		}
-		set.Add(kadm.Offset{Topic: g.l.destination(p.source.Topic), Partition: p.source.Partition, At: dests[i], LeaderEpoch: -1, Metadata: p.meta})
+		set.Add(kadm.Offset{Topic: g.mirror(p.source.Topic), Partition: p.source.Partition, At: dests[i], LeaderEpoch: -1, Metadata: p.meta})
 	}
 	ids := slices.Sorted(maps.Keys(byGroup))
 	if len(ids) == 0 {
@@ -330,6 +402,7 @@ func (g *groupSync) commit(ctx context.Context, st GroupsStatus, parts []groupPa
 		})
 		if len(set) == 0 {
 			st.Synced++
+			g.synced(id, partsOf[id])
 			continue
 		}
 		jobs = append(jobs, job{id, set})
@@ -353,7 +426,8 @@ func (g *groupSync) commit(ctx context.Context, st GroupsStatus, parts []groupPa
 			switch {
 			case err == nil:
 				st.Synced++
-				st.Committed += len(j.set)
+				j.set.Each(func(kadm.Offset) { st.Committed++ })
+				g.synced(j.id, partsOf[j.id])
 			case errorsIsAny(err, kerr.UnknownMemberID, kerr.IllegalGeneration, kerr.RebalanceInProgress):
 				st.Active++ // a member joined meanwhile
 			default:
