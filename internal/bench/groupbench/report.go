@@ -121,8 +121,7 @@ func (rep *report) markdown() string {
 		"*first full round* is the first sync round to end after that whose status says every group selected, "+
 		"every group synced, none pending, none active, no error; *took* is its `took_seconds` (list the source's "+
 		"groups, fetch their offsets, translate, describe the destination's groups, fetch their offsets, commit). "+
-		"*its `committed`* is that round's status field, which edgelink counts per group and topic written (here one "+
-		"topic), not per partition. *End to end* is from catch-up to that round's end (`last_sync`): it includes the wait, up to one "+
+		"*its `committed`* is that round's status field: the offsets it wrote (group partitions). *End to end* is from catch-up to that round's end (`last_sync`): it includes the wait, up to one "+
 		"interval, for the round to start. *CPU* is the agent's CPU time over the same window. The *next round* "+
 		"is the one after: every group is synced already and nothing is committed, what a round costs in the "+
 		"steady state. Then the agent stops (SIGTERM) and the bench checks every group. %s",
