@@ -5,7 +5,7 @@ BIN           := $(CURDIR)/bin
 TEST_TIMEOUT  ?= 25m
 FUZZTIME      ?= 200000x
 
-.PHONY: build setup test test-unit test-integration fuzz lint tidy-check kafka bench bench-mirror bench-transforms bench-checkpoints bench-fleet bench-airgap clean
+.PHONY: build setup test test-unit test-integration fuzz lint tidy-check release release-test kafka bench bench-mirror bench-transforms bench-checkpoints bench-fleet bench-airgap bench-groups clean
 
 build:
 	$(GO) build -o $(BIN)/edgelink ./cmd/edgelink
@@ -14,9 +14,16 @@ build:
 setup:
 	scripts/setup
 
-## test: everything CI runs: unit tests (kfake) and real-Kafka integration tests, with -race
+## test: everything CI runs: unit tests (kfake) and real-Kafka integration
+## tests, with -race, and beside them, at the lowest CPU priority (it takes
+## what the tests leave idle while they wait for brokers), make release-test;
+## its output follows the tests'
 test: setup
-	EDGELINK_KAFKA=required EDGELINK_BROWSER=required $(GO) test -race -shuffle=on -count=1 -timeout $(TEST_TIMEOUT) ./...
+	@mkdir -p $(BIN); rm -f $(BIN)/release-test.status; \
+	( nice -n 19 $(MAKE) --no-print-directory release-test > $(BIN)/release-test.log 2>&1; echo $$? > $(BIN)/release-test.status ) & \
+	EDGELINK_KAFKA=required EDGELINK_BROWSER=required $(GO) test -race -shuffle=on -count=1 -timeout $(TEST_TIMEOUT) ./...; status=$$?; \
+	wait; echo "== make release-test (beside the tests), exit $$(cat $(BIN)/release-test.status):"; cat $(BIN)/release-test.log; \
+	[ $$status -eq 0 ] && [ "$$(cat $(BIN)/release-test.status)" = 0 ]
 	$(MAKE) fuzz
 	scripts/kafka reap
 
@@ -39,9 +46,26 @@ $(BIN)/golangci-lint:
 lint: $(BIN)/golangci-lint
 	@$(BIN)/golangci-lint version | grep -q "version $(GOLANGCI_LINT:v%=%)" || GOBIN=$(BIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT)
 	$(BIN)/golangci-lint run ./...
+	cd tools/release && $(GO) vet ./...
 
 tidy-check:
 	$(GO) mod tidy -diff
+	cd tools/release && $(GO) mod tidy -diff
+
+## release: static binaries for linux/amd64, linux/arm64 and linux/arm/v7, a
+## .deb per architecture, the multi-arch OCI image and SHA256SUMS, in dist/;
+## the same commit gives the same bytes (scripts/release; VERSION, DIST, ARCHES)
+DIST ?= $(CURDIR)/dist
+release:
+	GO=$(GO) DIST=$(DIST) scripts/release
+
+## release-test: make release, then the release's tests (tools/release, a
+## module of its own): the files in dist/, the amd64 .deb installed with dpkg
+## (as root) and its systemd unit verified, the OCI image, a second build that
+## must give the same bytes, and the Helm chart (lint, template, strict decode);
+## the tests compile while the release builds
+release-test:
+	GO=$(GO) DIST=$(DIST) scripts/release --test
 
 ## bench: edgelink against MirrorMaker 2 and the raw franz-go limit on two real
 ## Kafka clusters, 3 data profiles, median of 3 runs; rewrites its section of
@@ -95,9 +119,20 @@ AIRGAP_ARGS   ?=
 bench-airgap: setup build
 	$(GO) run ./internal/bench/airgapbench -edgelink bin/edgelink -volume $(AIRGAP_VOLUME) -runs 3 -write BENCHMARKS.md $(AIRGAP_ARGS)
 
+## bench-groups: a link's consumer group sync between two real Kafka
+## clusters: 10,000 groups committed at random offsets of a topic with
+## aborted transactions, synced by edgelink run (its first full round, end
+## to end) and checked partition by partition against the exact offsets,
+## median of 3, then MirrorMaker 2's checkpoint connector on the same data;
+## rewrites its section of BENCHMARKS.md (about 7 minutes, at most 15; e.g.
+## make bench-groups GROUPS_ARGS="-interval 5s -pprof bin/pprof")
+GROUPS_ARGS ?=
+bench-groups: setup build
+	$(GO) run ./internal/bench/groupbench -edgelink bin/edgelink -groups 10000 -runs 3 -write BENCHMARKS.md $(GROUPS_ARGS)
+
 ## kafka: fetch and verify the Apache Kafka jars
 kafka:
 	scripts/kafka fetch
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) $(DIST)

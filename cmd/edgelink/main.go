@@ -6,6 +6,11 @@ import (
 	"context"
 	"os"
 
+	// The Mozilla root CAs, used only where the system has none (the
+	// container image has no CA bundle), so TLS to a cloud cluster works
+	// everywhere.
+	_ "golang.org/x/crypto/x509roots/fallback"
+
 	"github.com/edgelink/edgelink/internal/cli"
 )
 

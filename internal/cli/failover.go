@@ -104,5 +104,5 @@ func printFailover(w io.Writer, rep *link.FailoverReport) {
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%d\n", p.Topic, p.Partition, p.Replicated, end, left, from, to, p.Mirror, p.MirrorEnd)
 	}
-	tw.Flush()
+	_ = tw.Flush()
 }
