@@ -159,7 +159,7 @@ func Import(ctx context.Context, cfg *config.Config, lc *config.Link, dirs []str
 // importBuffer is the producer buffer of an import (of its one slot).
 // Batches keep the link's size: a record as large as a batch must still
 // fit.
-const importBuffer = 2 << 20
+const importBuffer = 4 << 20
 
 // stuckFor is how long an import waits for a topic whose mirror topic is
 // not ready (two discovery passes and then some) before it gives up.
