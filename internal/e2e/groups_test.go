@@ -147,20 +147,30 @@ func TestRealKafkaGroupSync(t *testing.T) {
 
 	a := startAgent(t, "agent", cfg)
 	defer stopAgents(t, a)
-	// The busy topic takes records while kcat consumes it and while the
-	// groups sync: kcat consumes what is there until it reaches the end.
+	// The busy topic takes records all along, but while kcat consumes it:
+	// kcat consumes what is there until it reaches the end of every
+	// partition, which a writer never pausing may keep it from.
 	busy, stopBusy := context.WithCancel(ctx)
-	var g errgroup.Group
+	var (
+		g    errgroup.Group
+		gate sync.Mutex // held, it pauses the writer
+	)
 	g.Go(func() error {
 		for busy.Err() == nil {
-			if err := write("orders", 20); err != nil && busy.Err() == nil {
+			gate.Lock()
+			err := write("orders", 20)
+			gate.Unlock()
+			if err != nil && busy.Err() == nil {
 				return err
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
 		return nil
 	})
+	time.Sleep(time.Second)
+	gate.Lock()
 	edgeBusy := kcatConsume(ctx, t, edge.Bootstrap(), "app-busy", "orders")
+	gate.Unlock()
 	require.Greater(t, len(edgeBusy), 900)
 	edgeQuiet := kcatConsume(ctx, t, edge.Bootstrap(), "app-quiet", "quiet")
 	require.Len(t, edgeQuiet, 5)
