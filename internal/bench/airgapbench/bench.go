@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/edgelink/edgelink/internal/bench/benchbin"
 	"github.com/edgelink/edgelink/internal/bench/procstat"
 	"github.com/edgelink/edgelink/internal/config"
 	"github.com/edgelink/edgelink/internal/testbed"
@@ -37,11 +38,11 @@ func run(ctx context.Context, o options) (err error) {
 	} else {
 		fmt.Fprintln(os.Stderr, "working directory (kept):", dir)
 	}
-	bin, err := prepareBinary(ctx, o.edgelink, dir)
+	bin, err := benchbin.Prepare(ctx, o.edgelink, dir)
 	if err != nil {
 		return err
 	}
-	rep.version = binaryVersion(ctx, bin)
+	rep.version = benchbin.Version(ctx, bin)
 
 	pair, err := testbed.StartPair(ctx, testbed.Options{Name: "agbench", FullJIT: true, Heap: "1g", Progress: os.Stderr})
 	if err != nil {

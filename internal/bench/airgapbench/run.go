@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -366,44 +365,6 @@ func (b *bench) makeKeys(ctx context.Context) error {
 	}
 	b.keys = keys{signingKey: base + ".key", publicKey: base + ".pub", recipient: id.Recipient().String(), identityFile: idFile, identity: id}
 	return nil
-}
-
-// prepareBinary copies the binary into the working directory, so that a
-// rebuild of it during the bench changes nothing, or builds one there
-// (without version control stamps: the bench needs no git).
-func prepareBinary(ctx context.Context, given, dir string) (string, error) {
-	bin := filepath.Join(dir, "edgelink")
-	if given == "" {
-		cmd := exec.CommandContext(ctx, "go", "build", "-buildvcs=false", "-o", bin, "github.com/edgelink/edgelink/cmd/edgelink")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("build edgelink: %w\n%s", err, out)
-		}
-		return bin, nil
-	}
-	src, err := os.Open(given)
-	if err != nil {
-		return "", fmt.Errorf("-edgelink: %w", err)
-	}
-	defer src.Close()
-	dst, err := os.OpenFile(bin, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
-	if err != nil {
-		return "", err
-	}
-	if _, err := io.Copy(dst, src); err != nil {
-		dst.Close()
-		return "", fmt.Errorf("copy %s: %w", given, err)
-	}
-	return bin, dst.Close()
-}
-
-// binaryVersion is the first line of what the binary says of itself.
-func binaryVersion(ctx context.Context, bin string) string {
-	out, err := exec.CommandContext(ctx, bin, "version").Output()
-	if err != nil {
-		return "edgelink (version unknown)"
-	}
-	first, _, _ := strings.Cut(string(out), "\n")
-	return strings.TrimSpace(first)
 }
 
 // errCheck marks a run whose import the check found wrong.

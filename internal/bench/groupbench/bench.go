@@ -3,16 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/edgelink/edgelink/internal/bench/benchbin"
 	"github.com/edgelink/edgelink/internal/bench/procstat"
 	"github.com/edgelink/edgelink/internal/testbed"
 )
@@ -55,11 +52,11 @@ func run(ctx context.Context, o options) (err error) {
 	} else {
 		fmt.Fprintln(os.Stderr, "working directory (kept):", dir)
 	}
-	bin, err := prepareBinary(ctx, o.edgelink, dir)
+	bin, err := benchbin.Prepare(ctx, o.edgelink, dir)
 	if err != nil {
 		return err
 	}
-	rep.version = binaryVersion(ctx, bin)
+	rep.version = benchbin.Version(ctx, bin)
 	if o.mm2 {
 		// Fetched before anything is timed.
 		if _, err := testbed.EnsureMirrorMakerRuntime(ctx, os.Stderr); err != nil {
@@ -119,42 +116,4 @@ func run(ctx context.Context, o options) (err error) {
 		fmt.Fprintln(os.Stderr, "wrote", o.write)
 	}
 	return nil
-}
-
-// prepareBinary copies the binary into the working directory, so that a
-// rebuild of it during the bench changes nothing, or builds one there
-// (without version control stamps: the bench needs no git).
-func prepareBinary(ctx context.Context, given, dir string) (string, error) {
-	bin := filepath.Join(dir, "edgelink")
-	if given == "" {
-		cmd := exec.CommandContext(ctx, "go", "build", "-buildvcs=false", "-o", bin, "github.com/edgelink/edgelink/cmd/edgelink")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("build edgelink: %w\n%s", err, out)
-		}
-		return bin, nil
-	}
-	src, err := os.Open(given)
-	if err != nil {
-		return "", fmt.Errorf("-edgelink: %w", err)
-	}
-	defer src.Close()
-	dst, err := os.OpenFile(bin, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
-	if err != nil {
-		return "", err
-	}
-	if _, err := io.Copy(dst, src); err != nil {
-		dst.Close()
-		return "", fmt.Errorf("copy %s: %w", given, err)
-	}
-	return bin, dst.Close()
-}
-
-// binaryVersion is the first line of what the binary says of itself.
-func binaryVersion(ctx context.Context, bin string) string {
-	out, err := exec.CommandContext(ctx, bin, "version").Output()
-	if err != nil {
-		return "edgelink (version unknown)"
-	}
-	first, _, _ := strings.Cut(string(out), "\n")
-	return strings.TrimSpace(first)
 }
