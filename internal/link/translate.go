@@ -111,7 +111,7 @@ func (p *prober) resolve(ctx context.Context, ss []int64, lo, hi, none int64, ou
 		var left, right []int64
 		for _, s := range ss {
 			switch {
-			case s <= first:
+			case s < first:
 				left = append(left, s)
 			case s > last:
 				right = append(right, s)
@@ -120,13 +120,8 @@ func (p *prober) resolve(ctx context.Context, ss []int64, lo, hi, none int64, ou
 				out[s] = answer{offset: run[i].Offset, exact: src[i] == s}
 			}
 		}
-		if len(left) > 0 {
-			if err := p.resolve(ctx, left, lo, run[0].Offset, run[0].Offset, out); err != nil {
-				return err
-			}
-			if a := out[first]; len(left) > 0 && left[len(left)-1] == first && a.offset == run[0].Offset {
-				out[first] = answer{offset: a.offset, exact: true}
-			}
+		if err := p.resolve(ctx, left, lo, run[0].Offset, run[0].Offset, out); err != nil {
+			return err
 		}
 		ss, lo = right, run[len(run)-1].Offset+1
 	}
