@@ -271,4 +271,16 @@ func TestRunTranslateVerifyAndStopFake(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &rep), r.stdout)
 	require.True(t, rep.Fenced)
 	require.Equal(t, int64(3), rep.LeftBehind)
+
+	// Failing back: the 3 records go to quarantine at the source; the
+	// cloud wrote nothing. Once done, there is nothing to fail back.
+	r = edgelink(t, nil, "failback", "-c", cfg, "--link", "up")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "3 records left behind at the source quarantined; 0 records written at the destination copied back")
+	require.Regexp(t, `alerts\s+1\s+20\s+23\s+3\s`, r.stdout)
+	require.Contains(t, r.stdout, "__edgelink.quarantine.up.alerts")
+	t.Logf("edgelink failback:\n%s", r.stdout)
+	r = edgelink(t, nil, "failback", "-c", cfg, "--link", "up")
+	require.Equal(t, 1, r.code, r.stdout)
+	require.Contains(t, r.stderr, "has not failed over")
 }

@@ -81,7 +81,7 @@ func NewRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	root.AddCommand(newVersionCmd(g), newCheckCmd(g), newRunCmd(g), newOffsetsCmd(g), newVerifyCmd(g),
-		newStatusCmd(g), newDemoCmd(g), newFleetCmd(g), newKeygenCmd(g), newBundleCmd(g), newDiodeCmd(g), newFailoverCmd(g))
+		newStatusCmd(g), newDemoCmd(g), newFleetCmd(g), newKeygenCmd(g), newBundleCmd(g), newDiodeCmd(g), newFailoverCmd(g), newFailbackCmd(g))
 	return root
 }
 

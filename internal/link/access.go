@@ -14,7 +14,11 @@ import (
 // reports the topic and does not replicate it), or is one of edgelink's
 // own topics at the destination.
 func MirrorTopic(site string, lc *config.Link, topic string) (string, error) {
-	dst := lc.DestinationTopic(site, topic)
+	return checkMirrorName(lc, lc.DestinationTopic(site, topic))
+}
+
+// checkMirrorName checks a mirror topic's name (see MirrorTopic).
+func checkMirrorName(lc *config.Link, dst string) (string, error) {
 	if err := validTopicName(dst); err != nil {
 		return dst, err
 	}

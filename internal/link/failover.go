@@ -34,6 +34,9 @@ type FailoverReport struct {
 	// Fenced says the link's transactional ids were fenced: any instance
 	// still running it stops, and its open transactions were aborted.
 	Fenced bool `json:"fenced"`
+	// Already says the link had failed over before, at At: the report
+	// gives the positions and mirror ends of then.
+	Already bool `json:"already_failed_over"`
 	// SourceReachable says the source answered; SourceError why not.
 	SourceReachable bool   `json:"source_reachable"`
 	SourceError     string `json:"source_error,omitempty"`
@@ -68,11 +71,13 @@ type FailoverPartition struct {
 }
 
 // Failover stops a link for a planned or unplanned loss of its source: it
+// leaves the link's failover mark at the destination (see failoverMark),
 // fences the link's transactional ids (an instance still running it is
-// fenced and stops; its open transactions are aborted), syncs its consumer
-// groups a last time when the source still answers, and reports per
-// partition what the destination holds and what was left behind at the
-// source.
+// fenced; its open transactions are aborted; no session starts again until
+// Failback), syncs its consumer groups a last time when the source still
+// answers, and reports per partition what the destination holds and what
+// was left behind at the source. A link that failed over already is
+// reported as it stood then.
 func Failover(ctx context.Context, cfg *config.Config, lc *config.Link, o FailoverOptions) (*FailoverReport, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -96,13 +101,61 @@ func Failover(ctx context.Context, cfg *config.Config, lc *config.Link, o Failov
 	}
 	defer dst.Close()
 	rep := &FailoverReport{Link: lc.Name, At: time.Now().UTC(), DryRun: o.DryRun, LeftBehind: -1}
+	st, lo, err := openMarkedStore(ctx, dst, dstOpts, id, lc, timeout+time.Minute)
+	if err != nil {
+		return nil, fmt.Errorf("destination %s: %w", lc.To, err)
+	}
+	mark, err := readMark(ctx, lo, st, id)
+	if err != nil {
+		return nil, fmt.Errorf("destination %s: %w", lc.To, err)
+	}
+	if mark == nil && !o.DryRun {
+		// The mark first, the fence after: a session that starts after
+		// the fence finds the mark, one that started before is fenced.
+		mark = &failoverMark{At: rep.At}
+		if err := writeMark(ctx, dstOpts, st, id, mark); err != nil {
+			return nil, fmt.Errorf("destination %s: %w", lc.To, err)
+		}
+	}
 	// An at-least-once link has no transactional ids to fence.
 	fenceSlots := !o.DryRun && lc.Delivery != config.DeliveryAtLeastOnce
-	cps, err := failoverCheckpoints(ctx, dst, dstOpts, id, lc, timeout+time.Minute, fenceSlots)
+	cps, err := failoverCheckpoints(ctx, st, lo, id, lc, fenceSlots)
 	if err != nil {
 		return nil, fmt.Errorf("destination %s: %w", lc.To, err)
 	}
 	rep.Fenced = fenceSlots
+	if mark != nil && len(mark.Partitions) > 0 {
+		// Failed over before: where it stood then stands.
+		rep.At, rep.Already = mark.At, true
+		cps = make(map[tp]int64, len(mark.Partitions))
+		for _, p := range mark.Partitions {
+			cps[tp{p.Topic, p.Partition}] = p.Replicated
+			rep.Partitions = append(rep.Partitions, FailoverPartition{Topic: p.Topic, Partition: p.Partition, Mirror: p.Mirror,
+				Replicated: p.Replicated, MirrorEnd: p.MirrorEnd, SourceEnd: -1, LeftBehind: -1})
+		}
+	} else {
+		if rep.Partitions, err = mirrorEnds(ctx, dst, cfg, lc, cps, timeout); err != nil {
+			return nil, err
+		}
+		if mark != nil {
+			for _, p := range rep.Partitions {
+				mark.Partitions = append(mark.Partitions, markPartition{Topic: p.Topic, Partition: p.Partition, Mirror: p.Mirror, Replicated: p.Replicated, MirrorEnd: p.MirrorEnd})
+			}
+			if err := writeMark(ctx, dstOpts, st, id, mark); err != nil {
+				return nil, fmt.Errorf("destination %s: %w", lc.To, err)
+			}
+		}
+	}
+	if err := failoverSource(ctx, cfg, lc, tune, o, rep, cps, dstOpts); err != nil {
+		rep.SourceError = err.Error()
+		o.Logger.Warn("source did not answer: what was left behind there is unknown", "err", err)
+	}
+	return rep, nil
+}
+
+// mirrorEnds lists, per checkpointed source partition, the checkpoint and
+// the end of its mirror partition.
+func mirrorEnds(ctx context.Context, dst *kgo.Client, cfg *config.Config, lc *config.Link, cps map[tp]int64, timeout time.Duration) ([]FailoverPartition, error) {
 	parts := slices.SortedFunc(maps.Keys(cps), func(a, b tp) int {
 		if a.Topic != b.Topic {
 			return strings.Compare(a.Topic, b.Topic)
@@ -120,36 +173,37 @@ func Failover(ctx context.Context, cfg *config.Config, lc *config.Link, o Failov
 	if err != nil {
 		return nil, fmt.Errorf("list end offsets of the mirror topics: %w", err)
 	}
+	var out []FailoverPartition
 	for _, k := range parts {
 		m := lc.DestinationTopic(cfg.Site, k.Topic)
 		fp := FailoverPartition{Topic: k.Topic, Partition: k.Partition, Mirror: m, Replicated: cps[k], SourceEnd: -1, LeftBehind: -1}
 		if e, ok := mends.Lookup(m, k.Partition); ok && e.Err == nil {
 			fp.MirrorEnd = e.Offset
 		}
-		rep.Partitions = append(rep.Partitions, fp)
+		out = append(out, fp)
 	}
-	if err := failoverSource(ctx, cfg, lc, tune, o, rep, cps, dstOpts); err != nil {
-		rep.SourceError = err.Error()
-		o.Logger.Warn("source did not answer: what was left behind there is unknown", "err", err)
+	return out, nil
+}
+
+// openMarkedStore opens the link's checkpoint store at the destination for
+// failover and failback, with the options to read and move the
+// checkpoints of a link that failed over.
+func openMarkedStore(ctx context.Context, dst *kgo.Client, dstOpts []kgo.Opt, id Identity, lc *config.Link, timeout time.Duration) (*store, loadOptions, error) {
+	lo := loadOptions{client: dstOpts, cl: dst, adm: kadm.NewClient(dst), timeout: timeout,
+		producers: make(map[int64]int16), hanging: make(map[int64][]int32), pastMark: true}
+	topic := lc.CheckpointTopic
+	if topic == "" {
+		topic = config.DefaultCheckpointTopic
 	}
-	return rep, nil
+	st, err := openStore(ctx, dst, topic, id, lc.Slots, slog.New(slog.DiscardHandler))
+	return st, lo, err
 }
 
 // failoverCheckpoints reads the link's committed checkpoints. With fence,
 // it first initialises every slot's transactional producer, which fences
 // whoever runs the slot and aborts its open transaction, so that the
 // checkpoints are final.
-func failoverCheckpoints(ctx context.Context, dst *kgo.Client, dstOpts []kgo.Opt, id Identity, lc *config.Link, timeout time.Duration, fenceSlots bool) (map[tp]int64, error) {
-	o := loadOptions{client: dstOpts, cl: dst, adm: kadm.NewClient(dst), timeout: timeout,
-		producers: make(map[int64]int16), hanging: make(map[int64][]int32)}
-	topic := lc.CheckpointTopic
-	if topic == "" {
-		topic = config.DefaultCheckpointTopic
-	}
-	st, err := openStore(ctx, dst, topic, id, lc.Slots, slog.New(slog.DiscardHandler))
-	if err != nil {
-		return nil, err
-	}
+func failoverCheckpoints(ctx context.Context, st *store, o loadOptions, id Identity, lc *config.Link, fenceSlots bool) (map[tp]int64, error) {
 	slots := make([]int, max(lc.Slots, 1))
 	for i := range slots {
 		slots[i] = i
@@ -167,7 +221,7 @@ func failoverCheckpoints(ctx context.Context, dst *kgo.Client, dstOpts []kgo.Opt
 			mine[i] = true
 		}
 		r := checkpointReader{o: o, topic: st.topic, slots: st.slots, mine: mine, leaders: st.leaders, topicID: st.topicID}
-		rctx, cancel := context.WithTimeout(ctx, timeout)
+		rctx, cancel := context.WithTimeout(ctx, o.timeout)
 		defer cancel()
 		found, _, err := r.read(rctx, parts, id)
 		if err != nil {
@@ -248,8 +302,12 @@ func failoverSource(ctx context.Context, cfg *config.Config, lc *config.Link, tu
 		return fmt.Errorf("create destination client: %w", err)
 	}
 	defer dst.Close()
+	srcID, err := clusterID(ctx, adm, o.SourceTimeout)
+	if err != nil {
+		return fmt.Errorf("source %s: %w", lc.From, err)
+	}
 	l := New(cfg, lc, Options{}, o.Logger)
-	g := &groupSync{l: l, src: adm, dst: kadm.NewClient(dst), dstOpts: dstOpts, held: &heldPositions{}, cache: make(map[mirrorOffset]answer)}
+	g := &groupSync{l: l, src: adm, dst: kadm.NewClient(dst), dstOpts: dstOpts, held: &heldPositions{}, origin: origin{srcID, cfg.Site}, cache: make(map[mirrorOffset]answer)}
 	g.held.set(cps)
 	began := time.Now()
 	st, err := g.round(ctx)

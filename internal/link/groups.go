@@ -84,6 +84,10 @@ type groupSync struct {
 	src, dst *kadm.Client
 	dstOpts  []kgo.Opt
 	held     *heldPositions
+	// origin is the link's source as the mirror's provenance names it:
+	// records of other links (several sites into one topic) and records
+	// written at the destination are not the link's.
+	origin origin
 	// cache holds translations of earlier rounds: a mirror record's offset
 	// does not change.
 	cache map[mirrorOffset]answer
@@ -333,7 +337,7 @@ func (g *groupSync) translate(ctx context.Context, parts []groupPart) ([]int64, 
 // resolve translates the source offsets ss (sorted) of mirror partition m,
 // which holds [start, end).
 func (g *groupSync) resolve(ctx context.Context, m tp, ss []int64, start, end int64) (map[int64]answer, error) {
-	p, err := newProber(g.dstOpts, m.Topic, m.Partition)
+	p, err := newProber(g.dstOpts, m.Topic, m.Partition, g.origin)
 	if err != nil {
 		return nil, err
 	}

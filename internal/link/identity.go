@@ -54,6 +54,11 @@ func (id Identity) checkpointKey(t tp) []byte {
 	return []byte(id.keyPrefix() + t.Topic + "/" + strconv.Itoa(int(t.Partition)))
 }
 
+// failoverKey is "<identity>/failover": the mark edgelink failover leaves
+// (see failoverMark). It has no partition number, so no checkpoint key is
+// like it.
+func (id Identity) failoverKey() []byte { return []byte(id.keyPrefix() + "failover") }
+
 // slotKey is "<identity>/slot/<slot>": the marker a slot's first commit
 // writes (see store). No topic is named "slot/..." ("/" is not legal in a
 // topic name), so it cannot collide with a checkpoint key.

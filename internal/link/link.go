@@ -88,6 +88,14 @@ type Options struct {
 	// holds before it writes anything, and may refuse them (an import
 	// checks that its bundles follow them).
 	admit func(checkpoints map[tp]int64) error
+	// rename, when set, names the mirror topic of each source topic
+	// instead of the link's rename template (failback maps the mirror
+	// topics back to the topics they mirror).
+	rename func(topic string) string
+	// ownConfigs leaves the mirror topics' configs alone: none of the
+	// source topics' is copied (failback writes to topics that are not
+	// mirrors).
+	ownConfigs bool
 }
 
 func (o *Options) defaults() {
@@ -203,7 +211,12 @@ func (l *Link) Name() string { return l.cfg.Name }
 func (l *Link) Identity() Identity { return l.id }
 
 // destination returns the mirror topic of a source topic.
-func (l *Link) destination(topic string) string { return l.cfg.DestinationTopic(l.id.Site, topic) }
+func (l *Link) destination(topic string) string {
+	if l.opts.rename != nil {
+		return l.opts.rename(topic)
+	}
+	return l.cfg.DestinationTopic(l.id.Site, topic)
+}
 
 // Run replicates until ctx is cancelled, then finishes or aborts the open
 // transaction and returns nil. It retries errors with capped exponential

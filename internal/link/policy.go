@@ -29,6 +29,10 @@ var (
 	// ErrOutOfSequence reports bundles that do not follow what the
 	// destination holds: a bundle before them is missing.
 	ErrOutOfSequence = errors.New("bundle out of sequence")
+	// ErrFailedOver reports a link that edgelink failover stopped: its
+	// sessions wait (retrying) until edgelink failback hands the stream
+	// back.
+	ErrFailedOver = errors.New("the link failed over")
 )
 
 // action is what a link does about an error.

@@ -415,7 +415,7 @@ func (s *session) run(ctx context.Context) error {
 		})
 	}()
 	if ks, ok := s.src.(*kafkaSource); ok && s.l.cfg.Groups != nil {
-		g := &groupSync{l: s.l, src: ks.adm, dst: s.dstAdm, dstOpts: s.dstOpts, held: &s.l.held, cache: make(map[mirrorOffset]answer)}
+		g := &groupSync{l: s.l, src: ks.adm, dst: s.dstAdm, dstOpts: s.dstOpts, held: &s.l.held, origin: origin{s.srcID, s.l.id.Site}, cache: make(map[mirrorOffset]answer)}
 		s.bg.Go(func() { g.run(poll) })
 	}
 	for {

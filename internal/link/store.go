@@ -311,6 +311,10 @@ type loadOptions struct {
 	// the producer writes there again.
 	producers map[int64]int16
 	hanging   map[int64][]int32
+	// pastMark lets load go past the link's failover mark (see
+	// failoverMark): failover and failback read and move the checkpoints
+	// of a link that failed over.
+	pastMark bool
 }
 
 // load returns the latest committed checkpoints of the partitions of the
@@ -342,6 +346,9 @@ func (s *store) load(ctx context.Context, o loadOptions, slots []int) (map[int]s
 	if err != nil {
 		return nil, err
 	}
+	if err := s.failedOver(found, o); err != nil {
+		return nil, err
+	}
 	own := found[s.partition][s.id]
 	complete := true
 	for _, i := range slots {
@@ -371,6 +378,9 @@ func (s *store) load(ctx context.Context, o loadOptions, slots []int) (map[int]s
 			return nil, err
 		}
 		searched = "searched the whole topic"
+		if err := s.failedOver(found, o); err != nil {
+			return nil, err
+		}
 	}
 	if err := r.settle(ctx, found, s.id, slots); err != nil {
 		return nil, err
@@ -401,6 +411,33 @@ func (s *store) load(ctx context.Context, o loadOptions, slots []int) (map[int]s
 		}
 	}
 	return s.split(slots, cps, gen, fmt.Sprintf("partition %d, written by an earlier release under the link's name alone", p)), nil
+}
+
+// failedOver refuses to load the checkpoints of a link that failed over
+// (ErrFailedOver), unless failback is loading them.
+func (s *store) failedOver(found map[int32]map[Identity]*linkState, o loadOptions) error {
+	m := markOf(found, s.id)
+	if m == nil || o.pastMark {
+		return nil
+	}
+	return fmt.Errorf("%w at %s (edgelink failover): it waits until edgelink failback -c FILE --link %s hands the stream back",
+		ErrFailedOver, m.At.Format(time.RFC3339), s.id.Link)
+}
+
+// markOf returns id's failover mark: the latest record of its key, in
+// whichever partition (nil when the latest is a tombstone, or there is
+// none).
+func markOf(found map[int32]map[Identity]*linkState, id Identity) *failoverMark {
+	var (
+		out *failoverMark
+		at  time.Time
+	)
+	for _, states := range found {
+		if st := states[id]; st != nil && st.marked && !st.markAt.Before(at) {
+			out, at = st.mark, st.markAt
+		}
+	}
+	return out
 }
 
 // split hands each slot the checkpoints of its partitions, and the
@@ -503,6 +540,11 @@ type linkState struct {
 	open    error
 	// any is set when the partition holds any record of the link.
 	any bool
+	// mark is the link's failover mark, nil after a tombstone; marked
+	// says a record of its key was seen, at markAt.
+	mark   *failoverMark
+	marked bool
+	markAt time.Time
 }
 
 // unmarked settles what is still pending once the high watermark was
@@ -537,6 +579,19 @@ func (st *linkState) unmarked(id Identity, topic string, producers map[int64]int
 
 // apply takes a committed record of the link into the state.
 func (st *linkState) apply(id Identity, r *kgo.Record) {
+	if string(r.Key) == string(id.failoverKey()) {
+		st.mark, st.marked, st.markAt = nil, true, r.Timestamp
+		if r.Value != nil {
+			var m failoverMark
+			if err := json.Unmarshal(r.Value, &m); err == nil {
+				st.mark = &m
+			} else {
+				// Unreadable, it still says the link failed over.
+				st.mark = &failoverMark{At: r.Timestamp}
+			}
+		}
+		return
+	}
 	key, ok := parseKey(id, r.Key)
 	if !ok {
 		return

@@ -168,7 +168,7 @@ func (s *session) syncTopics(ctx context.Context, src map[string]int32) (map[str
 	}
 	dstNames := make([]string, 0, len(names))
 	for _, t := range names {
-		dst, err := MirrorTopic(s.l.id.Site, s.l.cfg, t)
+		dst, err := checkMirrorName(s.l.cfg, s.l.destination(t))
 		if err != nil {
 			s.l.topicError(t, fmt.Errorf("mirror topic for %s: %w (check the link's rename)", t, err))
 			continue
@@ -194,7 +194,7 @@ func (s *session) syncTopics(ctx context.Context, src map[string]int32) (map[str
 		}
 	}
 	for _, t := range names {
-		dst, err := MirrorTopic(s.l.id.Site, s.l.cfg, t)
+		dst, err := checkMirrorName(s.l.cfg, s.l.destination(t))
 		if err != nil {
 			continue
 		}
@@ -203,6 +203,9 @@ func (s *session) syncTopics(ctx context.Context, src map[string]int32) (map[str
 			continue
 		}
 		want := srcCfgs[t].set
+		if s.l.opts.ownConfigs {
+			want = nil
+		}
 		td, exists := dstDetails[dst]
 		if exists && errors.Is(td.Err, kerr.UnknownTopicOrPartition) {
 			exists = false

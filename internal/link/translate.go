@@ -33,7 +33,8 @@ type Translation struct {
 	Pending bool
 }
 
-// Translate maps a source offset to the mirror partition exactly. Every
+// Translate maps a source offset to the mirror partition exactly. Records
+// without provenance (written at the destination) are passed over. Every
 // mirrored record carries its source offset in its provenance header and
 // mirrors keep source order, so a binary search over the mirror partition
 // finds the answer with O(log n) fetches and no sampling: unlike a table of
@@ -63,7 +64,7 @@ func Translate(ctx context.Context, opts []kgo.Opt, topic string, partition int3
 	if so.Err != nil || eo.Err != nil {
 		return tr, fmt.Errorf("list offsets of %s[%d]: %w", topic, partition, errors.Join(so.Err, eo.Err))
 	}
-	p, err := newProber(opts, topic, partition)
+	p, err := newProber(opts, topic, partition, origin{})
 	if err != nil {
 		return tr, err
 	}
@@ -128,14 +129,23 @@ func (p *prober) resolve(ctx context.Context, ss []int64, lo, hi, none int64, ou
 	return nil
 }
 
-// prober reads single records at chosen offsets of one partition.
+// prober reads single records at chosen offsets of one partition. Records
+// another link wrote (their provenance names another source than origin)
+// and records no link wrote (no provenance: written at the destination,
+// after a failover say) are passed over, as markers are.
 type prober struct {
 	cl        *kgo.Client
 	topic     string
 	partition int32
+	// origin, when set, is the source cluster's id and site of the link
+	// whose records count.
+	origin origin
 }
 
-func newProber(opts []kgo.Opt, topic string, partition int32) (*prober, error) {
+// origin is a link's source, as its provenance headers name it.
+type origin struct{ cluster, site string }
+
+func newProber(opts []kgo.Opt, topic string, partition int32, from origin) (*prober, error) {
 	cl, err := kgo.NewClient(append(opts,
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().AtStart()}}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
@@ -146,7 +156,7 @@ func newProber(opts []kgo.Opt, topic string, partition int32) (*prober, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create mirror reader: %w", err)
 	}
-	return &prober{cl: cl, topic: topic, partition: partition}, nil
+	return &prober{cl: cl, topic: topic, partition: partition, origin: from}, nil
 }
 
 func (p *prober) close() { p.cl.Close() }
@@ -186,8 +196,8 @@ func (p *prober) run(ctx context.Context, offset, end int64) ([]*kgo.Record, []i
 				continue
 			}
 			o, found, err := provenance.Find(r)
-			if err != nil || !found {
-				return nil, nil, fmt.Errorf("record %s[%d]@%d has no valid provenance header: not written by edgelink", p.topic, p.partition, r.Offset)
+			if err != nil || !found || (p.origin.cluster != "" && (o.ClusterID != p.origin.cluster || o.Site != p.origin.site)) {
+				continue
 			}
 			if n := len(src); n > 0 && o.Offset <= src[n-1] {
 				return nil, nil, fmt.Errorf("record %s[%d]@%d comes from source offset %d, after a record from %d: the mirror is not in source order",
