@@ -1,6 +1,7 @@
 package link_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -195,4 +196,56 @@ func TestFailbackFake(t *testing.T) {
 
 	_, err = link.Failback(t.Context(), cfg, lc, link.FailbackOptions{Link: fastOpts, Logger: testLogger(t)})
 	require.ErrorContains(t, err, "has not failed over")
+}
+
+// TestFailbackInterruptedFake: a failback interrupted before it copies
+// back, and one interrupted after, leave nothing twice when run again: the
+// quarantine and the copies back hold each record once, and the link
+// resumes where the first run fixed.
+func TestFailbackInterruptedFake(t *testing.T) {
+	src := testbed.StartFake(t, kfake.SeedTopics(2, "sensors.temp"))
+	dst := testbed.StartFake(t)
+	seeds, dseeds := src.ListenAddrs(), dst.ListenAddrs()
+	const mirror = "plant-1.sensors.temp"
+	cfg := linkConfig(t, seeds, dseeds, `    rename: "{site}.{topic}"`)
+	lc := cfg.Links[0]
+	recs := produce(t, seeds, "sensors.temp", 2, 30, "a")
+	_, stop := runLink(t, cfg, fastOpts)
+	requireMirrored(t, recs, readAll(t, dseeds, mirror, len(recs)), mirror)
+	require.NoError(t, stop())
+	_, err := link.Failover(t.Context(), cfg, lc, link.FailoverOptions{Logger: testLogger(t)})
+	require.NoError(t, err)
+	left := produce(t, seeds, "sensors.temp", 2, 4, "left")
+	cloudRecs := produce(t, dseeds, mirror, 2, 6, "cloud")
+
+	interrupted := func(at string) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		_, err := link.Failback(ctx, cfg, lc, link.FailbackOptions{Link: fastOpts, Logger: testLogger(t), Progress: func(step string, _ link.Status) {
+			if strings.HasPrefix(step, at) {
+				cancel()
+			}
+		}})
+		require.Error(t, err, "interrupted at %q", at)
+	}
+	interrupted("copying back")
+	produce(t, seeds, "sensors.temp", 2, 3, "later") // after the resume position was fixed: not quarantined
+	interrupted("moving the link's checkpoints")
+	fb, err := link.Failback(t.Context(), cfg, lc, link.FailbackOptions{Link: fastOpts, Logger: testLogger(t)})
+	require.NoError(t, err)
+	require.Equal(t, int64(len(left)), fb.Quarantined)
+	require.Zero(t, fb.CopiedBack, "copied back by the run interrupted after it")
+	for _, p := range fb.Partitions {
+		require.Equal(t, int64(34), p.ResumeAt, "fixed by the first run")
+	}
+	q := readAll(t, seeds, link.QuarantineTopic("up", "sensors.temp"), len(left))
+	requireMirrored(t, left, q, link.QuarantineTopic("up", "sensors.temp"))
+	all := readAll(t, seeds, "sensors.temp", len(recs)+len(left)+6+len(cloudRecs))
+	copies := 0
+	for _, r := range all {
+		if _, found, _ := provenance.Find(r); found {
+			copies++
+		}
+	}
+	require.Equal(t, len(cloudRecs), copies, "each record the cloud wrote copied back once")
 }
