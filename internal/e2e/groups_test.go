@@ -30,8 +30,10 @@ func kcatConsume(ctx context.Context, t *testing.T, brokers []string, group, top
 	t.Helper()
 	kcat, err := exec.LookPath("kcat")
 	require.NoError(t, err, "kcat is needed (scripts/setup installs it)")
-	args := []string{"-C", "-b", strings.Join(brokers, ","), "-G", group, "-X", "auto.offset.reset=earliest",
-		"-X", "enable.auto.commit=true", "-X", "auto.commit.interval.ms=100", "-e", "-q", "-f", "%s\n", topic}
+	args := []string{
+		"-C", "-b", strings.Join(brokers, ","), "-G", group, "-X", "auto.offset.reset=earliest",
+		"-X", "enable.auto.commit=true", "-X", "auto.commit.interval.ms=100", "-e", "-q", "-f", "%s\n", topic,
+	}
 	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(cctx, kcat, args...).Output()

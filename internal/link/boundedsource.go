@@ -175,7 +175,7 @@ func (f *boundedFetcher) PollFetches(ctx context.Context) kgo.Fetches {
 		}
 	}
 	if len(finished) > 0 {
-		f.Client.PauseFetchPartitions(finished)
+		f.PauseFetchPartitions(finished)
 	}
 	return fs
 }

@@ -272,8 +272,10 @@ func (f *failback) run(ctx context.Context) (*FailbackReport, error) {
 		return nil, err
 	}
 	for _, p := range f.mark.Partitions {
-		rep.Partitions = append(rep.Partitions, FailbackPartition{Topic: p.Topic, Partition: p.Partition, Replicated: p.Replicated,
-			ResumeAt: f.mark.Failback.ResumeAt[partitionKey(tp{p.Topic, p.Partition})], Mirror: p.Mirror, MirrorEnd: p.MirrorEnd})
+		rep.Partitions = append(rep.Partitions, FailbackPartition{
+			Topic: p.Topic, Partition: p.Partition, Replicated: p.Replicated,
+			ResumeAt: f.mark.Failback.ResumeAt[partitionKey(tp{p.Topic, p.Partition})], Mirror: p.Mirror, MirrorEnd: p.MirrorEnd,
+		})
 	}
 	if err := f.quarantine(ctx, rep); err != nil {
 		return rep, err

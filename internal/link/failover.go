@@ -130,8 +130,10 @@ func Failover(ctx context.Context, cfg *config.Config, lc *config.Link, o Failov
 		cps = make(map[tp]int64, len(mark.Partitions))
 		for _, p := range mark.Partitions {
 			cps[tp{p.Topic, p.Partition}] = p.Replicated
-			rep.Partitions = append(rep.Partitions, FailoverPartition{Topic: p.Topic, Partition: p.Partition, Mirror: p.Mirror,
-				Replicated: p.Replicated, MirrorEnd: p.MirrorEnd, SourceEnd: -1, LeftBehind: -1})
+			rep.Partitions = append(rep.Partitions, FailoverPartition{
+				Topic: p.Topic, Partition: p.Partition, Mirror: p.Mirror,
+				Replicated: p.Replicated, MirrorEnd: p.MirrorEnd, SourceEnd: -1, LeftBehind: -1,
+			})
 		}
 	} else {
 		if rep.Partitions, err = mirrorEnds(ctx, dst, cfg, lc, cps, timeout); err != nil {
@@ -189,8 +191,10 @@ func mirrorEnds(ctx context.Context, dst *kgo.Client, cfg *config.Config, lc *co
 // failover and failback, with the options to read and move the
 // checkpoints of a link that failed over.
 func openMarkedStore(ctx context.Context, dst *kgo.Client, dstOpts []kgo.Opt, id Identity, lc *config.Link, timeout time.Duration) (*store, loadOptions, error) {
-	lo := loadOptions{client: dstOpts, cl: dst, adm: kadm.NewClient(dst), timeout: timeout,
-		producers: make(map[int64]int16), hanging: make(map[int64][]int32), pastMark: true}
+	lo := loadOptions{
+		client: dstOpts, cl: dst, adm: kadm.NewClient(dst), timeout: timeout,
+		producers: make(map[int64]int16), hanging: make(map[int64][]int32), pastMark: true,
+	}
 	topic := lc.CheckpointTopic
 	if topic == "" {
 		topic = config.DefaultCheckpointTopic

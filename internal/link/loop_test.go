@@ -174,7 +174,7 @@ func (w *loopWorld) check(t *testing.T) error {
 			}
 			o, found, err := provenance.Find(r)
 			if err != nil || !found || srcHeaders != 1 || len(r.Headers) != 3 {
-				return fmt.Errorf("%s: %s has %d provenance headers among %d (%v)", at, id, srcHeaders, len(r.Headers), err)
+				return fmt.Errorf("%s: %s has %d provenance headers among %d (err: %w)", at, id, srcHeaders, len(r.Headers), err)
 			}
 			var ids []string
 			for _, n := range chain {

@@ -295,8 +295,10 @@ func (m *Model) linkStatus(cfg *config.Config, l *link.Link, now time.Time) Link
 		ls.Diode = diodeStatus(d)
 	}
 	if g := st.Groups; g != nil {
-		ls.Groups = &Groups{Selected: g.Groups, Synced: g.Synced, Committed: g.Committed, Active: g.Active, Pending: g.Pending,
-			TookSeconds: g.Took.Seconds(), LastError: g.LastError}
+		ls.Groups = &Groups{
+			Selected: g.Groups, Synced: g.Synced, Committed: g.Committed, Active: g.Active, Pending: g.Pending,
+			TookSeconds: g.Took.Seconds(), LastError: g.LastError,
+		}
 		if !g.LastSync.IsZero() {
 			at := g.LastSync.UTC()
 			ls.Groups.LastSync = &at
