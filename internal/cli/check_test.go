@@ -188,6 +188,7 @@ links:
     to: cloud
     topics: {include: ['sensors\..*']}
     rename: "{site}.{topic}"
+    groups: {include: ["app-.*"]}
   - name: up-oauth
     from: edge
     to: cloud-oauth
@@ -218,6 +219,7 @@ fleet: {cluster: cloud, managed: true, trusted_keys: [%q]}
 			grant("Create", "topic", "__edgelink.checkpoints"),
 			grant("Read", "topic", "__edgelink.checkpoints"),
 			grant("Write", "topic", "__edgelink.checkpoints"),
+			grantAs("prefixed", "Read", "group", "app-"),
 			grantAs("prefixed", "Write", "transactional-id", "edgelink-plant-1:up-"),
 			grant("AlterConfigs", "topic", "plant-1.sensors.temp"),
 			grant("Alter", "topic", "plant-1.sensors.temp"),
@@ -264,8 +266,8 @@ fleet: {cluster: cloud, managed: true, trusted_keys: [%q]}
 		require.Equal(t, 1, r.code)
 		require.Contains(t, r.stdout, "connected as User:plant-1 (SASL SCRAM-SHA-512, TLS with client certificate)")
 		require.Contains(t, r.stdout, "connected as User:plant-1 (SASL OAUTHBEARER, TLS with client certificate)")
-		require.Contains(t, r.stdout, "source edge: 4 permissions granted to User:ANONYMOUS")
-		require.Contains(t, r.stdout, "destination cloud: 8 permissions of 12 MISSING for User:plant-1:")
+		require.Contains(t, r.stdout, "source edge: 5 permissions granted to User:ANONYMOUS", "link up: its 3 topic permissions, the group of its agents and the groups it syncs")
+		require.Contains(t, r.stdout, "destination cloud: 9 permissions of 13 MISSING for User:plant-1:")
 		require.Contains(t, r.stdout, "ALLOW User:plant-1 Write on transactional id edgelink-plant-1:up- (prefixed): to write exactly once, in transactions")
 		require.Contains(t, r.stdout, "ALLOW User:plant-1 Create on topic plant-1.sensors.temp (literal): to create the mirror topic")
 		require.Contains(t, r.stdout, "destination cloud: 2 permissions needed later, when the source topics change, missing for User:plant-1:")
@@ -286,7 +288,7 @@ fleet: {cluster: cloud, managed: true, trusted_keys: [%q]}
 			return nil
 		})
 		seen.WriteString(r.stdout + r.stderr)
-		require.Contains(t, r.stdout, "destination cloud: 12 permissions granted to User:plant-1")
+		require.Contains(t, r.stdout, "destination cloud: 13 permissions granted to User:plant-1")
 		require.Contains(t, r.stdout, "cluster cloud: 13 permissions granted to User:plant-1")
 		require.Contains(t, r.stdout, "every link has the permissions it needs")
 
@@ -483,6 +485,8 @@ func parseACLCommand(t *testing.T, cmd string) *kadm.ACLBuilder {
 		b.Topics(arg("--topic"))
 	case slices.Contains(f, "--transactional-id"):
 		b.TransactionalIDs(arg("--transactional-id"))
+	case slices.Contains(f, "--group"):
+		b.Groups(arg("--group"))
 	default:
 		t.Fatalf("no resource in %s", cmd)
 	}

@@ -42,11 +42,7 @@ func newDiodeReceiveCmd(g *globals) *cobra.Command {
 			"link, its gaps and whether the sender is heard. Stops on SIGTERM/Ctrl-C.",
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, logger, err := loadConfig(g, file)
-			if err != nil {
-				return err
-			}
-			lc, err := findLink(cfg, linkName)
+			cfg, lc, logger, err := loadLink(g, file, linkName)
 			if err != nil {
 				return err
 			}

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -33,15 +32,7 @@ func newFailbackCmd(g *globals) *cobra.Command {
 			"where it stopped.",
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, _, err := loadConfig(g, file)
-			if err != nil {
-				return err
-			}
-			lc, err := findLink(cfg, linkName)
-			if err != nil {
-				return err
-			}
-			logger, err := g.logger()
+			cfg, lc, logger, err := loadLink(g, file, linkName)
 			if err != nil {
 				return err
 			}
@@ -64,9 +55,7 @@ func newFailbackCmd(g *globals) *cobra.Command {
 				return fmt.Errorf("fail back link %s: %w", lc.Name, err)
 			}
 			if asJSON {
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rep)
+				return printJSON(g.stdout, rep)
 			}
 			printFailback(g.stdout, rep)
 			return nil

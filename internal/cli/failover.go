@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -30,15 +29,7 @@ func newFailoverCmd(g *globals) *cobra.Command {
 			"nothing. Stop the site's agents too, or they start the link again.",
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, _, err := loadConfig(g, file)
-			if err != nil {
-				return err
-			}
-			lc, err := findLink(cfg, linkName)
-			if err != nil {
-				return err
-			}
-			logger, err := g.logger()
+			cfg, lc, logger, err := loadLink(g, file, linkName)
 			if err != nil {
 				return err
 			}
@@ -49,9 +40,7 @@ func newFailoverCmd(g *globals) *cobra.Command {
 				return fmt.Errorf("fail over link %s: %w", lc.Name, err)
 			}
 			if asJSON {
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rep)
+				return printJSON(g.stdout, rep)
 			}
 			printFailover(g.stdout, rep)
 			return nil

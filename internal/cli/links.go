@@ -2,7 +2,9 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"time"
@@ -41,6 +43,23 @@ func findLink(cfg *config.Config, name string) (*config.Link, error) {
 		return nil, usageError{fmt.Errorf("--link is required (links in %s: %s)", cfg.File, strings.Join(names, ", "))}
 	}
 	return nil, usageError{fmt.Errorf("no link %q in %s (links: %s)", name, cfg.File, strings.Join(names, ", "))}
+}
+
+// loadLink is loadConfig that also finds the link named in the file.
+func loadLink(g *globals, file, name string) (*config.Config, *config.Link, *slog.Logger, error) {
+	cfg, logger, err := loadConfig(g, file)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	lc, err := findLink(cfg, name)
+	return cfg, lc, logger, err
+}
+
+// printJSON writes v as indented JSON.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // timeoutContext bounds a one-shot command.

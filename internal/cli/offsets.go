@@ -37,11 +37,7 @@ func newOffsetsTranslateCmd(g *globals) *cobra.Command {
 			"The answer is exact for every offset the mirror still holds.",
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, _, err := loadConfig(g, file)
-			if err != nil {
-				return err
-			}
-			lc, err := findLink(cfg, linkName)
+			cfg, lc, _, err := loadLink(g, file, linkName)
 			if err != nil {
 				return err
 			}

@@ -29,11 +29,7 @@ func newVerifyCmd(g *globals) *cobra.Command {
 			"clusters cannot be read), 2 for a bad configuration or bad usage.",
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, logger, err := loadConfig(g, file)
-			if err != nil {
-				return err
-			}
-			l, err := findLink(cfg, linkName)
+			cfg, l, logger, err := loadLink(g, file, linkName)
 			if err != nil {
 				return err
 			}

@@ -1,6 +1,7 @@
 package link
 
 import (
+	"slices"
 	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -117,6 +118,15 @@ func Needs(site string, lc *config.Link, srcTopics []string) (src, dst []kafka.N
 				topic(write, AirGapTopic, "record where the link's air-gap crossing stands"))
 		}
 	}
+	if lc.Groups != nil {
+		for _, g := range groupResources(lc.Groups.IDs) {
+			s := kafka.Need{Op: describe, Resource: kmsg.ACLResourceTypeGroup, Name: g.name, Prefixed: g.prefixed,
+				For: "list the consumer groups the link syncs and read their offsets"}
+			d := kafka.Need{Op: read, Resource: kmsg.ACLResourceTypeGroup, Name: g.name, Prefixed: g.prefixed,
+				For: "describe the consumer groups the link syncs and commit their translated offsets"}
+			src, dst = append(src, s), append(dst, d)
+		}
+	}
 	if lc.Delivery != config.DeliveryAtLeastOnce {
 		probe := make([]string, max(lc.Slots, 1))
 		for i := range probe {
@@ -129,4 +139,30 @@ func Needs(site string, lc *config.Link, srcTopics []string) (src, dst []kafka.N
 		})
 	}
 	return src, dst
+}
+
+// groupResource is an ACL resource name covering group ids.
+type groupResource struct {
+	name     string
+	prefixed bool
+}
+
+// groupResources returns ACL resource names covering every group id the
+// selection's include patterns match: the id itself for a pattern that is
+// a plain id, the pattern's literal prefix (prefixed) otherwise, and
+// Kafka's wildcard "*" for a pattern without one. Exclusions narrow what
+// the link syncs, not what an ACL can say.
+func groupResources(ids config.Topics) []groupResource {
+	var out []groupResource
+	for _, re := range ids.IncludeRE {
+		prefix, complete := re.LiteralPrefix()
+		g := groupResource{name: prefix, prefixed: !complete}
+		if prefix == "" {
+			g = groupResource{name: "*"}
+		}
+		if !slices.Contains(out, g) {
+			out = append(out, g)
+		}
+	}
+	return out
 }

@@ -1,6 +1,7 @@
 package link
 
 import (
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -98,4 +99,29 @@ links: [{name: up-1, from: a, to: b, topics: {include: [x]}, bundle: {signing_ke
 			kmsg.ACLOperationDescribe: true, kmsg.ACLOperationCreate: true, kmsg.ACLOperationRead: true, kmsg.ACLOperationWrite: true,
 		}, ops)
 	}
+}
+
+// TestGroupNeeds: a link that syncs groups needs Describe on them at the
+// source and Read at the destination, named as ACLs can: a pattern's
+// literal prefix, a plain id, or the wildcard.
+func TestGroupNeeds(t *testing.T) {
+	cfg, err := config.Parse("t.yaml", []byte(`site: s
+clusters: {a: {bootstrap: ["h:1"]}, b: {bootstrap: ["h:2"]}}
+links:
+  - {name: up, from: a, to: b, topics: {include: [x]}, groups: {include: ["app-.*", "billing", ".*-audit", "app-(1|2)"], exclude: ["app-test"]}}
+`))
+	require.NoError(t, err)
+	src, dst := Needs("s", cfg.Links[0], []string{"x"})
+	groups := func(needs []kafka.Need, op kmsg.ACLOperation) []string {
+		var out []string
+		for _, n := range needs {
+			if n.Resource == kmsg.ACLResourceTypeGroup && n.Op == op {
+				out = append(out, fmt.Sprintf("%s prefixed=%v", n.Name, n.Prefixed))
+			}
+		}
+		return out
+	}
+	want := []string{"app- prefixed=true", "billing prefixed=false", "* prefixed=false"}
+	require.Equal(t, want, groups(src, kmsg.ACLOperationDescribe))
+	require.Equal(t, want, groups(dst, kmsg.ACLOperationRead))
 }
