@@ -1,8 +1,8 @@
 package link
 
 import (
-	"slices"
 	"fmt"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
