@@ -275,7 +275,7 @@ func failback(t *testing.T, ctx context.Context, a *agent, cfg string, edge, clo
 	require.Equal(t, atCloud, fromEdge, "the failed-over link copied nothing more")
 	testbed.Eventually(t, 30*time.Second, func() error {
 		st, err := statusText(ctx, a)
-		if err == nil && !strings.Contains(st, "the link failed over") {
+		if err == nil && (!strings.Contains(st, "the link failed over") || !strings.Contains(st, `"state": "failed-over"`)) {
 			err = errors.New("the agent's status does not say that the link failed over")
 		}
 		return err

@@ -22,7 +22,7 @@ const (
 
 // Site states, worst first: a site's state is the worst state of its links,
 // "stopped" when its agents shut down, "idle" when it runs no links.
-var siteStates = []string{"failed", "disconnected", "starting", "catching-up", "live", "stopped", "idle"}
+var siteStates = []string{"failed", "disconnected", "failed-over", "starting", "catching-up", "live", "stopped", "idle"}
 
 // stateRank orders states, worst first; unknown states rank with starting.
 func stateRank(s string) int {

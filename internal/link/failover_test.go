@@ -98,7 +98,7 @@ func TestFailbackFake(t *testing.T) {
 	left := produce(t, seeds, "sensors.temp", 3, 7, "left")
 	l, stop = runLink(t, cfg, fastOpts)
 	testbed.Eventually(t, 10*time.Second, func() error {
-		if s := l.Status(); !strings.Contains(s.LastError, "failed over") {
+		if s := l.Status(); s.State != link.StateFailedOver || !strings.Contains(s.LastError, "failed over") {
 			return fmt.Errorf("state %s, last error %q", s.State, s.LastError)
 		}
 		return nil

@@ -254,9 +254,16 @@ func (l *Link) retry(ctx context.Context, session func(context.Context) error, f
 			backoff = l.opts.MinBackoff
 		}
 		wait := backoff/2 + rand.N(backoff/2+1) // jitter
-		err = kafka.Explain(err, append([]*config.Cluster{l.src}, clusters...)...)
-		l.setState(StateDisconnected, err)
-		l.logger.Warn("link interrupted; retrying", "err", err, "in", wait.Round(time.Millisecond))
+		if errors.Is(err, ErrFailedOver) {
+			if l.Status().State != StateFailedOver {
+				l.logger.Warn("link failed over: waiting for edgelink failback", "err", err)
+			}
+			l.setState(StateFailedOver, err)
+		} else {
+			err = kafka.Explain(err, append([]*config.Cluster{l.src}, clusters...)...)
+			l.setState(StateDisconnected, err)
+			l.logger.Warn("link interrupted; retrying", "err", err, "in", wait.Round(time.Millisecond))
+		}
 		select {
 		case <-ctx.Done():
 			l.setState(StateStopped, nil)

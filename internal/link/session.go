@@ -213,6 +213,15 @@ func (s *session) setup(ctx context.Context) error {
 		return err
 	}
 	s.ready = ready
+	if len(inits) == 0 {
+		// No slot to load yet (a shared link waits for its assignment):
+		// a failed-over link must not look connected meanwhile.
+		if m, err := readMark(ctx, s.loadOptions(), s.store, l.id); err != nil {
+			return err
+		} else if err := s.store.refuse(m); err != nil {
+			return err
+		}
+	}
 	opened, err := s.loadSlots(ctx, inits, ready)
 	if err != nil {
 		return err

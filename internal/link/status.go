@@ -26,6 +26,9 @@ const (
 	StateFailed State = "failed"
 	// StateStopped: the link was stopped.
 	StateStopped State = "stopped"
+	// StateFailedOver: edgelink failover stopped the link; it waits,
+	// retrying, until edgelink failback hands the stream back.
+	StateFailedOver State = "failed-over"
 )
 
 // Status is a snapshot of a link's progress.

@@ -416,8 +416,15 @@ func (s *store) load(ctx context.Context, o loadOptions, slots []int) (map[int]s
 // failedOver refuses to load the checkpoints of a link that failed over
 // (ErrFailedOver), unless failback is loading them.
 func (s *store) failedOver(found map[int32]map[Identity]*linkState, o loadOptions) error {
-	m := markOf(found, s.id)
-	if m == nil || o.pastMark {
+	if o.pastMark {
+		return nil
+	}
+	return s.refuse(markOf(found, s.id))
+}
+
+// refuse returns ErrFailedOver for a link with a failover mark.
+func (s *store) refuse(m *failoverMark) error {
+	if m == nil {
 		return nil
 	}
 	return fmt.Errorf("%w at %s (edgelink failover): it waits until edgelink failback -c FILE --link %s hands the stream back",

@@ -47,7 +47,7 @@ var (
 	descFleetReportBytes = prometheus.NewDesc("edgelink_fleet_report_bytes_avg",
 		"Average size of a report read (key and value), in bytes.", nil, nil)
 	descFleetAttention = prometheus.NewDesc("edgelink_fleet_attention_sites",
-		"Sites needing attention: stale, failed or disconnected, or less than 24 h from data loss (the per-site series cover at most 100 of them).", nil, nil)
+		"Sites needing attention: stale, failed, disconnected or failed over, or less than 24 h from data loss (the per-site series cover at most 100 of them).", nil, nil)
 	descSiteDataLoss = prometheus.NewDesc("edgelink_fleet_site_data_loss_seconds",
 		"Time until source retention deletes records the site has not replicated; 0 when it is deleting them now; absent when none is in sight. Only for the sites needing attention, at most 100.", []string{"site"}, nil)
 	descSiteLag = prometheus.NewDesc("edgelink_fleet_site_lag_records",
@@ -107,9 +107,9 @@ func (c fleetCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // needsAttention reports whether a site needs an operator: it is silent,
-// failed or disconnected, or less than a day from losing data.
+// failed, disconnected or failed over, or less than a day from losing data.
 func needsAttention(s fleet.Site) bool {
-	return s.Stale || s.State == "failed" || s.State == "disconnected" ||
+	return s.Stale || s.State == "failed" || s.State == "disconnected" || s.State == "failed-over" ||
 		(s.DataLossInSeconds != nil && *s.DataLossInSeconds < attentionWindow)
 }
 
@@ -130,8 +130,10 @@ func needAttention(sites []fleet.Site) []fleet.Site {
 			return 0
 		case "disconnected":
 			return 1
+		case "failed-over":
+			return 2
 		}
-		return 2
+		return 3
 	}
 	slices.SortFunc(out, func(a, b fleet.Site) int {
 		return cmp.Or(

@@ -13,7 +13,7 @@ import (
 // them.
 var States = []link.State{
 	link.StateStarting, link.StateCatchingUp, link.StateLive,
-	link.StateDisconnected, link.StateFailed, link.StateStopped,
+	link.StateDisconnected, link.StateFailed, link.StateStopped, link.StateFailedOver,
 }
 
 // Metric descriptions. Labels are bounded: link, topic, and a few fixed
