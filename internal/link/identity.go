@@ -59,11 +59,13 @@ func (id Identity) checkpointKey(t tp) []byte {
 // like it.
 func (id Identity) failoverKey() []byte { return []byte(id.keyPrefix() + "failover") }
 
-// slotKey is "<identity>/slot/<slot>": the marker a slot's first commit
-// writes (see store). No topic is named "slot/..." ("/" is not legal in a
-// topic name), so it cannot collide with a checkpoint key.
+// slotKey is "<identity>/slot:<slot>": the marker a slot's first commit
+// writes (see store). ":" is not legal in a topic name, so it cannot
+// collide with a checkpoint key. (Earlier releases wrote
+// "<identity>/slot/<slot>", the key of a checkpoint of a topic named
+// "slot": see parseKey.)
 func (id Identity) slotKey(slot int) []byte {
-	return []byte(id.keyPrefix() + "slot/" + strconv.Itoa(slot))
+	return []byte(id.keyPrefix() + "slot:" + strconv.Itoa(slot))
 }
 
 // partitionOf returns the checkpoint topic partition (of n) that holds the

@@ -119,7 +119,7 @@ type rebuildAt struct {
 	Watermark *int64 `json:"watermark,omitempty"`
 }
 
-// slotMark is the value of a slot's marker, "<identity>/slot/<slot>",
+// slotMark is the value of a slot's marker, "<identity>/slot:<slot>",
 // which the first commit of every session of the slot writes together with
 // every checkpoint of the slot it knows. A marker of the slot written under
 // the topic's present layout and the link's present slot count says that
@@ -603,6 +603,14 @@ func (st *linkState) apply(id Identity, r *kgo.Record) {
 	if !ok {
 		return
 	}
+	if key.legacy && r.Value != nil {
+		var v struct {
+			Next *int64 `json:"next"`
+		}
+		if json.Unmarshal(r.Value, &v) == nil && v.Next == nil {
+			key.slot = int(key.tp.Partition) // an earlier release's slot marker
+		}
+	}
 	if key.slot >= 0 {
 		var m slotMark
 		if r.Value != nil && json.Unmarshal(r.Value, &m) == nil {
@@ -631,10 +639,13 @@ func (st *linkState) note(gen int64, layout int32, slots int) {
 }
 
 // storeKey is a parsed key of the link: a checkpoint's partition, or a
-// slot's marker (slot >= 0).
+// slot's marker (slot >= 0). A key "slot/<n>" is either (legacy): a
+// checkpoint of a topic named "slot", or the marker of slot n as earlier
+// releases keyed it; the value tells (see apply).
 type storeKey struct {
-	tp   tp
-	slot int
+	tp     tp
+	slot   int
+	legacy bool
 }
 
 // parseKey parses a key of id (other keys, and the ownership records of
@@ -644,6 +655,10 @@ func parseKey(id Identity, key []byte) (storeKey, bool) {
 	if !ok {
 		return storeKey{}, false
 	}
+	if n, ok := strings.CutPrefix(rest, "slot:"); ok {
+		i, err := strconv.Atoi(n)
+		return storeKey{slot: i}, err == nil && i >= 0
+	}
 	first, part, ok := strings.Cut(rest, "/")
 	if !ok || strings.Contains(part, "/") {
 		return storeKey{}, false
@@ -652,10 +667,7 @@ func parseKey(id Identity, key []byte) (storeKey, bool) {
 	if err != nil || n < 0 {
 		return storeKey{}, false
 	}
-	if first == "slot" { // no topic has this name: "/" is illegal in one
-		return storeKey{slot: int(n)}, true
-	}
-	return storeKey{tp: tp{first, int32(n)}, slot: -1}, true
+	return storeKey{tp: tp{first, int32(n)}, slot: -1, legacy: first == "slot"}, true
 }
 
 // settleAfter is how old a record must be to count as committed when no
@@ -686,6 +698,8 @@ func (r checkpointReader) relevant(id Identity, key []byte) bool {
 	switch {
 	case !ok:
 		return false
+	case k.legacy:
+		return r.mine[int(k.tp.Partition)] || r.mine[slotOf(k.tp, r.slots)]
 	case k.slot >= 0:
 		return r.mine[k.slot]
 	}

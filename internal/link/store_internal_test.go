@@ -189,3 +189,20 @@ func TestUnmarkedRecordsOfAnInitialisedProducerAreAborted(t *testing.T) {
 	require.NoError(t, st.open)
 	require.EqualValues(t, 59295, st.cps[tp{"alerts", 0}].Next, "its marker was compacted away")
 }
+
+// TestSlotMarkerKeys: a slot's marker is keyed "<identity>/slot:<n>",
+// which no checkpoint key can be; the key "<identity>/slot/<n>" is a
+// checkpoint of a topic named "slot", or the marker of slot n as earlier
+// releases keyed it, told apart by the value.
+func TestSlotMarkerKeys(t *testing.T) {
+	id := Identity{Site: "s", Link: "up"}
+	require.Equal(t, "s:up/slot:3", string(id.slotKey(3)))
+	st := &linkState{cps: make(map[tp]checkpoint), marks: make(map[int]slotMark)}
+	rec := func(key, value string) *kgo.Record { return &kgo.Record{Key: []byte(key), Value: []byte(value)} }
+	st.apply(id, rec("s:up/slot:3", `{"gen":4,"layout":50,"slots":6}`))
+	st.apply(id, rec("s:up/slot/2", `{"gen":3,"layout":50,"slots":6,"since":"2026-01-01T00:00:00Z"}`))
+	st.apply(id, rec("s:up/slot/0", `{"next":17,"gen":4}`))
+	st.apply(id, rec("s:up/sensors/0", `{"next":9,"gen":4}`))
+	require.Equal(t, map[int]slotMark{3: {Gen: 4, Layout: 50, Slots: 6}, 2: {Gen: 3, Layout: 50, Slots: 6, Since: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}}, st.marks)
+	require.Equal(t, map[tp]checkpoint{{"slot", 0}: {Next: 17, Gen: 4}, {"sensors", 0}: {Next: 9, Gen: 4}}, st.cps)
+}

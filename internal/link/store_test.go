@@ -3,6 +3,7 @@ package link_test
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -252,5 +253,24 @@ func TestSkippedRecordsCarryTheSiteFake(t *testing.T) {
 	for _, ev := range l.Events() {
 		require.False(t, strings.Contains(ev.Message, string(link.StateDisconnected)), ev.Message)
 	}
+	require.NoError(t, stop())
+}
+
+// TestTopicNamedSlotResumesFake: a source topic named "slot" has
+// checkpoint keys like "<identity>/slot/0", which a slot's marker once had
+// too: the link must resume it from its checkpoint, not copy it again.
+func TestTopicNamedSlotResumesFake(t *testing.T) {
+	src := testbed.StartFake(t, kfake.SeedTopics(2, "slot"))
+	dst := testbed.StartFake(t)
+	seeds, dseeds := src.ListenAddrs(), dst.ListenAddrs()
+	cfg := linkConfig(t, seeds, dseeds, `    rename: "m.{topic}"`)
+	cfg.Links[0].Topics.IncludeRE = append(cfg.Links[0].Topics.IncludeRE, regexp.MustCompile(`^(?:slot)$`))
+	first := produce(t, seeds, "slot", 2, 20, "a")
+	_, stop := runLink(t, cfg, fastOpts)
+	requireMirrored(t, first, readAll(t, dseeds, "m.slot", len(first)), "m.slot")
+	require.NoError(t, stop())
+	more := produce(t, seeds, "slot", 2, 5, "b")
+	_, stop = runLink(t, cfg, fastOpts)
+	requireMirrored(t, append(first, more...), readAll(t, dseeds, "m.slot", len(first)+len(more)), "m.slot")
 	require.NoError(t, stop())
 }
