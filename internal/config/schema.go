@@ -459,9 +459,15 @@ var httpTLSBlock = block[HTTPTLS]{
 func checkTransformKind(m *mapping[Transform]) {
 	var kinds []string
 	for _, k := range []string{"filter", "project", "downsample", "dedupe", "aggregate"} {
-		if m.has(k) {
-			kinds = append(kinds, k)
+		e, ok := m.fields[k]
+		if !ok {
+			continue
 		}
+		if isNull(e.val) {
+			m.d.fail(e.pos(), e.path, k+" has no settings", "give it its settings, as the README's Transforms section shows, or remove it")
+			return
+		}
+		kinds = append(kinds, k)
 	}
 	switch {
 	case len(kinds) == 0:
