@@ -38,19 +38,74 @@ type hashReader struct {
 	h   hash.Hash
 	n   int64
 	err error // the first error other than io.EOF
+	// async hashes in a goroutine of its own, which the reads hand copies
+	// of what they read (through work, in buffers from free), so that
+	// hashing overlaps what the reader does with the bytes; sum waits for
+	// it. done is closed when it has hashed everything handed to it.
+	async      bool
+	work, free chan []byte
+	done       chan struct{}
 }
 
+// hashBuffers and hashBufferSize bound what an async hashReader holds.
+const (
+	hashBuffers    = 8
+	hashBufferSize = 64 << 10
+)
+
 func (hr *hashReader) reset(r io.Reader) {
+	hr.stop()
 	hr.r, hr.n, hr.err = r, 0, nil
 	if hr.h == nil {
 		hr.h = sha256.New()
 	}
 	hr.h.Reset()
+	if !hr.async {
+		return
+	}
+	if hr.free == nil {
+		hr.free = make(chan []byte, hashBuffers)
+		for range hashBuffers {
+			hr.free <- make([]byte, 0, hashBufferSize)
+		}
+	}
+	work, done, h, free := make(chan []byte, hashBuffers), make(chan struct{}), hr.h, hr.free
+	hr.work, hr.done = work, done
+	go func() { // owned by the reader: stop waits for it
+		defer close(done)
+		for b := range work {
+			h.Write(b)
+			free <- b[:0]
+		}
+	}()
+}
+
+// stop ends the hashing goroutine, once it hashed what it was handed.
+func (hr *hashReader) stop() {
+	if hr.work != nil {
+		close(hr.work)
+		<-hr.done
+		hr.work = nil
+	}
+}
+
+// sum returns the hash of what was read since reset.
+func (hr *hashReader) sum() []byte {
+	hr.stop()
+	return hr.h.Sum(nil)
 }
 
 func (hr *hashReader) Read(p []byte) (int, error) {
 	n, err := hr.r.Read(p)
-	hr.h.Write(p[:n])
+	if hr.work == nil {
+		hr.h.Write(p[:n])
+	}
+	for rest := p[:n]; len(rest) > 0 && hr.work != nil; {
+		b := <-hr.free
+		k := min(len(rest), cap(b))
+		hr.work <- append(b, rest[:k]...)
+		rest = rest[k:]
+	}
 	hr.n += int64(n)
 	if err != nil && !errors.Is(err, io.EOF) && hr.err == nil {
 		hr.err = err

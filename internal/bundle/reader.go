@@ -231,6 +231,9 @@ func (b *Bundle) iterate(ctx context.Context, verb string) *Iterator {
 		return it
 	}
 	it.zr = zr
+	// The chunk's hash is computed beside the decompression and whatever
+	// the caller does with the records, not in front of them.
+	it.hr.async = true
 	it.fileBuf = bufio.NewReaderSize(nil, 64<<10)
 	it.plain = bufio.NewReaderSize(nil, 64<<10)
 	return it
@@ -292,6 +295,7 @@ func (it *Iterator) Err() error { return it.err }
 // any time, more than once.
 func (it *Iterator) Close() error {
 	it.done = true
+	it.hr.stop()
 	if it.f != nil {
 		it.f.Close()
 		it.f = nil
@@ -305,6 +309,7 @@ func (it *Iterator) Close() error {
 
 func (it *Iterator) fail(err error) {
 	it.err = fmt.Errorf("%s bundle %s: %w", it.verb, it.b.dir, err)
+	it.hr.stop()
 	if it.f != nil {
 		it.f.Close()
 		it.f = nil
@@ -406,7 +411,7 @@ func (it *Iterator) drain() error {
 	if it.hr.n != c.Bytes {
 		return fmt.Errorf("%s is %d bytes, the manifest says %d: %w", c.File, it.hr.n, c.Bytes, ErrTampered)
 	}
-	if sum := hex.EncodeToString(it.hr.h.Sum(nil)); sum != c.SHA256 {
+	if sum := hex.EncodeToString(it.hr.sum()); sum != c.SHA256 {
 		return fmt.Errorf("%s has SHA-256 %s, the manifest says %s: %w", c.File, sum, c.SHA256, ErrTampered)
 	}
 	return nil

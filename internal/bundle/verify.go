@@ -147,7 +147,7 @@ func (b *Bundle) verifyFile(ctx context.Context, c *Chunk, buf *bufio.Reader, re
 	if hr.n != c.Bytes {
 		return fmt.Errorf("%s is %d bytes, the manifest says %d: %w", c.File, hr.n, c.Bytes, ErrTampered)
 	}
-	if sum := hex.EncodeToString(hr.h.Sum(nil)); sum != c.SHA256 {
+	if sum := hex.EncodeToString(hr.sum()); sum != c.SHA256 {
 		return fmt.Errorf("%s has SHA-256 %s, the manifest says %s: %w", c.File, sum, c.SHA256, ErrTampered)
 	}
 	if derr != nil {
