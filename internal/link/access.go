@@ -120,10 +120,14 @@ func Needs(site string, lc *config.Link, srcTopics []string) (src, dst []kafka.N
 	}
 	if lc.Groups != nil {
 		for _, g := range groupResources(lc.Groups.IDs) {
-			s := kafka.Need{Op: describe, Resource: kmsg.ACLResourceTypeGroup, Name: g.name, Prefixed: g.prefixed,
-				For: "list the consumer groups the link syncs and read their offsets"}
-			d := kafka.Need{Op: read, Resource: kmsg.ACLResourceTypeGroup, Name: g.name, Prefixed: g.prefixed,
-				For: "describe the consumer groups the link syncs and commit their translated offsets"}
+			s := kafka.Need{
+				Op: describe, Resource: kmsg.ACLResourceTypeGroup, Name: g.name, Prefixed: g.prefixed,
+				For: "list the consumer groups the link syncs and read their offsets",
+			}
+			d := kafka.Need{
+				Op: read, Resource: kmsg.ACLResourceTypeGroup, Name: g.name, Prefixed: g.prefixed,
+				For: "describe the consumer groups the link syncs and commit their translated offsets",
+			}
 			src, dst = append(src, s), append(dst, d)
 		}
 	}
