@@ -392,10 +392,7 @@ func (f *failback) quarantine(ctx context.Context, rep *FailbackReport) error {
 // copyBack copies what was written at the destination since the failover
 // back to the source.
 func (f *failback) copyBack(ctx context.Context, rep *FailbackReport) error {
-	mirrorOf := make(map[string]string) // source topic by mirror
-	for _, p := range rep.Partitions {
-		mirrorOf[p.Mirror] = p.Topic
-	}
+	mirrorOf := sourceOf(rep.Partitions)
 	actx, cancel := context.WithTimeout(ctx, f.tune.adminTimeout())
 	defer cancel()
 	ends, err := f.dstAdm.ListCommittedOffsets(actx, slices.Collect(maps.Keys(mirrorOf))...)
@@ -618,7 +615,8 @@ func (f *failback) returnGroups(ctx context.Context, rep *FailbackReport) (*Fail
 		}
 	}
 	// The group sync's commit, from the mirror partitions to the source's.
-	g := &groupSync{l: New(f.cfg, f.lc, Options{rename: renameBack(byMirror)}, f.o.Logger), dst: f.srcAdm}
+	mirrorOf := sourceOf(rep.Partitions)
+	g := &groupSync{l: New(f.cfg, f.lc, Options{rename: func(m string) string { return mirrorOf[m] }}, f.o.Logger), dst: f.srcAdm}
 	st, err := g.commit(ctx, GroupsStatus{}, parts, dests)
 	out.Returned, out.Committed, out.Active = st.Synced, st.Committed, st.Active
 	if err != nil {
@@ -627,13 +625,13 @@ func (f *failback) returnGroups(ctx context.Context, rep *FailbackReport) (*Fail
 	return out, nil
 }
 
-// renameBack maps mirror topics to their source topics.
-func renameBack(byMirror map[tp]*FailbackPartition) func(string) string {
-	names := make(map[string]string)
-	for k, p := range byMirror {
-		names[k.Topic] = p.Topic
+// sourceOf maps the mirror topics of the partitions to their source topics.
+func sourceOf(parts []FailbackPartition) map[string]string {
+	out := make(map[string]string, len(parts))
+	for _, p := range parts {
+		out[p.Mirror] = p.Topic
 	}
-	return func(m string) string { return names[m] }
+	return out
 }
 
 // translateBack maps each group partition's offset at a mirror partition
@@ -642,6 +640,19 @@ func (f *failback) translateBack(ctx context.Context, parts []groupPart, byMirro
 	want := make(map[tp][]int64)
 	for _, gp := range parts {
 		want[gp.source] = append(want[gp.source], gp.offset)
+	}
+	// The source's ends, once: a translation past the last copy lands there.
+	var topics []string
+	for m := range want {
+		if t := byMirror[m].Topic; !slices.Contains(topics, t) {
+			topics = append(topics, t)
+		}
+	}
+	actx, cancel := context.WithTimeout(ctx, f.tune.adminTimeout())
+	ends, err := f.srcAdm.ListCommittedOffsets(actx, topics...)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("source %s: list end offsets: %w", f.lc.From, err)
 	}
 	found := make(map[mirrorOffset]int64)
 	for m, cs := range want {
@@ -676,12 +687,6 @@ func (f *failback) translateBack(ctx context.Context, parts []groupPart, byMirro
 			continue
 		}
 		// After it: the copies failback wrote back, from ResumeAt on.
-		actx, cancel := context.WithTimeout(ctx, f.tune.adminTimeout())
-		ends, err := f.srcAdm.ListCommittedOffsets(actx, p.Topic)
-		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("source %s: list end offsets of %s: %w", f.lc.From, p.Topic, err)
-		}
 		end, ok := ends.Lookup(p.Topic, p.Partition)
 		if !ok || end.Err != nil {
 			return nil, fmt.Errorf("source %s: partition %d of %s has no end offset", f.lc.From, p.Partition, p.Topic)
